@@ -1,0 +1,123 @@
+/**
+ * The seams the gateway talks through. Channels, the task executor (workspace, sandbox and
+ * agent behind it) and the store are chosen by the caller; the gateway knows only these
+ * shapes, so each side can be built and tested on its own.
+ */
+import type {
+  Attachment,
+  ChannelKind,
+  Conversation,
+  Delivery,
+  IncomingMessage,
+  StoredMessage,
+  Task,
+  TaskUsage,
+} from '../store/types.ts';
+
+export type HealthState = 'starting' | 'connected' | 'retrying' | 'failed' | 'stopped';
+
+export interface ChannelHealth {
+  state: HealthState;
+  /** Last error, already free of secrets. */
+  lastError?: string;
+  since: number;
+}
+
+/** What a channel calls for each message it receives. */
+export interface MessageSink {
+  /**
+   * Stores the message durably. Resolves once it is stored (or recognised as a duplicate);
+   * only then may the channel acknowledge it to its source. Rejects when it could not be
+   * stored: the channel must then leave the message unacknowledged at the source.
+   */
+  receive(msg: IncomingMessage): Promise<{ messageId: string; duplicate: boolean }>;
+}
+
+export type AuthorizationResult = { ok: true } | { ok: false; reason: string };
+
+/** A new thread opened by errand itself (scheduled tasks). */
+export interface NewThread {
+  /** Recipient in the channel's terms: an email address, a Slack channel id, nothing for web. */
+  to?: string;
+  title: string;
+}
+
+/**
+ * One channel of one repository. Implementations: email, slack, web.
+ * A channel knows nothing about sandboxes or agents.
+ */
+export interface Channel {
+  readonly kind: ChannelKind;
+  readonly repoId: string;
+  /** Starts listening; resolves once listening began (a later outage shows in health()). */
+  start(sink: MessageSink): Promise<void>;
+  /** Stops listening and releases connections; pending acknowledgements are not sent. */
+  stop(): Promise<void>;
+  health(): ChannelHealth;
+  /**
+   * Decides whether the sender may use this repository through this channel. Runs after
+   * the message is stored and before any workspace or sandbox exists.
+   */
+  authorize(msg: StoredMessage): Promise<AuthorizationResult>;
+  /**
+   * Sends a reply or notice into the conversation's thread. `delivery.id` is stable across
+   * retries: a channel that can should make a repeat with the same id a no-op.
+   * Throws when the delivery could not be made; the gateway retries with backoff.
+   */
+  deliver(delivery: Delivery, conversation: Conversation | undefined): Promise<void>;
+  /** Live progress of a running task (plan updates). Best effort; may be undefined. */
+  progress?(conversation: Conversation, task: Task, text: string): Promise<void>;
+  /** Opens a new thread for a scheduled task and returns its thread key. */
+  openThread?(thread: NewThread): Promise<string>;
+}
+
+/** One message of a task's prompt, attributed to its sender and time. */
+export interface PromptPart {
+  sender: string;
+  at: number;
+  text: string;
+  attachments: Attachment[];
+}
+
+export interface TaskRun {
+  task: Task;
+  conversation: Conversation;
+  /** Messages carried by this task, oldest first. */
+  parts: PromptPart[];
+  /** True when this is the conversation's first task (no session to resume). */
+  firstTask: boolean;
+}
+
+export type OutcomeKind = 'success' | 'failure' | 'timeout' | 'stopped';
+
+export interface TaskOutcome {
+  kind: OutcomeKind;
+  /** The text for the thread: the answer, or what happened and what to do next. */
+  text: string;
+  /** Host paths of files to send back with the reply. */
+  files: string[];
+  /** The agent's session, to resume on the next task of the conversation. */
+  sessionId?: string;
+  usage?: TaskUsage;
+  /** Short machine-readable detail, e.g. `api_error`, `container_failed`. */
+  detail?: string;
+}
+
+export interface EventSink {
+  /** Records one event of the running task, in order. */
+  event(kind: string, data: unknown): Promise<void>;
+}
+
+/**
+ * Runs one task to its end. The real implementation prepares the workspace, starts the
+ * sandbox and runs the agent; tests use small in-memory ones.
+ * Must return (not throw) for every expected failure; must end promptly when `signal`
+ * aborts, with kind `stopped`. A throw is treated as an internal failure.
+ */
+export interface TaskExecutor {
+  run(run: TaskRun, signal: AbortSignal, events: EventSink): Promise<TaskOutcome>;
+  /** Removes what the conversation left on the host (workspace, agent state). */
+  removeConversation?(conversation: Conversation): Promise<void>;
+  /** Kills sandboxes left behind by an earlier process; called once at start. */
+  cleanupOrphans?(): Promise<void>;
+}

@@ -1,0 +1,292 @@
+/**
+ * The durable store's contract. SQLite (node:sqlite) is the first implementation; the
+ * interface is async and free of SQL so a PostgreSQL store can implement it later.
+ *
+ * Identifiers are opaque strings made by the store: `m_…` messages, `c_…` conversations,
+ * `t_…` tasks, `d_…` deliveries. Times are epoch milliseconds.
+ */
+
+export type ChannelKind = 'email' | 'slack' | 'web' | 'schedule';
+
+/**
+ * Where a stored message is in its life. Every message ends in exactly one of the four
+ * terminal states: `answered`, `rejected`, `merged`, `interrupted`.
+ * - `received`: stored, not yet authorized or queued (a crash here means "process it again").
+ * - `queued`: carried by a task that has not finished.
+ * - `merged`: joined a task that another message opened; that task answers it.
+ */
+export type MessageState =
+  | 'received'
+  | 'queued'
+  | 'answered'
+  | 'rejected'
+  | 'merged'
+  | 'interrupted';
+
+export const TERMINAL_MESSAGE_STATES: readonly MessageState[] = [
+  'answered',
+  'rejected',
+  'merged',
+  'interrupted',
+];
+
+export interface Attachment {
+  /** File name as the sender gave it, sanitized by the channel. */
+  name: string;
+  /** Path on the host where the channel saved it; copied into the conversation's inbox. */
+  path: string;
+  size: number;
+  contentType?: string;
+}
+
+export interface Sender {
+  /** Stable id in the channel: an email address, a Slack user id, a web user name. */
+  id: string;
+  /** Display name, when the channel knows one. */
+  name?: string;
+}
+
+/** A message as a channel hands it to the gateway. */
+export interface IncomingMessage {
+  repoId: string;
+  channel: ChannelKind;
+  /**
+   * The id the source gave this message (Message-ID, Slack event id, web request id).
+   * Stored unique per repo and channel: a second delivery of the same id is a duplicate.
+   */
+  externalId: string;
+  /** Keys that identify the thread this message belongs to, most specific first. */
+  threadKeys: string[];
+  /** The key new threads are recorded under (e.g. this message's own Message-ID). */
+  ownThreadKey: string;
+  sender: Sender;
+  text: string;
+  subject?: string;
+  attachments: Attachment[];
+  receivedAt: number;
+  /** Model requested for a new conversation (email subaddress, Slack prefix, web option). */
+  model?: string;
+  /** Channel-private data the channel needs to reply in the thread (e.g. email headers). */
+  meta?: Record<string, unknown>;
+  /** Content hash, so a re-delivery with a new id is still recognised. Optional. */
+  contentHash?: string;
+}
+
+export interface StoredMessage extends IncomingMessage {
+  id: string;
+  state: MessageState;
+  /** Why the message was rejected or interrupted; never holds secrets. */
+  stateReason?: string;
+  conversationId?: string;
+  taskId?: string;
+}
+
+export interface Conversation {
+  id: string;
+  repoId: string;
+  channel: ChannelKind;
+  /** The first thread key recorded for it; replies are delivered against it. */
+  threadKey: string;
+  title: string;
+  model?: string;
+  /** The agent's session id, set after the first task. */
+  sessionId?: string;
+  /** Schedule that opened this conversation, if any. */
+  scheduleId?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type TaskState = 'queued' | 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
+
+export const TERMINAL_TASK_STATES: readonly TaskState[] = [
+  'done',
+  'failed',
+  'stopped',
+  'interrupted',
+];
+
+export interface TaskUsage {
+  costUsd?: number;
+  turns?: number;
+  durationMs?: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadTokens?: number;
+  cacheCreationTokens?: number;
+  webSearches?: number;
+  webFetches?: number;
+}
+
+export interface Task {
+  id: string;
+  conversationId: string;
+  repoId: string;
+  state: TaskState;
+  /** Monotonic queue position; tasks start in this order. */
+  seq: number;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Outcome detail: failure kind or who stopped it. */
+  outcome?: string;
+  usage?: TaskUsage;
+  scheduleId?: string;
+}
+
+/** One thing that happened during a task, in order (agent stream lines, sandbox output). */
+export interface TaskEvent {
+  taskId: string;
+  seq: number;
+  at: number;
+  kind: string;
+  data: unknown;
+}
+
+export type DeliveryKind = 'reply' | 'error' | 'stopped' | 'interrupted' | 'rejected' | 'notice';
+export type DeliveryState = 'pending' | 'sent' | 'failed';
+
+/**
+ * Something to send back through a channel (transactional outbox). A delivery is written
+ * before it is sent and marked sent after; on restart, pending deliveries are sent again
+ * with the same id so a channel can recognise a repeat.
+ */
+export interface Delivery {
+  id: string;
+  repoId: string;
+  channel: ChannelKind;
+  conversationId?: string;
+  taskId?: string;
+  /** The message this answers, for channels that reply to a specific message. */
+  messageId?: string;
+  kind: DeliveryKind;
+  text: string;
+  /** Host paths of files to attach. */
+  files: string[];
+  state: DeliveryState;
+  attempts: number;
+  lastError?: string;
+  createdAt: number;
+  sentAt?: number;
+}
+
+export interface NewDelivery {
+  repoId: string;
+  channel: ChannelKind;
+  conversationId?: string;
+  taskId?: string;
+  messageId?: string;
+  kind: DeliveryKind;
+  text: string;
+  files?: string[];
+}
+
+export interface InsertMessageResult {
+  message: StoredMessage;
+  /** True when this external id (or content hash) was stored before; nothing was written. */
+  duplicate: boolean;
+}
+
+export interface TaskFilter {
+  states?: TaskState[];
+  repoId?: string;
+  conversationId?: string;
+  scheduleId?: string;
+  limit?: number;
+}
+
+export interface Store {
+  /** Stores a message unless its (repo, channel, externalId) or contentHash is known. */
+  insertMessage(msg: IncomingMessage): Promise<InsertMessageResult>;
+  getMessage(id: string): Promise<StoredMessage | undefined>;
+  listMessages(filter: {
+    states?: MessageState[];
+    conversationId?: string;
+    taskId?: string;
+  }): Promise<StoredMessage[]>;
+  setMessageState(
+    id: string,
+    state: MessageState,
+    extra?: { reason?: string; conversationId?: string; taskId?: string },
+  ): Promise<void>;
+
+  /** The conversation a thread key maps to, if any. */
+  findConversationByThread(
+    repoId: string,
+    channel: ChannelKind,
+    threadKey: string,
+  ): Promise<Conversation | undefined>;
+  createConversation(c: {
+    repoId: string;
+    channel: ChannelKind;
+    threadKey: string;
+    title: string;
+    model?: string;
+    scheduleId?: string;
+  }): Promise<Conversation>;
+  /** Maps more thread keys to a conversation; keys already mapped are left alone. */
+  addThreadKeys(conversationId: string, keys: string[]): Promise<void>;
+  getConversation(id: string): Promise<Conversation | undefined>;
+  listConversations(filter: { repoId?: string; limit?: number }): Promise<Conversation[]>;
+  updateConversation(
+    id: string,
+    patch: { sessionId?: string | null; title?: string },
+  ): Promise<void>;
+  /** Conversations not updated since `before` with no queued or running task. */
+  listIdleConversationsBefore(before: number): Promise<Conversation[]>;
+  /** Deletes a conversation with its messages, tasks, events, thread keys and deliveries. */
+  deleteConversation(id: string): Promise<void>;
+
+  /**
+   * Puts an authorized message into its conversation's queue, atomically: when the
+   * conversation has a queued task that has not started, the message joins it (state
+   * `merged`); otherwise a new queued task is created for it (state `queued`).
+   */
+  queueMessage(
+    messageId: string,
+    conversationId: string,
+    opts?: { scheduleId?: string },
+  ): Promise<{ task: Task; merged: boolean }>;
+  getTask(id: string): Promise<Task | undefined>;
+  listTasks(filter: TaskFilter): Promise<Task[]>;
+  updateTask(
+    id: string,
+    patch: {
+      state?: TaskState;
+      startedAt?: number;
+      finishedAt?: number;
+      outcome?: string;
+      usage?: TaskUsage;
+    },
+  ): Promise<void>;
+  /**
+   * Ends a task atomically: sets its terminal state, moves its `queued` messages to
+   * `messageState`, and records the delivery that tells the thread. A crash cannot leave
+   * a finished task without its reply, or a reply without its finished task.
+   */
+  finishTask(
+    id: string,
+    end: {
+      state: TaskState;
+      outcome?: string;
+      usage?: TaskUsage;
+      messageState: MessageState;
+      reason?: string;
+      delivery?: NewDelivery;
+    },
+  ): Promise<Delivery | undefined>;
+
+  appendEvent(taskId: string, kind: string, data: unknown, at?: number): Promise<TaskEvent>;
+  /** Events of a task after `afterSeq` (exclusive), oldest first. */
+  listEvents(taskId: string, afterSeq?: number, limit?: number): Promise<TaskEvent[]>;
+
+  createDelivery(d: NewDelivery): Promise<Delivery>;
+  listDeliveries(filter: {
+    states?: DeliveryState[];
+    taskId?: string;
+    conversationId?: string;
+  }): Promise<Delivery[]>;
+  markDelivery(id: string, patch: { state: DeliveryState; error?: string }): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,37 @@
+/**
+ * Faults a user can hit carry a stable snake_case `code` that callers branch on, and a
+ * message that says what happened and what to do next. Expected outcomes are values, not
+ * errors; an ErrandError reaches the user as its message alone, never a stack trace.
+ */
+export type ErrandErrorCode =
+  | 'config_missing'
+  | 'config_invalid'
+  | 'secrets_file_insecure'
+  | 'secret_missing'
+  | 'env_missing'
+  | 'store_failed'
+  | 'not_found'
+  | 'not_running'
+  | 'usage'
+  | 'check_failed'
+  | 'service_failed'
+  | 'internal';
+
+export class ErrandError extends Error {
+  readonly code: ErrandErrorCode;
+  constructor(code: ErrandErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ErrandError';
+    this.code = code;
+  }
+}
+
+export function isErrandError(e: unknown): e is ErrandError {
+  return e instanceof ErrandError;
+}
+
+/** A one-line description of an unknown error, for logs. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
