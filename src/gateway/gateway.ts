@@ -1,0 +1,633 @@
+import { EventEmitter } from 'node:events';
+import { changedRepos, type RepoConfig, type ServerConfig } from '../config/index.ts';
+import type {
+  ChannelKind,
+  Conversation,
+  Delivery,
+  IncomingMessage,
+  Store,
+  StoredMessage,
+  Task,
+  TaskState,
+} from '../store/types.ts';
+import { describeError } from '../util/errors.ts';
+import type { Logger } from '../util/logger.ts';
+import { DeliveryQueue } from './delivery-queue.ts';
+import { KeyedSerial } from './keyed-serial.ts';
+import type { Channel, MessageSink, OutcomeKind, PromptPart, TaskExecutor } from './ports.ts';
+import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
+import { TaskQueue } from './task-queue.ts';
+import { notices } from './texts.ts';
+
+/** Builds the channels of one repository from its config; called at start and on reload. */
+export type ChannelFactory = (repoId: string, repo: RepoConfig) => Channel[];
+
+export interface GatewayOptions {
+  store: Store;
+  executor: TaskExecutor;
+  config: ServerConfig;
+  channelFactory: ChannelFactory;
+  logger: Logger;
+  /** Folder schedule commands run in (the config file's folder). Default: the process's cwd. */
+  commandCwd?: string;
+  /** Retry timing for replies; tests shorten it. */
+  deliveryRetry?: { baseDelayMs?: number; maxAttempts?: number };
+  /** How often old conversations are swept. Default: hourly. */
+  retentionSweepMs?: number;
+}
+
+export type ScheduleRunResult =
+  | 'started'
+  | 'skipped_running'
+  | 'nothing_to_do'
+  | 'failed'
+  | 'unknown';
+
+/** Why a running task's signal was aborted. */
+type AbortReason = { kind: 'stop'; by: string } | { kind: 'shutdown' };
+
+interface RepoEntry {
+  config: RepoConfig;
+  channels: Map<ChannelKind, Channel>;
+  /** A config change waiting for the repository to be idle. */
+  pending?: { config: RepoConfig | undefined };
+}
+
+export interface StopResult {
+  stopped: string[];
+}
+
+/**
+ * Turns stored messages into serialized, recoverable tasks. Every message it stores ends
+ * answered, rejected, merged or interrupted-and-reported; see docs/gateway.md.
+ */
+export class Gateway {
+  readonly events = new EventEmitter();
+  readonly #store: Store;
+  readonly #executor: TaskExecutor;
+  readonly #channelFactory: ChannelFactory;
+  readonly #log: Logger;
+  #config: ServerConfig;
+  #repos = new Map<string, RepoEntry>();
+  #queue: TaskQueue;
+  #running = new Map<
+    string,
+    { controller: AbortController; done: Promise<void>; repoId: string }
+  >();
+  #intake = new KeyedSerial();
+  #deliveries: DeliveryQueue;
+  #accepting = false;
+  #closed = false;
+  #timers: ScheduleTimers;
+  #sweepTimer?: NodeJS.Timeout;
+  readonly #commandCwd: string;
+  readonly #retentionSweepMs: number;
+
+  constructor(opts: GatewayOptions) {
+    this.#store = opts.store;
+    this.#executor = opts.executor;
+    this.#channelFactory = opts.channelFactory;
+    this.#log = opts.logger;
+    this.#config = opts.config;
+    this.#queue = new TaskQueue(opts.config.execution.max_concurrent);
+    this.#deliveries = new DeliveryQueue({
+      store: this.#store,
+      logger: this.#log,
+      send: (d) => this.#send(d),
+      ...opts.deliveryRetry,
+    });
+    this.#timers = new ScheduleTimers((repo, name) => void this.runSchedule(repo, name), this.#log);
+    this.#commandCwd = opts.commandCwd ?? process.cwd();
+    this.#retentionSweepMs = opts.retentionSweepMs ?? 3_600_000;
+    this.events.setMaxListeners(0);
+  }
+
+  get config(): ServerConfig {
+    return this.#config;
+  }
+
+  /**
+   * Recovers what an earlier process left (running tasks become interrupted and reported,
+   * queued tasks wait again, received messages are processed, pending replies are sent),
+   * then starts every channel.
+   */
+  async start(): Promise<void> {
+    await this.#executor.cleanupOrphans?.();
+    for (const [id, repo] of Object.entries(this.#config.repos)) {
+      this.#repos.set(id, { config: repo, channels: this.#makeChannels(id, repo) });
+    }
+    await this.#recover();
+    this.#accepting = true;
+    for (const entry of this.#repos.values()) await this.#startChannels(entry);
+    this.#pump();
+    this.#timers.apply(this.#config);
+    void this.sweepRetention();
+    this.#sweepTimer = setInterval(() => void this.sweepRetention(), this.#retentionSweepMs);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Stores a message and answers once it is durable; processing continues in the
+   * background. Throws when the message could not be stored, so the channel does not
+   * acknowledge it.
+   */
+  async receive(msg: IncomingMessage): Promise<{ messageId: string; duplicate: boolean }> {
+    if (!this.#accepting) throw new Error('errand is shutting down; the message was not taken');
+    const { message, duplicate } = await this.#store.insertMessage(msg);
+    if (!duplicate) {
+      this.events.emit('message', message);
+      this.#process(message);
+    }
+    return { messageId: message.id, duplicate };
+  }
+
+  /**
+   * Stops a task, or every unfinished task of a conversation. A queued task is dropped
+   * and its thread told; a running one has its sandbox killed and its thread told.
+   */
+  async stop(id: string, by: string): Promise<StopResult> {
+    const tasks: Task[] = [];
+    if (id.startsWith('c_')) {
+      tasks.push(
+        ...(await this.#store.listTasks({ conversationId: id, states: ['queued', 'running'] })),
+      );
+    } else {
+      const task = await this.#store.getTask(id);
+      if (task && (task.state === 'queued' || task.state === 'running')) tasks.push(task);
+    }
+    const stopped: string[] = [];
+    for (const task of tasks) {
+      const running = this.#running.get(task.id);
+      if (running) {
+        running.controller.abort({ kind: 'stop', by } satisfies AbortReason);
+        await running.done;
+        stopped.push(task.id);
+      } else if (this.#queue.remove(task.id) || task.state === 'queued') {
+        await this.#finish(
+          task,
+          'stopped',
+          { kind: 'stopped', text: notices.stoppedBeforeStart(by) },
+          `stopped by ${by}`,
+        );
+        stopped.push(task.id);
+      }
+    }
+    return { stopped };
+  }
+
+  /** Applies a new config: global limits at once, each repository once it is idle. */
+  async applyConfig(next: ServerConfig): Promise<void> {
+    const { added, removed, changed } = changedRepos(this.#config, next);
+    this.#config = next;
+    this.#queue.limit = next.execution.max_concurrent;
+    if (!this.#closed) this.#timers.apply(next);
+    for (const id of added) {
+      const entry: RepoEntry = {
+        config: next.repos[id]!,
+        channels: this.#makeChannels(id, next.repos[id]!),
+      };
+      this.#repos.set(id, entry);
+      if (this.#accepting) await this.#startChannels(entry);
+      this.#log.info({ repo: id }, 'repository added');
+    }
+    for (const id of [...removed, ...changed]) {
+      const entry = this.#repos.get(id);
+      if (!entry) continue;
+      entry.pending = { config: next.repos[id] };
+      await this.#applyPendingIfIdle(id);
+    }
+    this.#pump();
+  }
+
+  /** Running and queued work, for status displays. */
+  async status(): Promise<{ running: Task[]; queued: Task[] }> {
+    const [running, queued] = await Promise.all([
+      this.#store.listTasks({ states: ['running'] }),
+      this.#store.listTasks({ states: ['queued'] }),
+    ]);
+    return { running, queued };
+  }
+
+  channelsOf(repoId: string): Channel[] {
+    return [...(this.#repos.get(repoId)?.channels.values() ?? [])];
+  }
+
+  /**
+   * Stops taking messages, lets running tasks finish within the grace period, interrupts
+   * the rest (reported to their threads), flushes replies briefly, then stops channels.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#accepting = false;
+    this.#timers.stop();
+    clearInterval(this.#sweepTimer);
+    this.#queue.limit = 0;
+    const graceMs = this.#config.execution.shutdown_grace_seconds * 1000;
+    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    if (this.#running.size > 0) {
+      this.#log.info({ running: this.#running.size, graceMs }, 'waiting for running tasks');
+      const timedOut = await raceTimeout(all(), graceMs);
+      if (timedOut) {
+        for (const r of this.#running.values())
+          r.controller.abort({ kind: 'shutdown' } satisfies AbortReason);
+        await all();
+      }
+    }
+    await this.#intake.idle();
+    await this.#deliveries.flush(5000);
+    this.#deliveries.close();
+    for (const entry of this.#repos.values()) await this.#stopChannels(entry);
+  }
+
+  /**
+   * Runs a schedule now (its cron timer calls this too). Skipped, and logged, while the
+   * schedule's previous run is queued or running; a command with empty output means there
+   * is nothing to do.
+   */
+  async runSchedule(repoId: string, name: string): Promise<ScheduleRunResult> {
+    const entry = this.#repos.get(repoId);
+    const schedule = entry?.config.schedules?.[name];
+    if (!entry || !schedule || !this.#accepting) return 'unknown';
+    const scheduleId = `${repoId}/${name}`;
+    const log = this.#log.child({ repo: repoId, schedule: name });
+    const unfinished = await this.#store.listTasks({
+      scheduleId,
+      states: ['queued', 'running'],
+      limit: 1,
+    });
+    if (unfinished.length > 0) {
+      log.info({ task: unfinished[0]!.id }, 'schedule skipped: its previous run is still going');
+      return 'skipped_running';
+    }
+    const prompt = await schedulePrompt(schedule, this.#commandCwd);
+    if (prompt.kind === 'nothing') {
+      log.info('schedule ran: command printed nothing, so there is nothing to do');
+      return 'nothing_to_do';
+    }
+    if (prompt.kind === 'failed') {
+      log.error({ reason: prompt.reason }, 'schedule failed');
+      return 'failed';
+    }
+    const channel = entry.channels.get(schedule.channel);
+    if (!channel?.openThread) {
+      log.error({ channel: schedule.channel }, 'schedule failed: its channel cannot open a thread');
+      return 'failed';
+    }
+    try {
+      const title = `Scheduled: ${name}`;
+      const threadKey = await channel.openThread({ to: schedule.to, title });
+      const now = Date.now();
+      await this.receive({
+        repoId,
+        channel: 'schedule',
+        externalId: `${scheduleId}@${now}`,
+        threadKeys: [threadKey],
+        ownThreadKey: threadKey,
+        sender: { id: 'schedule', name: `schedule ${name}` },
+        subject: title,
+        text: prompt.text,
+        attachments: [],
+        receivedAt: now,
+        meta: { channel: schedule.channel, scheduleId },
+      });
+      log.info('schedule started a task');
+      return 'started';
+    } catch (e) {
+      log.error({ err: describeError(e) }, 'schedule failed');
+      return 'failed';
+    }
+  }
+
+  /** Removes conversations idle longer than the retention period, with their workspaces. */
+  async sweepRetention(): Promise<number> {
+    const cutoff = Date.now() - this.#config.execution.retention_days * 86_400_000;
+    let removed = 0;
+    try {
+      for (const c of await this.#store.listIdleConversationsBefore(cutoff)) {
+        if (this.#queue.isRunning(c.id)) continue;
+        await this.#executor.removeConversation?.(c);
+        await this.#store.deleteConversation(c.id);
+        removed++;
+      }
+    } catch (e) {
+      this.#log.error({ err: describeError(e) }, 'retention sweep failed');
+    }
+    if (removed > 0) this.#log.info({ removed }, 'old conversations removed');
+    return removed;
+  }
+
+  // ---- intake -------------------------------------------------------------------------
+
+  #process(message: StoredMessage): void {
+    // Messages of one repository and channel are taken in order, so two messages of a new
+    // thread cannot open two conversations.
+    this.#intake.run(`${message.repoId}\0${message.channel}`, async () => {
+      try {
+        await this.#intakeOne(message);
+      } catch (e) {
+        // The message stays `received`; the next start processes it again.
+        this.#log.error({ message: message.id, err: describeError(e) }, 'message intake failed');
+      }
+    });
+  }
+
+  async #intakeOne(message: StoredMessage): Promise<void> {
+    const entry = this.#repos.get(message.repoId);
+    const scheduled = message.channel === 'schedule';
+    const replyChannel = scheduled ? (message.meta?.channel as ChannelKind) : message.channel;
+    const channel = entry?.channels.get(replyChannel);
+    if (!entry || !channel) {
+      await this.#reject(
+        message,
+        `no ${replyChannel} channel is configured for repository ${message.repoId}`,
+      );
+      return;
+    }
+    if (!scheduled) {
+      const auth = await channel.authorize(message);
+      if (!auth.ok) {
+        // The sender learns nothing: no reply, no sign a repository or agent exists.
+        await this.#reject(message, auth.reason);
+        return;
+      }
+    }
+    let conversation: Conversation | undefined;
+    for (const key of message.threadKeys) {
+      conversation = await this.#store.findConversationByThread(message.repoId, replyChannel, key);
+      if (conversation) break;
+    }
+    if (!conversation) {
+      conversation = await this.#store.createConversation({
+        repoId: message.repoId,
+        channel: replyChannel,
+        threadKey: message.ownThreadKey,
+        title: titleOf(message),
+        model: message.model ?? entry.config.model,
+        scheduleId: scheduled ? String(message.meta?.scheduleId) : undefined,
+      });
+    }
+    await this.#store.addThreadKeys(conversation.id, [message.ownThreadKey, ...message.threadKeys]);
+    const { task, merged } = await this.#store.queueMessage(message.id, conversation.id, {
+      scheduleId: scheduled ? String(message.meta?.scheduleId) : undefined,
+    });
+    this.events.emit('task', task);
+    if (!merged) {
+      this.#queue.push({ taskId: task.id, conversationId: conversation.id, repoId: task.repoId });
+      this.#pump();
+    }
+  }
+
+  async #reject(message: StoredMessage, reason: string): Promise<void> {
+    await this.#store.setMessageState(message.id, 'rejected', { reason });
+    this.#log.warn(
+      { message: message.id, repo: message.repoId, channel: message.channel, reason },
+      'message rejected',
+    );
+  }
+
+  // ---- running ------------------------------------------------------------------------
+
+  #pump(): void {
+    for (const next of this.#queue.take()) {
+      const controller = new AbortController();
+      const done = this.#run(next.taskId, controller.signal).finally(() => {
+        this.#running.delete(next.taskId);
+        this.#queue.done(next.conversationId);
+        void this.#applyPendingIfIdle(next.repoId).finally(() => this.#pump());
+      });
+      this.#running.set(next.taskId, { controller, done, repoId: next.repoId });
+    }
+  }
+
+  async #run(taskId: string, signal: AbortSignal): Promise<void> {
+    const task = await this.#store.getTask(taskId);
+    if (task?.state !== 'queued') return;
+    const conversation = (await this.#store.getConversation(task.conversationId))!;
+    const startedAt = Date.now();
+    await this.#store.updateTask(task.id, { state: 'running', startedAt });
+    const running: Task = { ...task, state: 'running', startedAt };
+    this.events.emit('task', running);
+    const messages = await this.#store.listMessages({ taskId: task.id });
+    const parts: PromptPart[] = messages
+      .sort((a, b) => a.receivedAt - b.receivedAt)
+      .map((m) => ({
+        sender: m.sender.name ?? m.sender.id,
+        at: m.receivedAt,
+        text: m.text,
+        attachments: m.attachments,
+      }));
+    const events = {
+      event: async (kind: string, data: unknown) => {
+        const ev = await this.#store.appendEvent(task.id, kind, data);
+        this.events.emit('event', ev);
+      },
+    };
+    let outcome: Awaited<ReturnType<TaskExecutor['run']>>;
+    try {
+      outcome = await this.#executor.run(
+        { task: running, conversation, parts, firstTask: !conversation.sessionId },
+        signal,
+        events,
+      );
+    } catch (e) {
+      this.#log.error({ task: task.id, err: describeError(e) }, 'task executor failed');
+      outcome = { kind: 'failure', text: notices.internalFailure(), files: [], detail: 'internal' };
+    }
+    if (outcome.sessionId && outcome.sessionId !== conversation.sessionId) {
+      await this.#store.updateConversation(conversation.id, { sessionId: outcome.sessionId });
+    }
+    const reason = signal.aborted ? (signal.reason as AbortReason) : undefined;
+    if (reason?.kind === 'shutdown') {
+      await this.#finish(
+        running,
+        'interrupted',
+        { kind: 'interrupted', text: notices.interruptedByShutdown(), files: outcome.files },
+        'errand shut down',
+        outcome,
+      );
+    } else if (reason?.kind === 'stop') {
+      await this.#finish(
+        running,
+        'stopped',
+        { kind: 'stopped', text: notices.stopped(reason.by, outcome.text), files: outcome.files },
+        `stopped by ${reason.by}`,
+        outcome,
+      );
+    } else {
+      const state: TaskState = outcome.kind === 'success' ? 'done' : 'failed';
+      await this.#finish(
+        running,
+        state,
+        {
+          kind: outcome.kind === 'success' ? 'reply' : 'error',
+          text: outcome.text,
+          files: outcome.files,
+        },
+        outcome.detail ?? outcome.kind,
+        outcome,
+      );
+    }
+  }
+
+  async #finish(
+    task: Task,
+    state: TaskState,
+    delivery: { kind: Delivery['kind']; text: string; files?: string[] },
+    outcomeText: string,
+    outcome?: { usage?: Task['usage']; kind?: OutcomeKind },
+  ): Promise<void> {
+    const conversation = await this.#store.getConversation(task.conversationId);
+    const first = (await this.#store.listMessages({ taskId: task.id }))[0];
+    const created = await this.#store.finishTask(task.id, {
+      state,
+      outcome: outcomeText,
+      usage: outcome?.usage,
+      messageState: state === 'interrupted' ? 'interrupted' : 'answered',
+      reason: state === 'interrupted' ? outcomeText : undefined,
+      delivery: {
+        repoId: task.repoId,
+        channel: conversation?.channel ?? first?.channel ?? 'web',
+        conversationId: task.conversationId,
+        taskId: task.id,
+        messageId: first?.id,
+        kind: delivery.kind,
+        text: delivery.text,
+        files: delivery.files ?? [],
+      },
+    });
+    this.events.emit('task', { ...task, state, finishedAt: Date.now(), outcome: outcomeText });
+    if (created) this.#deliveries.enqueue(created);
+  }
+
+  async #send(d: Delivery): Promise<void> {
+    const channel = this.#repos.get(d.repoId)?.channels.get(d.channel);
+    if (!channel)
+      throw new Error(`no ${d.channel} channel is configured for repository ${d.repoId}`);
+    const conversation = d.conversationId
+      ? await this.#store.getConversation(d.conversationId)
+      : undefined;
+    await channel.deliver(d, conversation);
+    this.events.emit('delivery', d);
+  }
+
+  // ---- recovery -----------------------------------------------------------------------
+
+  async #recover(): Promise<void> {
+    for (const d of await this.#store.listDeliveries({ states: ['pending'] }))
+      this.#deliveries.enqueue(d);
+    for (const task of await this.#store.listTasks({ states: ['running'] })) {
+      this.#log.warn(
+        { task: task.id },
+        'task was running when errand stopped; reporting it as interrupted',
+      );
+      await this.#finish(
+        task,
+        'interrupted',
+        { kind: 'interrupted', text: notices.interruptedByRestart() },
+        'errand restarted',
+      );
+    }
+    for (const task of await this.#store.listTasks({ states: ['queued'] })) {
+      this.#queue.push({
+        taskId: task.id,
+        conversationId: task.conversationId,
+        repoId: task.repoId,
+      });
+    }
+    for (const message of await this.#store.listMessages({ states: ['received'] }))
+      this.#process(message);
+  }
+
+  // ---- repositories and reload --------------------------------------------------------
+
+  #makeChannels(repoId: string, repo: RepoConfig): Map<ChannelKind, Channel> {
+    return new Map(this.#channelFactory(repoId, repo).map((c) => [c.kind, c]));
+  }
+
+  async #startChannels(entry: RepoEntry): Promise<void> {
+    for (const channel of entry.channels.values()) {
+      try {
+        await channel.start(this.#sinkFor(channel));
+      } catch (e) {
+        // One broken channel must not keep the others (or other repositories) down; its
+        // health shows the failure.
+        this.#log.error(
+          { repo: channel.repoId, channel: channel.kind, err: describeError(e) },
+          'channel failed to start',
+        );
+      }
+    }
+  }
+
+  // Each channel gets a sink that accepts only its own repository and kind: a channel
+  // cannot speak for another repository, nor pose as the scheduler.
+  #sinkFor(channel: Channel): MessageSink {
+    return {
+      receive: async (msg) => {
+        if (this.#repos.get(channel.repoId)?.channels.get(channel.kind) !== channel) {
+          throw new Error(`the ${channel.kind} channel of ${channel.repoId} is no longer active`);
+        }
+        if (msg.repoId !== channel.repoId || msg.channel !== channel.kind) {
+          throw new Error(
+            `a ${channel.kind} channel of ${channel.repoId} handed over a message for ${msg.channel} of ${msg.repoId}`,
+          );
+        }
+        return await this.receive(msg);
+      },
+    };
+  }
+
+  async #stopChannels(entry: RepoEntry): Promise<void> {
+    for (const channel of entry.channels.values()) {
+      try {
+        await channel.stop();
+      } catch (e) {
+        this.#log.warn(
+          { repo: channel.repoId, channel: channel.kind, err: describeError(e) },
+          'channel failed to stop',
+        );
+      }
+    }
+  }
+
+  #repoBusy(repoId: string): boolean {
+    for (const r of this.#running.values()) if (r.repoId === repoId) return true;
+    return this.#queue.waitingFor(repoId) > 0;
+  }
+
+  async #applyPendingIfIdle(repoId: string): Promise<void> {
+    const entry = this.#repos.get(repoId);
+    if (!entry?.pending || this.#repoBusy(repoId)) return;
+    const next = entry.pending.config;
+    entry.pending = undefined;
+    await this.#stopChannels(entry);
+    if (!next) {
+      this.#repos.delete(repoId);
+      this.#log.info({ repo: repoId }, 'repository removed');
+      return;
+    }
+    entry.config = next;
+    entry.channels = this.#makeChannels(repoId, next);
+    if (this.#accepting) await this.#startChannels(entry);
+    this.#log.info({ repo: repoId }, 'repository config applied');
+  }
+}
+
+function titleOf(message: IncomingMessage): string {
+  const source = message.subject?.trim() || message.text.trim().split('\n', 1)[0] || 'Untitled';
+  return source.length > 80 ? `${source.slice(0, 79)}…` : source;
+}
+
+/** Resolves true when `ms` passed before `p` settled. */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,2 @@
+export { openSqliteStore, SqliteStore } from './sqlite.ts';
+export * from './types.ts';
