@@ -1,0 +1,1 @@
+export { WebChannel, type WebSubmission } from './web-channel.ts';

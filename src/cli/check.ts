@@ -1,0 +1,283 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  formatConfigIssues,
+  loadServerConfig,
+  type ServerConfig,
+  stateDir,
+} from '../config/index.ts';
+import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface CheckResult {
+  id: string;
+  title: string;
+  status: CheckStatus;
+  detail: string;
+  /** A command or edit that fixes a failure. */
+  fix?: string;
+  affectsExit: boolean;
+}
+
+/** What `errand check` verifies, in order; `affectsExit` checks decide its exit code. */
+export const CHECKS = [
+  { id: 'node', title: 'Node.js is 22.18 or newer (24 recommended)', affectsExit: true },
+  { id: 'git', title: 'git is installed', affectsExit: true },
+  { id: 'podman', title: 'podman 4 or newer is installed', affectsExit: true },
+  { id: 'container', title: 'a container actually starts (runc, no network)', affectsExit: true },
+  {
+    id: 'rootless',
+    title: 'rootless setup: subuid/subgid, newuidmap, /dev/net/tun',
+    affectsExit: true,
+  },
+  { id: 'config', title: 'the config file is valid', affectsExit: true },
+  { id: 'state', title: 'the state folder is writable', affectsExit: true },
+  { id: 'repos', title: 'each repository is reachable with git', affectsExit: false },
+  { id: 'agent', title: 'each repository has an agent credential', affectsExit: false },
+] as const;
+
+type CheckId = (typeof CHECKS)[number]['id'];
+
+const run = promisify(execFile);
+
+async function version(cmd: string, args: string[]): Promise<string | undefined> {
+  try {
+    const { stdout } = await run(cmd, args, { timeout: 15_000 });
+    return stdout.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function result(id: CheckId, status: CheckStatus, detail: string, fix?: string): CheckResult {
+  const c = CHECKS.find((x) => x.id === id)!;
+  return { id, title: c.title, status, detail, fix, affectsExit: c.affectsExit };
+}
+
+const APT = 'apt-get install -y podman runc uidmap slirp4netns';
+
+export async function runChecks(
+  opts: { configPath?: string; env?: NodeJS.ProcessEnv; cwd?: string; image?: string } = {},
+): Promise<CheckResult[]> {
+  const env = opts.env ?? process.env;
+  const out: CheckResult[] = [];
+
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  out.push(
+    major > 22 || (major === 22 && minor >= 18)
+      ? result('node', 'ok', `Node ${process.versions.node}`)
+      : result(
+          'node',
+          'fail',
+          `Node ${process.versions.node} is too old`,
+          'bash scripts/node.sh installs Node 24 into ~/.cache/errand',
+        ),
+  );
+
+  const git = await version('git', ['--version']);
+  out.push(
+    git
+      ? result('git', 'ok', git)
+      : result('git', 'fail', 'git was not found on PATH', 'apt-get install -y git'),
+  );
+
+  // The config decides the state folder, which holds podman's settings: load it first.
+  const loaded = await loadServerConfig({ path: opts.configPath, env, cwd: opts.cwd });
+  const config: ServerConfig | undefined = loaded.status === 'ok' ? loaded.config : undefined;
+  const state = config ? stateDir(config, env) : undefined;
+
+  const podmanEnv = await ensurePodmanEnv(
+    state ?? join(env.HOME ?? '/tmp', '.local', 'state', 'errand'),
+    env,
+  ).catch(() => env);
+  const pv = await podmanVersion(podmanEnv);
+  if (!pv) {
+    out.push(result('podman', 'fail', 'podman was not found or does not answer', APT));
+    out.push(result('container', 'skip', 'needs podman'));
+  } else {
+    const major = Number(pv.split('.')[0]);
+    out.push(
+      major >= 4
+        ? result('podman', 'ok', `podman ${pv}`)
+        : result('podman', 'fail', `podman ${pv} is older than 4`, APT),
+    );
+    const image = opts.image ?? BASE_IMAGE;
+    const exists = await runPodman(['image', 'exists', image], {
+      env: podmanEnv,
+      timeoutMs: 30_000,
+    });
+    if (exists.code !== 0) {
+      out.push(
+        result('container', 'fail', `image ${image} is missing`, 'bash scripts/base-image.sh'),
+      );
+    } else {
+      const r = await runPodman(['run', '--rm', '--network', 'none', image, 'true'], {
+        env: podmanEnv,
+        timeoutMs: 120_000,
+      });
+      out.push(
+        r.code === 0
+          ? result('container', 'ok', `podman run --rm --network none ${image} true`)
+          : result(
+              'container',
+              'fail',
+              `podman run failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+              `${APT}   # runc is required; crun fails on hybrid cgroups`,
+            ),
+      );
+    }
+  }
+
+  out.push(rootlessCheck());
+
+  if (loaded.status === 'ok') {
+    out.push(
+      result(
+        'config',
+        'ok',
+        loaded.source === 'file'
+          ? `${loaded.path} is valid`
+          : `no config file at ${loaded.path}; using embedded defaults`,
+      ),
+    );
+  } else if (loaded.status === 'missing') {
+    out.push(
+      result(
+        'config',
+        'fail',
+        `no config file at ${loaded.path}`,
+        `errand init --config ${loaded.path}`,
+      ),
+    );
+  } else {
+    out.push(result('config', 'fail', formatConfigIssues(loaded.issues), `edit ${loaded.path}`));
+  }
+
+  if (state) {
+    try {
+      mkdirSync(state, { recursive: true, mode: 0o700 });
+      accessSync(state, constants.W_OK);
+      out.push(result('state', 'ok', state));
+    } catch (e) {
+      out.push(
+        result(
+          'state',
+          'fail',
+          `${state}: ${(e as Error).message}`,
+          `mkdir -p ${state} && chmod 700 ${state}, or set execution.state_dir`,
+        ),
+      );
+    }
+  } else {
+    out.push(result('state', 'skip', 'needs a valid config'));
+  }
+
+  const repos = Object.entries(config?.repos ?? {});
+  if (repos.length === 0) {
+    out.push(
+      result('repos', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
+    );
+    out.push(
+      result('agent', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
+    );
+  } else {
+    const reach = await Promise.all(
+      repos.map(async ([id, r]) => {
+        try {
+          await run('git', ['ls-remote', '--heads', r.git_url], {
+            timeout: 20_000,
+            env: { ...env, GIT_TERMINAL_PROMPT: '0' },
+          });
+          return { id, ok: true, why: '' };
+        } catch (e) {
+          const msg = ((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
+          return { id, ok: false, why: msg.replace(/\/\/[^/@\s]*@/g, '//***@') };
+        }
+      }),
+    );
+    const bad = reach.filter((r) => !r.ok);
+    out.push(
+      bad.length === 0
+        ? result('repos', 'ok', `${reach.length} reachable: ${reach.map((r) => r.id).join(', ')}`)
+        : result(
+            'repos',
+            'warn',
+            bad.map((b) => `${b.id}: ${b.why || 'git ls-remote failed'}`).join('; '),
+            'check repos.ID.git_url and the credentials git uses on this host',
+          ),
+    );
+    const missing = repos
+      .filter(([, r]) => !r.agent.api_key && !r.agent.oauth_token)
+      .map(([id]) => id);
+    out.push(
+      missing.length === 0
+        ? result('agent', 'ok', 'every repository has an API key or OAuth token')
+        : result(
+            'agent',
+            'warn',
+            `no agent credential for: ${missing.join(', ')}`,
+            `set repos.${missing[0]}.agent.api_key: !secret ANTHROPIC_API_KEY in the config and ANTHROPIC_API_KEY=... in secrets.env`,
+          ),
+    );
+  }
+  return out;
+}
+
+function rootlessCheck(): CheckResult {
+  if (process.getuid?.() === 0)
+    return result('rootless', 'skip', 'running as root: containers run rootful');
+  const user = userInfo().username;
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  for (const file of ['/etc/subuid', '/etc/subgid']) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (
+      !text
+        .split('\n')
+        .some((l) => l.startsWith(`${user}:`) || l.startsWith(`${process.getuid?.()}:`))
+    ) {
+      problems.push(`no ${file} entry for ${user}`);
+      fixes.push(`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`);
+    }
+  }
+  if (!existsSync('/usr/bin/newuidmap')) {
+    problems.push('newuidmap is missing');
+    fixes.push('sudo apt-get install -y uidmap');
+  }
+  try {
+    accessSync('/dev/net/tun', constants.R_OK);
+  } catch {
+    problems.push('/dev/net/tun is not readable (only needed for podman networks)');
+  }
+  return problems.length === 0
+    ? result('rootless', 'ok', `subuid/subgid set for ${user}`)
+    : result(
+        'rootless',
+        'fail',
+        problems.join('; '),
+        [...new Set(fixes)].join(' && ') || undefined,
+      );
+}
+
+const MARK: Record<CheckStatus, string> = { ok: '✓', warn: '!', fail: '✗', skip: '-' };
+
+export function formatChecks(results: CheckResult[]): string {
+  const lines = results.map((r) => {
+    const detail = r.detail.includes('\n')
+      ? `\n${r.detail.replace(/^/gm, '      ')}`
+      : `: ${r.detail}`;
+    return `${MARK[r.status]} ${r.title}${detail}${r.fix && r.status !== 'ok' ? `\n    fix: ${r.fix}` : ''}`;
+  });
+  const failed = results.filter((r) => r.status === 'fail' && r.affectsExit).length;
+  lines.push(
+    '',
+    failed === 0
+      ? 'All required checks passed.'
+      : `${failed} required check${failed === 1 ? '' : 's'} failed.`,
+  );
+  return lines.join('\n');
+}

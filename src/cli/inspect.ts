@@ -1,0 +1,97 @@
+import type { Conversation, Store, Task } from '../store/index.ts';
+import { ErrandError } from '../util/errors.ts';
+
+/** Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL). */
+
+function ago(ms: number | undefined, now = Date.now()): string {
+  if (ms === undefined) return '-';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 90) return `${s}s`;
+  if (s < 5400) return `${Math.round(s / 60)}m`;
+  if (s < 129_600) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export async function statusReport(store: Store, json: boolean): Promise<string> {
+  const running = await store.listTasks({ states: ['running'] });
+  const queued = await store.listTasks({ states: ['queued'] });
+  if (json) return JSON.stringify({ running, queued }, null, 2);
+  if (running.length + queued.length === 0) return 'No tasks running or queued.';
+  const rows = [['TASK', 'STATE', 'REPO', 'CONVERSATION', 'FOR']];
+  for (const t of [...running, ...queued]) {
+    rows.push([
+      t.id,
+      t.state,
+      t.repoId,
+      t.conversationId,
+      ago(t.state === 'running' ? t.startedAt : t.createdAt),
+    ]);
+  }
+  return `${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
+}
+
+export async function conversationsList(
+  store: Store,
+  opts: { repo?: string; limit: number; json: boolean },
+): Promise<string> {
+  const list = await store.listConversations({ repoId: opts.repo, limit: opts.limit });
+  if (opts.json) return JSON.stringify(list, null, 2);
+  if (list.length === 0) return 'No conversations.';
+  const rows = [['CONVERSATION', 'REPO', 'CHANNEL', 'UPDATED', 'TITLE']];
+  for (const c of list) rows.push([c.id, c.repoId, c.channel, ago(c.updatedAt), c.title]);
+  return table(rows);
+}
+
+export async function conversationShow(store: Store, id: string, json: boolean): Promise<string> {
+  const c: Conversation | undefined = await store.getConversation(id);
+  if (!c)
+    throw new ErrandError(
+      'not_found',
+      `No conversation ${id}. List them with: errand conversations list`,
+    );
+  const tasks: Task[] = await store.listTasks({ conversationId: id });
+  const messages = await store.listMessages({ conversationId: id });
+  const deliveries = await store.listDeliveries({ conversationId: id });
+  if (json) return JSON.stringify({ conversation: c, tasks, messages, deliveries }, null, 2);
+  const lines = [
+    `${c.id}  ${c.title}`,
+    `repo ${c.repoId} · channel ${c.channel} · model ${c.model ?? '-'} · session ${c.sessionId ?? '-'}`,
+    '',
+  ];
+  const items = [
+    ...messages.map((m) => ({
+      at: m.receivedAt,
+      text: `> ${m.sender.name ?? m.sender.id} [${m.state}${m.stateReason ? `: ${m.stateReason}` : ''}]\n${indent(m.text)}`,
+    })),
+    ...deliveries.map((d) => ({
+      at: d.createdAt,
+      text: `< errand ${d.kind} [${d.state}]\n${indent(d.text)}`,
+    })),
+  ].sort((a, b) => a.at - b.at);
+  for (const item of items) lines.push(`${new Date(item.at).toISOString()} ${item.text}`);
+  lines.push('', 'Tasks:');
+  for (const t of tasks) {
+    const cost = t.usage?.costUsd !== undefined ? ` · $${t.usage.costUsd.toFixed(4)}` : '';
+    lines.push(`  ${t.id}  ${t.state}${t.outcome ? ` (${t.outcome})` : ''}${cost}`);
+  }
+  return lines.join('\n');
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}

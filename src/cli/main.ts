@@ -1,0 +1,238 @@
+#!/usr/bin/env node
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
+import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
+import { CHECKS, formatChecks, runChecks } from './check.ts';
+import { openStore, requireConfig } from './context.ts';
+import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
+import { conversationShow, conversationsList, statusReport } from './inspect.ts';
+import { installService, uninstallService } from './service.ts';
+import { startCommand } from './start.ts';
+import { stopViaApi } from './stop.ts';
+import { VERSION } from './version.ts';
+
+const CONFIG_FLAG = '-c, --config <path>';
+const CONFIG_HELP = 'config file (default: $XDG_CONFIG_HOME/errand/errand.yaml)';
+
+const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
+  config_missing: EXIT.config,
+  config_invalid: EXIT.config,
+  secrets_file_insecure: EXIT.config,
+  secret_missing: EXIT.config,
+  env_missing: EXIT.config,
+  usage: EXIT.usage,
+  not_running: EXIT.notRunning,
+  not_found: EXIT.notFound,
+};
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function program(): Command {
+  const p = new Command('errand')
+    .description(
+      'Runs Claude Code in a sandbox for tasks sent by email, Slack or the web dashboard.',
+    )
+    .version(VERSION, '-V, --version')
+    .helpCommand(true)
+    .showSuggestionAfterError(true)
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n\nDocs: docs/README.md`)
+    .configureHelp({ sortSubcommands: false });
+
+  p.command('init')
+    .description('write a commented starter config (and an empty secrets file)')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--force', 'overwrite an existing config')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action((o: { config?: string; force?: boolean }) => {
+      const path = o.config ?? defaultConfigPath(process.env);
+      if (existsSync(path) && !o.force) {
+        throw new ErrandError(
+          'usage',
+          `${path} exists already. Edit it, or overwrite it with: errand init --force`,
+        );
+      }
+      let repoPath = process.cwd();
+      try {
+        repoPath = execFileSync('git', ['rev-parse', '--show-toplevel'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim();
+      } catch {
+        // Not inside a git checkout: the starter points at the current folder; edit it.
+      }
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath));
+      const secrets = join(dirname(path), 'secrets.env');
+      if (!existsSync(secrets)) {
+        writeFileSync(
+          secrets,
+          '# NAME=value lines for !secret NAME in errand.yaml. Keep this file mode 0600.\n',
+          { mode: 0o600 },
+        );
+        chmodSync(secrets, 0o600);
+      }
+      out(
+        `Wrote ${path}\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
+      );
+    });
+
+  p.command('check')
+    .description('verify this machine and the config; print what to fix')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--json', 'print results as JSON')
+    .addHelpText(
+      'after',
+      `\nChecks (those marked * decide the exit code):\n${CHECKS.map((c) => `  ${c.affectsExit ? '*' : ' '} ${c.title}`).join('\n')}\n\nExit codes:\n  0  every check marked * passed\n  1  a check marked * failed`,
+    )
+    .action(async (o: { config?: string; json?: boolean }) => {
+      const results = await runChecks({
+        configPath: o.config,
+        env: process.env,
+        cwd: process.cwd(),
+      });
+      out(o.json ? JSON.stringify(results, null, 2) : formatChecks(results));
+      if (results.some((r) => r.affectsExit && r.status === 'fail'))
+        process.exitCode = EXIT.failure;
+    });
+
+  p.command('start')
+    .description('run errand in the foreground (dashboard, channels, tasks)')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .addHelpText(
+      'after',
+      `\nWithout a config file errand runs on embedded defaults: state in\n$XDG_STATE_HOME/errand, dashboard on 127.0.0.1:5200, and the current git\ncheckout as its repository. SIGHUP or an edit of the config file reloads it.\n\n${EXIT_CODES_HELP}`,
+    )
+    .action(async (o: { config?: string }) => {
+      await startCommand(o);
+    });
+
+  p.command('install-service')
+    .description('install and enable a systemd user unit that runs `errand start`')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--dry-run', 'print the unit without writing or enabling it')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (o: { config?: string; dryRun?: boolean }) => {
+      const r = await installService({ env: process.env, configPath: o.config, dryRun: o.dryRun });
+      out(o.dryRun ? r.unit : r.message);
+    });
+
+  p.command('uninstall-service')
+    .description('disable and remove the systemd user unit')
+    .option('--dry-run', 'say what would be removed')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (o: { dryRun?: boolean }) => {
+      out((await uninstallService({ env: process.env, dryRun: o.dryRun })).message);
+    });
+
+  p.command('status')
+    .description('show running and queued tasks')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--json', 'print as JSON')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (o: { config?: string; json?: boolean }) => {
+      const { config } = await requireConfig(o.config);
+      const store = openStore(config);
+      try {
+        out(await statusReport(store, o.json ?? false));
+      } finally {
+        await store.close();
+      }
+    });
+
+  p.command('stop')
+    .description('stop a running or queued task, or every task of a conversation')
+    .argument('<id>', 'task id (t_…) or conversation id (c_…)')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (id: string, o: { config?: string }) => {
+      const { config } = await requireConfig(o.config);
+      const stopped = await stopViaApi(config, id);
+      if (stopped.length === 0) {
+        out(`${id} has nothing running or queued; nothing was stopped.`);
+        process.exitCode = EXIT.failure;
+      } else {
+        out(`Stopped ${stopped.join(', ')}.`);
+      }
+    });
+
+  const conversations = p.command('conversations').description('list conversations or show one');
+  conversations
+    .command('list')
+    .description('list recent conversations')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--repo <id>', 'only this repository')
+    .addOption(new Option('--limit <n>', 'how many').default(50).argParser(positiveInt))
+    .option('--json', 'print as JSON')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (o: { config?: string; repo?: string; limit: number; json?: boolean }) => {
+      const { config } = await requireConfig(o.config);
+      const store = openStore(config);
+      try {
+        out(
+          await conversationsList(store, { repo: o.repo, limit: o.limit, json: o.json ?? false }),
+        );
+      } finally {
+        await store.close();
+      }
+    });
+  conversations
+    .command('show')
+    .description('show a conversation: messages, replies and tasks')
+    .argument('<id>', 'conversation id (c_…)')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .option('--json', 'print as JSON')
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+    .action(async (id: string, o: { config?: string; json?: boolean }) => {
+      const { config } = await requireConfig(o.config);
+      const store = openStore(config);
+      try {
+        out(await conversationShow(store, id, o.json ?? false));
+      } finally {
+        await store.close();
+      }
+    });
+
+  // Every command exits 2 on a usage error instead of commander's default 1.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(p)) c.exitOverride();
+  return p;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ErrandError('usage', `--limit must be a whole number of at least 1, not "${value}"`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; commander already printed the problem otherwise.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (e instanceof ErrandError) {
+      process.stderr.write(`errand: ${e.message}\n`);
+      return EXIT_BY_CODE[e.code] ?? EXIT.failure;
+    }
+    process.stderr.write(
+      `errand: unexpected error: ${describeError(e)}\nPlease report this with the command you ran.\n`,
+    );
+    if (process.env.ERRAND_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+    return EXIT.failure;
+  }
+}
+
+// Run when executed (directly, through the npm bin link, or the systemd unit), not when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

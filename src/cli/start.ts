@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { WebChannel } from '../channels/web/index.ts';
+import {
+  formatConfigIssues,
+  loadServerConfig,
+  type ServerConfig,
+  stateDir,
+  watchConfig,
+} from '../config/index.ts';
+import { createControlApi } from '../dashboard/index.ts';
+import { Gateway } from '../gateway/index.ts';
+import type { TaskExecutor } from '../gateway/ports.ts';
+import { ErrandError } from '../util/errors.ts';
+import { createLogger } from '../util/logger.ts';
+import { controlTokenPath, openStore, requireConfig } from './context.ts';
+import { VERSION } from './version.ts';
+
+/**
+ * Tasks need the sandbox and agent modules; until a build has them, a task is answered
+ * with this explanation rather than silently dropped.
+ */
+const noSandboxExecutor: TaskExecutor = {
+  async run() {
+    return {
+      kind: 'failure',
+      text: 'This errand installation cannot run tasks yet: its sandbox and agent are not set up. The operator can run `errand check` to see what is missing.',
+      files: [],
+      detail: 'no_executor',
+    };
+  },
+};
+
+/** Reads the control token, creating it (mode 0600) on first start. */
+function ensureControlToken(config: ServerConfig): string {
+  const path = controlTokenPath(config);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const token = randomBytes(32).toString('hex');
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return token;
+}
+
+/** `errand start`: runs the gateway in the foreground until SIGTERM or SIGINT. */
+export async function startCommand(opts: { config?: string }): Promise<void> {
+  const { config, result } = await requireConfig(opts.config);
+  const log = createLogger();
+  const dir = stateDir(config, process.env);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const store = openStore(config);
+  const gateway = new Gateway({
+    store,
+    executor: noSandboxExecutor,
+    config,
+    logger: log,
+    // Email and Slack arrive with their own modules; the web channel is always available.
+    channelFactory: (repoId, repo) => (repo.web.enabled ? [new WebChannel(repoId, repo.web)] : []),
+    commandCwd: result.path ? dirname(result.path) : process.cwd(),
+  });
+  await gateway.start();
+
+  const api = createControlApi({
+    gateway,
+    store,
+    logger: log,
+    controlToken: ensureControlToken(config),
+    version: VERSION,
+  });
+  await new Promise<void>((resolve, reject) => {
+    api.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new ErrandError(
+          'usage',
+          e.code === 'EADDRINUSE'
+            ? `Port ${config.dashboard.port} on ${config.dashboard.host} is in use (is errand already running? try: errand status). Set dashboard.port in the config to use another.`
+            : `Cannot listen on ${config.dashboard.host}:${config.dashboard.port}: ${e.message}`,
+        ),
+      ),
+    );
+    api.listen(config.dashboard.port, config.dashboard.host, resolve);
+  });
+  const addr = api.address() as AddressInfo;
+  const repos = Object.keys(config.repos);
+  log.info(
+    {
+      version: VERSION,
+      config: result.source === 'file' ? result.path : 'embedded defaults',
+      state: dir,
+      api: `http://${addr.address}:${addr.port}`,
+      repos,
+    },
+    'errand started',
+  );
+  process.stderr.write(
+    `errand ${VERSION} is running on http://${addr.address}:${addr.port}\n` +
+      `  config: ${result.source === 'file' ? result.path : 'embedded defaults (run `errand init` to write a config)'}\n` +
+      `  state:  ${dir}\n` +
+      `  repos:  ${repos.length ? repos.join(', ') : 'none (start errand inside a git checkout, or add repos to the config)'}\n` +
+      'Stop with Ctrl-C.\n',
+  );
+
+  const reload = async (why: string) => {
+    const next = await loadServerConfig({
+      path: result.path,
+      env: process.env,
+      cwd: process.cwd(),
+    });
+    if (next.status !== 'ok') {
+      log.error(
+        {
+          why,
+          problem:
+            next.status === 'invalid' ? formatConfigIssues(next.issues) : `missing: ${next.path}`,
+        },
+        'config change ignored: the running config stays in effect',
+      );
+      return;
+    }
+    await gateway.applyConfig(next.config);
+    log.info({ why }, 'config reloaded');
+  };
+  const watcher =
+    result.source === 'file' && result.path
+      ? watchConfig(result.path, () => void reload('file changed'))
+      : undefined;
+  process.on('SIGHUP', () => void reload('SIGHUP'));
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  watcher?.close();
+  await gateway.shutdown();
+  await new Promise<void>((resolve) => api.close(() => resolve()));
+  api.closeAllConnections();
+  await store.close();
+  log.info('stopped');
+}

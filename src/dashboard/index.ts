@@ -1,0 +1,1 @@
+export { type ControlApiOptions, createControlApi } from './control-api.ts';

@@ -1,0 +1,224 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { runPodman } from './podman.ts';
+
+/** A host folder made visible in the container. Nothing else of the host is. */
+export interface SandboxMount {
+  source: string;
+  target: string;
+  readOnly?: boolean;
+}
+
+export interface SandboxLimits {
+  /** podman memory syntax, e.g. "4g". Swap is capped at the same value (no extra swap). */
+  memory?: string;
+  cpus?: number;
+  pids?: number;
+}
+
+/** How the container reaches the network: not at all, or through a namespace errand holds. */
+export type SandboxNetwork = { kind: 'none' } | { kind: 'netns'; path: string };
+
+export interface ContainerSpec {
+  image: string;
+  /** Container name; must start with the instance prefix so orphans can be found. */
+  name: string;
+  command: string[];
+  workdir?: string;
+  mounts: SandboxMount[];
+  env: Record<string, string>;
+  limits: SandboxLimits;
+  network: SandboxNetwork;
+  labels?: Record<string, string>;
+  /** Wall-clock limit; the container is killed when it passes. */
+  timeoutMs?: number;
+  stdin?: string | Readable;
+  signal?: AbortSignal;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export type ContainerOutcome = 'exited' | 'timeout' | 'oom' | 'stopped' | 'failed_to_start';
+
+export interface ContainerResult {
+  outcome: ContainerOutcome;
+  /** The command's exit code, when it ran to an exit. */
+  exitCode: number | null;
+  /** Last lines podman or the command wrote to stderr, for error replies. */
+  stderrTail: string;
+}
+
+/** Capabilities a root-in-container workflow needs (package installs, chown in builds). */
+export const KEPT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'] as const;
+
+/** Label on every container errand starts, naming the errand instance that owns it. */
+export const MANAGED_LABEL = 'errand.managed';
+
+// podman run exits 125 when it could not create the container, 126/127 when the command
+// could not be executed: those are setup failures, not the command's own status.
+const PODMAN_SETUP_CODES = new Set([125]);
+
+export function runArgs(spec: ContainerSpec, envFile: string): string[] {
+  const args = [
+    'run',
+    '--name',
+    spec.name,
+    '--rm=false',
+    '--interactive',
+    '--cap-drop=all',
+    ...KEPT_CAPABILITIES.map((c) => `--cap-add=${c}`),
+    '--security-opt=no-new-privileges',
+    '--network',
+    spec.network.kind === 'none' ? 'none' : `ns:${spec.network.path}`,
+    '--env-file',
+    envFile,
+    '--workdir',
+    spec.workdir ?? '/workspace',
+    '--init',
+  ];
+  if (spec.limits.memory)
+    args.push('--memory', spec.limits.memory, '--memory-swap', spec.limits.memory);
+  if (spec.limits.cpus) args.push('--cpus', String(spec.limits.cpus));
+  if (spec.limits.pids) args.push('--pids-limit', String(spec.limits.pids));
+  for (const [k, v] of Object.entries({ [MANAGED_LABEL]: 'true', ...spec.labels }))
+    args.push('--label', `${k}=${v}`);
+  for (const m of spec.mounts) {
+    if (
+      m.source.includes(',') ||
+      m.target.includes(',') ||
+      m.source.includes(':') ||
+      m.target.includes(':')
+    ) {
+      throw new Error(`mount paths may not contain ',' or ':' (${m.target})`);
+    }
+    args.push(
+      '--mount',
+      `type=bind,source=${m.source},target=${m.target}${m.readOnly ? ',readonly' : ''}`,
+    );
+  }
+  args.push(spec.image, ...spec.command);
+  return args;
+}
+
+/**
+ * Runs one command in a fresh container and removes the container afterwards, whatever
+ * happened. The container is not started with --rm: errand inspects it after exit to tell
+ * an out-of-memory kill from an ordinary failure, then removes it.
+ */
+export async function runContainer(
+  spec: ContainerSpec,
+  podmanEnv: NodeJS.ProcessEnv,
+): Promise<ContainerResult> {
+  // Values go through a file, not argv, so they do not show in the host's process list.
+  const dir = mkdtempSync(join(tmpdir(), 'errand-env-'));
+  const envFile = join(dir, 'env');
+  writeFileSync(envFile, envFileText(spec.env), { mode: 0o600 });
+  let stderrTail = '';
+  let killedFor: 'timeout' | 'stopped' | undefined;
+  try {
+    const child = spawn('podman', runArgs(spec, envFile), {
+      env: podmanEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (c: Buffer) => spec.onStdout?.(c));
+    child.stderr.on('data', (c: Buffer) => {
+      stderrTail = (stderrTail + c.toString('utf8')).slice(-4000);
+      spec.onStderr?.(c);
+    });
+    child.stdin.on('error', () => undefined);
+    if (typeof spec.stdin === 'string') child.stdin.end(spec.stdin);
+    else if (spec.stdin) spec.stdin.pipe(child.stdin);
+    else child.stdin.end();
+
+    const kill = (why: 'timeout' | 'stopped') => {
+      if (killedFor) return;
+      killedFor = why;
+      void runPodman(['kill', '--signal', 'KILL', spec.name], {
+        env: podmanEnv,
+        timeoutMs: 30_000,
+      });
+    };
+    const timer = spec.timeoutMs ? setTimeout(() => kill('timeout'), spec.timeoutMs) : undefined;
+    const onAbort = () => kill('stopped');
+    if (spec.signal?.aborted) onAbort();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('error', (e) => {
+        stderrTail += `\n${e.message}`;
+        resolve(null);
+      });
+      child.once('close', (c) => resolve(c));
+    });
+    clearTimeout(timer);
+    spec.signal?.removeEventListener('abort', onAbort);
+
+    if (killedFor) return { outcome: killedFor, exitCode: code, stderrTail: tail(stderrTail) };
+    if (code === null || PODMAN_SETUP_CODES.has(code)) {
+      return { outcome: 'failed_to_start', exitCode: code, stderrTail: tail(stderrTail) };
+    }
+    if (await oomKilled(spec.name, podmanEnv))
+      return { outcome: 'oom', exitCode: code, stderrTail: tail(stderrTail) };
+    return { outcome: 'exited', exitCode: code, stderrTail: tail(stderrTail) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await removeContainer(spec.name, podmanEnv);
+  }
+}
+
+async function oomKilled(name: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  const r = await runPodman(['inspect', '--format', '{{.State.OOMKilled}}', name], {
+    env,
+    timeoutMs: 30_000,
+  });
+  return r.code === 0 && r.stdout.trim() === 'true';
+}
+
+export async function removeContainer(name: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await runPodman(['rm', '--force', '--time', '0', name], { env, timeoutMs: 60_000 });
+}
+
+/**
+ * Removes containers an earlier errand process left behind (killed mid-task). Only
+ * containers carrying this instance's label are touched.
+ */
+export async function removeOrphans(instance: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const r = await runPodman(
+    [
+      'ps',
+      '--all',
+      '--filter',
+      `label=${MANAGED_LABEL}=true`,
+      '--filter',
+      `label=errand.instance=${instance}`,
+      '--format',
+      '{{.Names}}',
+    ],
+    { env, timeoutMs: 60_000 },
+  );
+  const names = r.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) await removeContainer(n, env);
+  return names;
+}
+
+function envFileText(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([k, v]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+        throw new Error(`invalid environment variable name ${k}`);
+      // podman's env-file has no quoting or escapes: one line per variable.
+      if (/[\r\n\0]/.test(v)) throw new Error(`environment variable ${k} contains a line break`);
+      return `${k}=${v}`;
+    })
+    .join('\n');
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { runPodman } from './podman.ts';
+
+/** Images errand builds are named by content: `localhost/errand-sandbox:<hash16>`. */
+export const IMAGE_REPO = 'localhost/errand-sandbox';
+const HASH_LABEL = 'errand.content-hash';
+
+export type BuildResult =
+  | { ok: true; image: string; hash: string; built: boolean; log: string }
+  | { ok: false; hash: string; log: string; reason: string };
+
+/** The Containerfile of a build context: `Containerfile`, else `Dockerfile`. */
+export function containerfileOf(contextDir: string): string | undefined {
+  for (const name of ['Containerfile', 'Dockerfile']) {
+    if (existsSync(join(contextDir, name))) return name;
+  }
+  return undefined;
+}
+
+/**
+ * A hash of the build context: every file's relative path, mode and content (symlinks by
+ * their target), in a stable order. Same context, same image; any change, a new build.
+ */
+export function contextHash(contextDir: string): string {
+  const h = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const st = lstatSync(path);
+      const rel = relative(contextDir, path);
+      if (st.isDirectory()) {
+        h.update(`d\0${rel}\0`);
+        walk(path);
+      } else if (st.isSymbolicLink()) {
+        h.update(`l\0${rel}\0`);
+      } else if (st.isFile()) {
+        h.update(`f\0${rel}\0${st.mode & 0o777}\0${st.size}\0`);
+        h.update(readFileSync(path));
+      }
+    }
+  };
+  walk(contextDir);
+  return h.digest('hex');
+}
+
+/**
+ * Builds images from a context folder, cached by content hash. Builds of the same hash
+ * are serialized, so parallel tasks wait for one build instead of starting their own.
+ * An image older than `maxAgeMs` is rebuilt (base images and packages move on).
+ */
+export class ImageCache {
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #maxAgeMs: number;
+  #inflight = new Map<string, Promise<BuildResult>>();
+  /** How many podman builds ran: for tests and the dashboard. */
+  builds = 0;
+
+  constructor(opts: { podmanEnv: NodeJS.ProcessEnv; maxAgeMs: number }) {
+    this.#env = opts.podmanEnv;
+    this.#maxAgeMs = opts.maxAgeMs;
+  }
+
+  /** Returns a ready image for the context, building it when needed. */
+  async ensure(contextDir: string): Promise<BuildResult> {
+    const file = containerfileOf(contextDir);
+    const hash = contextHash(contextDir);
+    if (!file) {
+      return {
+        ok: false,
+        hash,
+        log: '',
+        reason: 'no Containerfile or Dockerfile in .errand/container/',
+      };
+    }
+    const running = this.#inflight.get(hash);
+    if (running) return await running;
+    const p = this.#ensure(contextDir, file, hash).finally(() => this.#inflight.delete(hash));
+    this.#inflight.set(hash, p);
+    return await p;
+  }
+
+  async #ensure(contextDir: string, file: string, hash: string): Promise<BuildResult> {
+    const image = `${IMAGE_REPO}:${hash.slice(0, 16)}`;
+    const created = await this.#createdAt(image);
+    if (created !== undefined && Date.now() - created < this.#maxAgeMs) {
+      return { ok: true, image, hash, built: false, log: '' };
+    }
+    this.builds++;
+    const r = await runPodman(
+      [
+        'build',
+        '--file',
+        join(contextDir, file),
+        '--tag',
+        image,
+        '--label',
+        `${HASH_LABEL}=${hash}`,
+        '--pull=never',
+        '--layers=true',
+        contextDir,
+      ],
+      { env: this.#env, timeoutMs: 30 * 60_000 },
+    );
+    const log = `${r.stdout}${r.stderr}`;
+    if (r.code !== 0) {
+      return {
+        ok: false,
+        hash,
+        log,
+        reason: `podman build failed (exit ${r.code}): ${lastLines(r.stderr || r.stdout, 5)}`,
+      };
+    }
+    return { ok: true, image, hash, built: true, log };
+  }
+
+  async #createdAt(image: string): Promise<number | undefined> {
+    const r = await runPodman(['image', 'inspect', '--format', '{{.Created.Unix}}', image], {
+      env: this.#env,
+      timeoutMs: 30_000,
+    });
+    if (r.code !== 0) return undefined;
+    const s = Number(r.stdout.trim());
+    return Number.isFinite(s) ? s * 1000 : undefined;
+  }
+
+  /** Removes errand's images except `keep`; images in use by a container are left alone. */
+  async prune(keep: string[]): Promise<string[]> {
+    const r = await runPodman(
+      ['images', '--filter', `reference=${IMAGE_REPO}`, '--format', '{{.Repository}}:{{.Tag}}'],
+      {
+        env: this.#env,
+        timeoutMs: 60_000,
+      },
+    );
+    const removed: string[] = [];
+    for (const name of r.stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      if (keep.includes(name)) continue;
+      const rm = await runPodman(['rmi', name], { env: this.#env, timeoutMs: 60_000 });
+      if (rm.code === 0) removed.push(name);
+    }
+    return removed;
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join(' | ');
+}

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadServerConfig } from '../../src/config/index.ts';
+import { cli, freePort, gitCheckout, startErrand, tempHome } from '../harness/cli.ts';
+
+describe('the errand command', () => {
+  it('lists its commands with --help and exits 0', async () => {
+    const { home, env } = tempHome();
+    try {
+      const r = await cli(['--help'], { env });
+      assert.equal(r.code, 0);
+      for (const c of [
+        'init',
+        'check',
+        'start',
+        'install-service',
+        'uninstall-service',
+        'status',
+        'stop',
+        'conversations',
+      ]) {
+        assert.match(r.stdout, new RegExp(`\\n\\s+${c}\\b`), `--help lists ${c}`);
+      }
+      assert.match(r.stdout, /Exit codes:/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('gives every command its own --help with exit codes', async () => {
+    const { home, env } = tempHome();
+    try {
+      for (const c of [
+        ['init'],
+        ['check'],
+        ['start'],
+        ['status'],
+        ['stop'],
+        ['conversations', 'list'],
+        ['conversations', 'show'],
+        ['install-service'],
+      ]) {
+        const r = await cli([...c, '--help'], { env });
+        assert.equal(r.code, 0, `${c.join(' ')} --help`);
+        assert.match(r.stdout, /Usage: errand/);
+        assert.match(r.stdout, /Exit codes:/, `${c.join(' ')} --help documents exit codes`);
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 2 on an unknown command or option, without a stack trace', async () => {
+    const { home, env } = tempHome();
+    try {
+      const a = await cli(['frobnicate'], { env });
+      assert.equal(a.code, 2);
+      assert.match(a.stderr, /unknown command/);
+      const b = await cli(['status', '--bogus'], { env });
+      assert.equal(b.code, 2);
+      assert.doesNotMatch(a.stderr + b.stderr, /\n\s+at /);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('init writes a starter config that loads, and a private secrets file; a second init needs --force', async () => {
+    const { home, env } = tempHome();
+    try {
+      const project = gitCheckout(home);
+      const r = await cli(['init'], { env, cwd: project });
+      assert.equal(r.code, 0, r.stderr);
+      const path = join(home, '.config', 'errand', 'errand.yaml');
+      assert.ok(existsSync(path));
+      assert.match(readFileSync(path, 'utf8'), new RegExp(`git_url: ${project}`));
+      assert.equal(statSync(join(home, '.config', 'errand', 'secrets.env')).mode & 0o777, 0o600);
+      const loaded = await loadServerConfig({ path, env: {} });
+      assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
+      const again = await cli(['init'], { env, cwd: project });
+      assert.equal(again.code, 2);
+      assert.match(again.stderr, /exists already.*--force/);
+      assert.equal((await cli(['init', '--force'], { env, cwd: project })).code, 0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 3 with file, line and key when the config is invalid', async () => {
+    const { home, env } = tempHome();
+    try {
+      const path = join(home, 'bad.yaml');
+      writeFileSync(path, 'execution:\n  max_concurrent: many\n');
+      const r = await cli(['status', '--config', path], { env });
+      assert.equal(r.code, 3);
+      assert.match(
+        r.stderr,
+        new RegExp(`${path}:2:\\d+: execution.max_concurrent: expected a number, found "many"`),
+      );
+      const missing = await cli(['status', '--config', join(home, 'nope.yaml')], { env });
+      assert.equal(missing.code, 3);
+      assert.match(missing.stderr, /errand init --config/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('starts on embedded defaults inside a git checkout, takes a web task, and shows it in status and conversations', async () => {
+    const { home, env } = tempHome();
+    const project = gitCheckout(home, 'demo-app');
+    const port = await freePort();
+    const path = join(home, 'errand.yaml');
+    writeFileSync(path, `dashboard:\n  port: ${port}\nrepos:\n  demo:\n    git_url: ${project}\n`);
+    const errand = await startErrand(['--config', path], { env, cwd: project });
+    try {
+      assert.match(errand.stderr(), /repos: {2}demo/);
+      const token = readFileSync(
+        join(home, '.local', 'state', 'errand', 'control-token'),
+        'utf8',
+      ).trim();
+      assert.equal(
+        statSync(join(home, '.local', 'state', 'errand', 'control-token')).mode & 0o777,
+        0o600,
+      );
+      const health = (await (await fetch(`http://127.0.0.1:${port}/api/health`)).json()) as {
+        status: string;
+        channels: unknown[];
+      };
+      assert.equal(health.status, 'ok');
+      assert.deepEqual(health.channels, [
+        {
+          repo: 'demo',
+          channel: 'web',
+          state: 'connected',
+          since: (health.channels[0] as { since: number }).since,
+        },
+      ]);
+      const unauth = await fetch(`http://127.0.0.1:${port}/api/repos/demo/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"text":"hi"}',
+      });
+      assert.equal(unauth.status, 401);
+      const res = await fetch(`http://127.0.0.1:${port}/api/repos/demo/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ text: 'fix the build' }),
+      });
+      assert.equal(res.status, 202);
+      let list = '';
+      for (let i = 0; i < 100 && !/fix the build/.test(list); i++) {
+        list = (await cli(['conversations', 'list', '--config', path], { env })).stdout;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(list, /c_\S+\s+demo\s+web\s+\S+\s+fix the build/);
+      const id = /(c_\S+)/.exec(list)![1]!;
+      let shown = '';
+      for (let i = 0; i < 100 && !/errand error \[sent\]/.test(shown); i++) {
+        shown = (await cli(['conversations', 'show', id, '--config', path], { env })).stdout;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // This build has no sandbox yet: the task is answered with that explanation.
+      assert.match(shown, /cannot run tasks yet/);
+      assert.match(
+        (await cli(['status', '--config', path], { env })).stdout,
+        /No tasks running or queued/,
+      );
+      const stopMissing = await cli(['stop', 't_doesnotexist', '--config', path], { env });
+      assert.equal(stopMissing.code, 5, stopMissing.stderr);
+      const notAnId = await cli(['stop', '../etc', '--config', path], { env });
+      assert.equal(notAnId.code, 2);
+      const showMissing = await cli(['conversations', 'show', 'c_nope', '--config', path], { env });
+      assert.equal(showMissing.code, 5);
+    } finally {
+      assert.equal(await errand.stop(), 0, errand.stderr());
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('says errand is not running (exit 4) when stop finds no server', async () => {
+    const { home, env } = tempHome();
+    try {
+      const port = await freePort();
+      const path = join(home, 'errand.yaml');
+      writeFileSync(path, `dashboard:\n  port: ${port}\n`);
+      const r = await cli(['stop', 't_abc', '--config', path], { env });
+      assert.equal(r.code, 4);
+      assert.match(r.stderr, /errand start/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
