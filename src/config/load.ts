@@ -385,6 +385,20 @@ function toIssues(
       }),
     );
   }
+  if (iss.code === 'invalid_key') {
+    const bad = String(keyPath[keyPath.length - 1]);
+    const parent = keyPath.slice(0, -1);
+    const inner = iss.issues[0];
+    return [
+      withMessage({
+        file,
+        ...pos(keyNode(doc, parent, bad)?.range?.[0]),
+        key: keyPath.join('.'),
+        expected: inner ? expectedOf(inner) : 'a valid key',
+        found: `the key ${JSON.stringify(bad)}`,
+      }),
+    ];
+  }
   const key = keyPath.join('.');
   const hide = tagged.has(key) || keyPath.some((k) => typeof k === 'string' && SECRET_KEYS.has(k));
   const { present, value } = valueAt(data, keyPath);
