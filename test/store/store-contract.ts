@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { IncomingMessage, Store } from '../../src/store/types.ts';
+
+let n = 0;
+export function msg(over: Partial<IncomingMessage> = {}): IncomingMessage {
+  n++;
+  return {
+    repoId: 'app',
+    channel: 'email',
+    externalId: `<m${n}@example.com>`,
+    threadKeys: [],
+    ownThreadKey: `<m${n}@example.com>`,
+    sender: { id: 'alice@example.com', name: 'Alice' },
+    text: `hello ${n}`,
+    attachments: [],
+    receivedAt: 1_000 + n,
+    ...over,
+  };
+}
+
+/**
+ * The Store contract: every implementation (SQLite now, PostgreSQL later) runs these.
+ * `open` gives a fresh, empty store for each test.
+ */
+export function storeContract(name: string, open: () => Promise<Store> | Store): void {
+  describe(`${name} store contract`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    async function conversation(thread = 'k') {
+      return await store.createConversation({
+        repoId: 'app',
+        channel: 'email',
+        threadKey: thread,
+        title: 't',
+      });
+    }
+
+    it('stores a message as received and returns it with every field', async () => {
+      const input = msg({
+        subject: 'S',
+        model: 'opus',
+        meta: { a: 1 },
+        attachments: [{ name: 'a.txt', path: '/x/a.txt', size: 3 }],
+      });
+      const { message, duplicate } = await store.insertMessage(input);
+      assert.equal(duplicate, false);
+      assert.equal(message.state, 'received');
+      assert.deepEqual(await store.getMessage(message.id), {
+        ...input,
+        id: message.id,
+        state: 'received',
+      });
+    });
+
+    it('recognises a second delivery by external id and writes nothing', async () => {
+      const a = await store.insertMessage(msg({ externalId: 'same' }));
+      const b = await store.insertMessage(msg({ externalId: 'same', text: 'other' }));
+      assert.equal(b.duplicate, true);
+      assert.equal(b.message.id, a.message.id);
+      assert.equal((await store.listMessages({})).length, 1);
+    });
+
+    it('recognises a re-delivery with a new id by its content hash, only within its repository', async () => {
+      const a = await store.insertMessage(msg({ contentHash: 'h1' }));
+      const b = await store.insertMessage(msg({ contentHash: 'h1' }));
+      assert.equal(b.duplicate, true);
+      assert.equal(b.message.id, a.message.id);
+      const c = await store.insertMessage(msg({ contentHash: 'h1', repoId: 'other' }));
+      assert.equal(c.duplicate, false);
+    });
+
+    it('opens a task for the first message and merges later ones into it while it is queued', async () => {
+      const c = await conversation();
+      const m1 = (await store.insertMessage(msg())).message;
+      const m2 = (await store.insertMessage(msg())).message;
+      const a = await store.queueMessage(m1.id, c.id);
+      const b = await store.queueMessage(m2.id, c.id);
+      assert.equal(a.merged, false);
+      assert.equal(b.merged, true);
+      assert.equal(b.task.id, a.task.id);
+      assert.equal((await store.getMessage(m1.id))!.state, 'queued');
+      assert.equal((await store.getMessage(m2.id))!.state, 'merged');
+      assert.deepEqual(
+        (await store.listMessages({ taskId: a.task.id })).map((m) => m.id),
+        [m1.id, m2.id],
+      );
+    });
+
+    it('does not merge into a running task: a new task waits behind it', async () => {
+      const c = await conversation();
+      const first = await store.queueMessage((await store.insertMessage(msg())).message.id, c.id);
+      await store.updateTask(first.task.id, { state: 'running', startedAt: 5 });
+      const second = await store.queueMessage((await store.insertMessage(msg())).message.id, c.id);
+      assert.equal(second.merged, false);
+      assert.notEqual(second.task.id, first.task.id);
+      assert.ok(second.task.seq > first.task.seq);
+    });
+
+    it('is idempotent when a message is queued twice', async () => {
+      const c = await conversation();
+      const m = (await store.insertMessage(msg())).message;
+      const a = await store.queueMessage(m.id, c.id);
+      const b = await store.queueMessage(m.id, c.id);
+      assert.equal(b.task.id, a.task.id);
+      assert.equal((await store.listTasks({})).length, 1);
+    });
+
+    it('numbers tasks in arrival order across conversations', async () => {
+      const ids: string[] = [];
+      for (const k of ['a', 'b', 'c']) {
+        const c = await conversation(k);
+        ids.push(
+          (await store.queueMessage((await store.insertMessage(msg())).message.id, c.id)).task.id,
+        );
+      }
+      assert.deepEqual(
+        (await store.listTasks({ states: ['queued'] })).map((t) => t.id),
+        ids,
+      );
+      assert.deepEqual(
+        (await store.listTasks({ limit: 2 })).map((t) => t.id),
+        ids.slice(0, 2),
+      );
+    });
+
+    it('finishes a task, its queued messages and its reply in one step', async () => {
+      const c = await conversation();
+      const m1 = (await store.insertMessage(msg())).message;
+      const m2 = (await store.insertMessage(msg())).message;
+      const { task } = await store.queueMessage(m1.id, c.id);
+      await store.queueMessage(m2.id, c.id);
+      const d = await store.finishTask(task.id, {
+        state: 'done',
+        outcome: 'success',
+        usage: { costUsd: 0.5, turns: 3 },
+        messageState: 'answered',
+        delivery: {
+          repoId: 'app',
+          channel: 'email',
+          conversationId: c.id,
+          taskId: task.id,
+          kind: 'reply',
+          text: 'hi',
+          files: ['/o/f'],
+        },
+      });
+      const t = (await store.getTask(task.id))!;
+      assert.equal(t.state, 'done');
+      assert.deepEqual(t.usage, { costUsd: 0.5, turns: 3 });
+      assert.ok(t.finishedAt);
+      assert.equal((await store.getMessage(m1.id))!.state, 'answered');
+      assert.equal(
+        (await store.getMessage(m2.id))!.state,
+        'merged',
+        'merged messages keep their state',
+      );
+      assert.equal(d!.state, 'pending');
+      assert.deepEqual(d!.files, ['/o/f']);
+      assert.deepEqual(
+        (await store.listDeliveries({ states: ['pending'] })).map((x) => x.id),
+        [d!.id],
+      );
+    });
+
+    it('records why a message was rejected or interrupted', async () => {
+      const m = (await store.insertMessage(msg())).message;
+      await store.setMessageState(m.id, 'rejected', { reason: 'not authorized' });
+      const got = (await store.getMessage(m.id))!;
+      assert.equal(got.state, 'rejected');
+      assert.equal(got.stateReason, 'not authorized');
+      assert.deepEqual(
+        (await store.listMessages({ states: ['rejected'] })).map((x) => x.id),
+        [m.id],
+      );
+    });
+
+    it('keeps task events in order and pages them', async () => {
+      const c = await conversation();
+      const { task } = await store.queueMessage(
+        (await store.insertMessage(msg())).message.id,
+        c.id,
+      );
+      for (let i = 0; i < 5; i++) await store.appendEvent(task.id, 'line', { i });
+      const all = await store.listEvents(task.id);
+      assert.deepEqual(
+        all.map((e) => e.seq),
+        [1, 2, 3, 4, 5],
+      );
+      assert.deepEqual(
+        (await store.listEvents(task.id, 2, 2)).map((e) => (e.data as { i: number }).i),
+        [2, 3],
+      );
+    });
+
+    it('tracks a delivery from pending through failed attempts to sent', async () => {
+      const d = await store.createDelivery({
+        repoId: 'app',
+        channel: 'web',
+        kind: 'notice',
+        text: 'x',
+      });
+      await store.markDelivery(d.id, { state: 'pending', error: 'timeout' });
+      await store.markDelivery(d.id, { state: 'pending', error: 'refused' });
+      let got = (await store.listDeliveries({}))[0]!;
+      assert.equal(got.attempts, 2);
+      assert.equal(got.lastError, 'refused');
+      await store.markDelivery(d.id, { state: 'sent' });
+      got = (await store.listDeliveries({}))[0]!;
+      assert.equal(got.state, 'sent');
+      assert.ok(got.sentAt);
+    });
+
+    it('maps every thread key of a conversation to it and ignores keys already mapped', async () => {
+      const c = await conversation('first');
+      const other = await conversation('second');
+      await store.addThreadKeys(c.id, ['first', 'reply-1', 'second']);
+      assert.equal((await store.findConversationByThread('app', 'email', 'reply-1'))!.id, c.id);
+      assert.equal(
+        (await store.findConversationByThread('app', 'email', 'second'))!.id,
+        other.id,
+        'an existing mapping is not stolen',
+      );
+      assert.equal(
+        await store.findConversationByThread('app', 'slack', 'first'),
+        undefined,
+        'keys are per channel',
+      );
+    });
+
+    it('sets and clears the agent session of a conversation', async () => {
+      const c = await conversation();
+      await store.updateConversation(c.id, { sessionId: 's-1' });
+      assert.equal((await store.getConversation(c.id))!.sessionId, 's-1');
+      await store.updateConversation(c.id, { sessionId: null });
+      assert.equal((await store.getConversation(c.id))!.sessionId, undefined);
+    });
+
+    it('lists idle conversations but not ones with a queued or running task', async () => {
+      const idle = await conversation('idle');
+      const busy = await conversation('busy');
+      await store.queueMessage((await store.insertMessage(msg())).message.id, busy.id);
+      const list = await store.listIdleConversationsBefore(Date.now() + 1000);
+      assert.deepEqual(
+        list.map((c) => c.id),
+        [idle.id],
+      );
+    });
+
+    it('deletes a conversation with its messages, tasks, events, deliveries and thread keys', async () => {
+      const c = await conversation('gone');
+      const keep = await conversation('kept');
+      const m = (await store.insertMessage(msg())).message;
+      const { task } = await store.queueMessage(m.id, c.id);
+      await store.appendEvent(task.id, 'x', {});
+      await store.finishTask(task.id, {
+        state: 'done',
+        messageState: 'answered',
+        delivery: {
+          repoId: 'app',
+          channel: 'email',
+          conversationId: c.id,
+          taskId: task.id,
+          kind: 'reply',
+          text: 'r',
+        },
+      });
+      await store.queueMessage((await store.insertMessage(msg())).message.id, keep.id);
+      await store.deleteConversation(c.id);
+      assert.equal(await store.getConversation(c.id), undefined);
+      assert.equal(await store.getMessage(m.id), undefined);
+      assert.equal(await store.getTask(task.id), undefined);
+      assert.deepEqual(await store.listEvents(task.id), []);
+      assert.deepEqual(await store.listDeliveries({ conversationId: c.id }), []);
+      assert.equal(await store.findConversationByThread('app', 'email', 'gone'), undefined);
+      assert.equal((await store.listTasks({})).length, 1, 'the other conversation is untouched');
+    });
+  });
+}
