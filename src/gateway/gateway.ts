@@ -13,11 +13,11 @@ import type {
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';
-import { KeyedSerial } from './keyed-serial.ts';
 import type { Channel, MessageSink, OutcomeKind, PromptPart, TaskExecutor } from './ports.ts';
 import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
 import { TaskQueue } from './task-queue.ts';
 import { notices } from './texts.ts';
+import { WorkQueue } from './work-queue.ts';
 
 /** Builds the channels of one repository from its config; called at start and on reload. */
 export type ChannelFactory = (repoId: string, repo: RepoConfig) => Channel[];
@@ -74,7 +74,10 @@ export class Gateway {
     string,
     { controller: AbortController; done: Promise<void>; repoId: string }
   >();
-  #intake = new KeyedSerial();
+  // Messages of one repository and channel are taken in order, so two messages of a new
+  // thread cannot open two conversations. Only ids wait here; each is read back when its
+  // turn comes.
+  #intake = new WorkQueue<string>((id) => this.#intakeById(id));
   #deliveries: DeliveryQueue;
   #accepting = false;
   #closed = false;
@@ -320,16 +323,17 @@ export class Gateway {
   // ---- intake -------------------------------------------------------------------------
 
   #process(message: StoredMessage): void {
-    // Messages of one repository and channel are taken in order, so two messages of a new
-    // thread cannot open two conversations.
-    this.#intake.run(`${message.repoId}\0${message.channel}`, async () => {
-      try {
-        await this.#intakeOne(message);
-      } catch (e) {
-        // The message stays `received`; the next start processes it again.
-        this.#log.error({ message: message.id, err: describeError(e) }, 'message intake failed');
-      }
-    });
+    this.#intake.push(`${message.repoId}\0${message.channel}`, message.id);
+  }
+
+  async #intakeById(id: string): Promise<void> {
+    try {
+      const message = await this.#store.getMessage(id);
+      if (message?.state === 'received') await this.#intakeOne(message);
+    } catch (e) {
+      // The message stays `received`; the next start processes it again.
+      this.#log.error({ message: id, err: describeError(e) }, 'message intake failed');
+    }
   }
 
   async #intakeOne(message: StoredMessage): Promise<void> {
