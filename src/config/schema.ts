@@ -48,8 +48,9 @@ const emailChannel = z
     address: z.email().describe("the repository's mailbox; replies come from it"),
     imap: mailServer
       .extend({ folder: z.string().min(1).default('INBOX').describe('folder to watch') })
-      .strict(),
-    smtp: mailServer,
+      .strict()
+      .describe('where mail is received'),
+    smtp: mailServer.describe('where replies are sent'),
     authorized_senders: z
       .array(
         z
@@ -290,7 +291,10 @@ const repo = z
             access_key_id: secret('AWS access key id'),
             secret_access_key: secret('AWS secret access key'),
             session_token: secret('AWS session token').optional(),
-            hosts: z.array(hostName).min(1, 'list at least one host'),
+            hosts: z
+              .array(hostName)
+              .min(1, 'list at least one host')
+              .describe('hosts whose requests are re-signed with the real key'),
           })
           .strict(),
       )
@@ -326,6 +330,7 @@ const repo = z
           .number()
           .int()
           .min(1)
+          .max(8760)
           .default(168)
           .describe('rebuild images older than this'),
       })
