@@ -57,9 +57,14 @@ export const KEPT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', '
 /** Label on every container errand starts, naming the errand instance that owns it. */
 export const MANAGED_LABEL = 'errand.managed';
 
-// podman run exits 125 when it could not create the container, 126/127 when the command
-// could not be executed: those are setup failures, not the command's own status.
-const PODMAN_SETUP_CODES = new Set([125]);
+// podman run exits 125 when it could not create the container, and 126/127 with its own
+// "Error:" line when it could not execute the command: setup failures, not the command's
+// status (a command may exit 126 or 127 itself, without podman's line).
+function setupFailed(code: number | null, stderr: string): boolean {
+  return (
+    code === null || code === 125 || ((code === 126 || code === 127) && /^Error: /m.test(stderr))
+  );
+}
 
 export function runArgs(spec: ContainerSpec, envFile: string): string[] {
   const args = [
@@ -76,7 +81,7 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
     '--env-file',
     envFile,
     '--workdir',
-    spec.workdir ?? '/workspace',
+    spec.workdir ?? (spec.mounts.some((m) => m.target === '/workspace') ? '/workspace' : '/'),
     '--init',
   ];
   if (spec.limits.memory)
@@ -157,11 +162,14 @@ export async function runContainer(
     spec.signal?.removeEventListener('abort', onAbort);
 
     if (killedFor) return { outcome: killedFor, exitCode: code, stderrTail: tail(stderrTail) };
-    if (code === null || PODMAN_SETUP_CODES.has(code)) {
+    if (setupFailed(code, stderrTail)) {
       return { outcome: 'failed_to_start', exitCode: code, stderrTail: tail(stderrTail) };
     }
-    if (await oomKilled(spec.name, podmanEnv))
-      return { outcome: 'oom', exitCode: code, stderrTail: tail(stderrTail) };
+    // cgroup v2 reports OOM kills to podman; on cgroup v1 (these machines) it does not, and
+    // a SIGKILL (137) errand did not send, under a memory limit, is the kernel's OOM killer.
+    const oom =
+      (await oomKilled(spec.name, podmanEnv)) || (code === 137 && spec.limits.memory !== undefined);
+    if (oom) return { outcome: 'oom', exitCode: code, stderrTail: tail(stderrTail) };
     return { outcome: 'exited', exitCode: code, stderrTail: tail(stderrTail) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
