@@ -15,6 +15,8 @@ export type ErrandErrorCode =
   | 'usage'
   | 'check_failed'
   | 'service_failed'
+  | 'git_failed'
+  | 'trusted_file_invalid'
   | 'internal';
 
 export class ErrandError extends Error {

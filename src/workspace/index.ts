@@ -1,0 +1,2 @@
+export { redactUrl } from './git.ts';
+export { type ConversationDirs, type WorkspaceRepo, Workspaces } from './workspaces.ts';
