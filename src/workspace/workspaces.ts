@@ -135,7 +135,7 @@ export class Workspaces {
   async readTrustedFile(repo: WorkspaceRepo, path: string): Promise<Buffer | undefined> {
     const branch = await this.#branch(repo);
     const entry = await this.#lsTree(repo, branch, path);
-    if (!entry || entry.type !== 'blob') return undefined;
+    if (entry?.type !== 'blob') return undefined;
     return (
       await git(['-C', this.mirrorPath(repo.id), 'cat-file', 'blob', entry.sha], {
         step: 'cat-file',
