@@ -10,6 +10,7 @@ import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
 import { conversationShow, conversationsList, statusReport } from './inspect.ts';
+import { SANDBOX_EXIT, type SandboxRunOptions, sandboxImage, sandboxRun } from './sandbox-run.ts';
 import { installService, uninstallService } from './service.ts';
 import { startCommand } from './start.ts';
 import { stopViaApi } from './stop.ts';
@@ -27,6 +28,7 @@ const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
   usage: EXIT.usage,
   not_running: EXIT.notRunning,
   not_found: EXIT.notFound,
+  sandbox_setup: SANDBOX_EXIT.setup,
 };
 
 function out(text: string): void {
@@ -42,7 +44,8 @@ function program(): Command {
     .helpCommand(true)
     .showSuggestionAfterError(true)
     .addHelpText('after', `\n${EXIT_CODES_HELP}\n\nDocs: docs/README.md`)
-    .configureHelp({ sortSubcommands: false });
+    .configureHelp({ sortSubcommands: false })
+    .enablePositionalOptions();
 
   p.command('init')
     .description('write a commented starter config (and an empty secrets file)')
@@ -198,16 +201,82 @@ function program(): Command {
       }
     });
 
+  const sandbox = p
+    .command('sandbox')
+    .description('run commands in the sandbox (for CI) and manage its image')
+    .enablePositionalOptions();
+  sandbox
+    .command('run')
+    .description('run COMMAND in the sandbox with the current folder at /workspace')
+    .usage('[options] -- COMMAND [ARG]...')
+    .option('--image <image>', 'use this local image')
+    .option(
+      '--containerfile <path>',
+      'build the image from this Containerfile (its folder is the context)',
+    )
+    .option(
+      '--config <path>',
+      'sandbox settings (default: .errand/sandbox.yaml of the default branch)',
+    )
+    .option('--allowlist <path>', 'network allowlist (needs the network proxy)')
+    .option('--mount <src:dst[:ro]>', 'also mount a host path (repeatable)', collect, [])
+    .option(
+      '--env <name[=value]>',
+      'set a variable; NAME alone copies it from here (repeatable)',
+      collect,
+      [],
+    )
+    .option('--timeout <seconds>', 'kill the command after this long', positiveInt)
+    .option('--network-log <path>', 'write the network log here (needs the network proxy)')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .passThroughOptions()
+    .addHelpText(
+      'after',
+      `\nWithout --image or --containerfile the image is built from .errand/container/ of the\ncurrent checkout's default branch (origin/HEAD, else main or master), so a pull\nrequest cannot change its own sandbox. stdout and stderr pass through unchanged.\n\nExit codes:\n  N    the command's own exit status\n  124  the command ran past its timeout and was killed\n  125  errand could not set up the sandbox (a one-line reason is on stderr)`,
+    )
+    .action(
+      async (command: string[], o: Omit<SandboxRunOptions, 'command' | 'cwd' | 'processEnv'>) => {
+        process.exitCode = await sandboxRun({
+          ...o,
+          command,
+          cwd: process.cwd(),
+          processEnv: process.env,
+        });
+      },
+    );
+  sandbox
+    .command('image')
+    .description('hash, save or load the sandbox image of .errand/container/ (for CI caches)')
+    .argument('<action>', 'hash | save | load')
+    .argument('[dir]', 'folder to save to or load from')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  errand sandbox image hash          # a cache key\n  errand sandbox image save .cache   # writes .cache/HASH.tar\n  errand sandbox image load .cache\n\nExit codes:\n  0    done\n  125  errand could not build, save or load the image',
+    )
+    .action(async (action: string, dir: string | undefined) => {
+      if (action !== 'hash' && action !== 'save' && action !== 'load') {
+        throw new ErrandError(
+          'sandbox_setup',
+          `unknown action "${action}": use hash, save or load`,
+        );
+      }
+      out(await sandboxImage(action, dir, process.cwd(), process.env));
+    });
+
   // Every command exits 2 on a usage error instead of commander's default 1.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(p)) c.exitOverride();
   return p;
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
-    throw new ErrandError('usage', `--limit must be a whole number of at least 1, not "${value}"`);
+    throw new ErrandError('usage', `expected a whole number of at least 1, not "${value}"`);
   return n;
 }
 
@@ -217,8 +286,10 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // Help and version exit 0; commander already printed the problem otherwise.
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      // Help and version exit 0; commander already printed the problem otherwise. In
+      // `sandbox` commands 2 could be the command's own status, so errors there are 125.
+      if (e.exitCode === 0) return EXIT.ok;
+      return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.usage;
     }
     if (e instanceof ErrandError) {
       process.stderr.write(`errand: ${e.message}\n`);
@@ -228,7 +299,7 @@ export async function main(argv: string[]): Promise<number> {
       `errand: unexpected error: ${describeError(e)}\nPlease report this with the command you ran.\n`,
     );
     if (process.env.ERRAND_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return EXIT.failure;
+    return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure;
   }
 }
 

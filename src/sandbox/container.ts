@@ -84,6 +84,8 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
     spec.workdir ?? (spec.mounts.some((m) => m.target === '/workspace') ? '/workspace' : '/'),
     '--init',
   ];
+  // podman's own timer is the backstop when errand itself dies before its timer fires.
+  if (spec.timeoutMs) args.push('--timeout', String(Math.ceil(spec.timeoutMs / 1000) + 30));
   if (spec.limits.memory)
     args.push('--memory', spec.limits.memory, '--memory-swap', spec.limits.memory);
   if (spec.limits.cpus) args.push('--cpus', String(spec.limits.cpus));
@@ -191,9 +193,14 @@ export async function removeContainer(name: string, env: NodeJS.ProcessEnv): Pro
 
 /**
  * Removes containers an earlier errand process left behind (killed mid-task). Only
- * containers carrying this instance's label are touched.
+ * containers carrying this instance's label are touched; `exitedOnly` spares running ones
+ * (another `errand sandbox run` may own them).
  */
-export async function removeOrphans(instance: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+export async function removeOrphans(
+  instance: string,
+  env: NodeJS.ProcessEnv,
+  opts: { exitedOnly?: boolean } = {},
+): Promise<string[]> {
   const r = await runPodman(
     [
       'ps',
@@ -202,6 +209,7 @@ export async function removeOrphans(instance: string, env: NodeJS.ProcessEnv): P
       `label=${MANAGED_LABEL}=true`,
       '--filter',
       `label=errand.instance=${instance}`,
+      ...(opts.exitedOnly ? ['--filter', 'status=exited'] : []),
       '--format',
       '{{.Names}}',
     ],

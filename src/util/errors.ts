@@ -16,6 +16,7 @@ export type ErrandErrorCode =
   | 'check_failed'
   | 'service_failed'
   | 'git_failed'
+  | 'sandbox_setup'
   | 'trusted_file_invalid'
   | 'internal';
 

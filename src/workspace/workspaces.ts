@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
 import { git, redactUrl } from './git.ts';
+import { TrustedTree } from './trusted-tree.ts';
 
 export interface WorkspaceRepo {
   id: string;
@@ -131,85 +132,28 @@ export class Workspaces {
     );
   }
 
+  /** The default branch of the mirror, read through its object store only. */
+  async trusted(repo: WorkspaceRepo): Promise<TrustedTree> {
+    return new TrustedTree(
+      this.mirrorPath(repo.id),
+      `refs/heads/${await this.#branch(repo)}`,
+      repo.id,
+    );
+  }
+
   /** A file of the default branch, or undefined when it does not exist there. */
   async readTrustedFile(repo: WorkspaceRepo, path: string): Promise<Buffer | undefined> {
-    const branch = await this.#branch(repo);
-    const entry = await this.#lsTree(repo, branch, path);
-    if (entry?.type !== 'blob') return undefined;
-    return (
-      await git(['-C', this.mirrorPath(repo.id), 'cat-file', 'blob', entry.sha], {
-        step: 'cat-file',
-        repoId: repo.id,
-      })
-    ).stdout;
+    return await (await this.trusted(repo)).readFile(path);
   }
 
   /** The git tree id of a folder of the default branch, or undefined when absent. */
   async trustedTreeId(repo: WorkspaceRepo, dir: string): Promise<string | undefined> {
-    const branch = await this.#branch(repo);
-    const entry = await this.#lsTree(repo, branch, dir);
-    return entry?.type === 'tree' ? entry.sha : undefined;
+    return await (await this.trusted(repo)).treeId(dir);
   }
 
-  async #lsTree(
-    repo: WorkspaceRepo,
-    branch: string,
-    path: string,
-  ): Promise<{ mode: string; type: string; sha: string } | undefined> {
-    const clean = posix.normalize(path).replace(/\/+$/, '');
-    if (clean.startsWith('..') || posix.isAbsolute(clean))
-      throw new ErrandError('usage', `invalid repository path ${path}`);
-    const r = await git(
-      ['-C', this.mirrorPath(repo.id), 'ls-tree', '-z', `refs/heads/${branch}`, '--', clean],
-      { step: 'ls-tree', repoId: repo.id },
-    );
-    const line = r.stdout.toString().split('\0')[0];
-    const m = line ? /^(\d+) (\w+) ([0-9a-f]+)\t/.exec(line) : null;
-    return m ? { mode: m[1]!, type: m[2]!, sha: m[3]! } : undefined;
-  }
-
-  /**
-   * Writes a folder of the default branch to `destDir` (a build context). Returns false
-   * when the folder is absent. Symlinks must stay inside the folder; submodules are refused.
-   */
+  /** Writes a folder of the default branch to `destDir`; false when it is absent. */
   async extractTrustedDir(repo: WorkspaceRepo, dir: string, destDir: string): Promise<boolean> {
-    const tree = await this.trustedTreeId(repo, dir);
-    if (!tree) return false;
-    const mirror = this.mirrorPath(repo.id);
-    const listing = await git(['-C', mirror, 'ls-tree', '-r', '-z', tree], {
-      step: 'ls-tree',
-      repoId: repo.id,
-    });
-    mkdirSync(destDir, { recursive: true });
-    for (const line of listing.stdout.toString().split('\0').filter(Boolean)) {
-      const m = /^(\d+) (\w+) ([0-9a-f]+)\t(.+)$/s.exec(line);
-      if (!m) continue;
-      const [, mode, type, sha, rel] = m as unknown as [string, string, string, string, string];
-      const where = `${dir}/${rel}`;
-      if (type !== 'blob')
-        throw new ErrandError(
-          'trusted_file_invalid',
-          `${where}: submodules are not allowed in ${dir}`,
-        );
-      const target = join(destDir, rel);
-      mkdirSync(join(target, '..'), { recursive: true });
-      const content = (
-        await git(['-C', mirror, 'cat-file', 'blob', sha], { step: 'cat-file', repoId: repo.id })
-      ).stdout;
-      if (mode === '120000') {
-        const resolved = posix.normalize(posix.join(posix.dirname(rel), content.toString()));
-        if (posix.isAbsolute(content.toString()) || resolved.startsWith('..')) {
-          throw new ErrandError(
-            'trusted_file_invalid',
-            `${where}: a symlink pointing outside ${dir} is not allowed`,
-          );
-        }
-        symlinkSync(content.toString(), target);
-        continue;
-      }
-      writeFileSync(target, content, { mode: mode === '100755' ? 0o755 : 0o644 });
-    }
-    return true;
+    return await (await this.trusted(repo)).extractDir(dir, destDir);
   }
 
   dirs(repoId: string, conversationId: string): ConversationDirs {

@@ -4,7 +4,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, ensurePodmanEnv, ImageCache, runContainer, runPodman } from '../../src/sandbox/index.ts';
+import {
+  BASE_IMAGE,
+  ensurePodmanEnv,
+  ImageCache,
+  runContainer,
+  runPodman,
+} from '../../src/sandbox/index.ts';
 import { Workspaces } from '../../src/workspace/index.ts';
 
 let root: string;
@@ -30,7 +36,16 @@ function context(name: string, containerfile: string, file = 'Containerfile'): s
 async function marker(image: string): Promise<string> {
   let out = '';
   await runContainer(
-    { image, name: `errand-img-test-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`, command: ['cat', '/marker'], mounts: [], env: {}, limits: {}, network: { kind: 'none' }, onStdout: (c) => (out += c) },
+    {
+      image,
+      name: `errand-img-test-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`,
+      command: ['cat', '/marker'],
+      mounts: [],
+      env: {},
+      limits: {},
+      network: { kind: 'none' },
+      onStdout: (c) => (out += c),
+    },
     env,
   );
   return out.trim();
@@ -65,22 +80,44 @@ describe('the image cache', () => {
   });
 
   it('accepts a Dockerfile and reports a failing build with its output', async () => {
-    const ctx = context('c', `FROM ${BASE_IMAGE}\nRUN echo about to fail && exit 3\n`, 'Dockerfile');
+    const ctx = context(
+      'c',
+      `FROM ${BASE_IMAGE}\nRUN echo about to fail && exit 3\n`,
+      'Dockerfile',
+    );
     const r = await new ImageCache({ podmanEnv: env, maxAgeMs: 3_600_000 }).ensure(ctx);
     assert.equal(r.ok, false);
     assert.match(r.ok ? '' : r.reason, /podman build failed/);
     assert.match(r.log, /about to fail/);
-    const none = await new ImageCache({ podmanEnv: env, maxAgeMs: 1 }).ensure(context('d', 'x', 'README'));
+    const none = await new ImageCache({ podmanEnv: env, maxAgeMs: 1 }).ensure(
+      context('d', 'x', 'README'),
+    );
     assert.equal(none.ok, false);
-    assert.match(none.ok ? '' : none.reason, /no Containerfile or Dockerfile in \.errand\/container/);
+    assert.match(
+      none.ok ? '' : none.reason,
+      /no Containerfile or Dockerfile in \.errand\/container/,
+    );
   });
 
   it('builds from the default branch: a merged change is picked up, a workspace-only change is not', async () => {
     const origin = join(root, 'origin');
     mkdirSync(join(origin, '.errand', 'container'), { recursive: true });
     const g = (cwd: string, ...a: string[]) =>
-      execFileSync('git', a, { cwd, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
-    const setMarker = (dir: string, text: string) => writeFileSync(join(dir, '.errand', 'container', 'Containerfile'), `FROM ${BASE_IMAGE}\nRUN echo ${text} > /marker\n`);
+      execFileSync('git', a, {
+        cwd,
+        env: {
+          ...process.env,
+          GIT_AUTHOR_NAME: 't',
+          GIT_AUTHOR_EMAIL: 't@e',
+          GIT_COMMITTER_NAME: 't',
+          GIT_COMMITTER_EMAIL: 't@e',
+        },
+      });
+    const setMarker = (dir: string, text: string) =>
+      writeFileSync(
+        join(dir, '.errand', 'container', 'Containerfile'),
+        `FROM ${BASE_IMAGE}\nRUN echo ${text} > /marker\n`,
+      );
     g(origin, 'init', '-q', '-b', 'main');
     setMarker(origin, `trusted-${process.pid}`);
     g(origin, 'add', '-A');
@@ -102,10 +139,18 @@ describe('the image cache', () => {
     const { dirs } = await ws.prepareConversation(repo, 'c_1');
     setMarker(dirs.workspace, 'agent-edit');
     g(dirs.workspace, 'commit', '-q', '-am', 'agent changes its own image');
-    assert.equal(await marker(await imageOf('2')), `trusted-${process.pid}`, 'a workspace change has no effect');
+    assert.equal(
+      await marker(await imageOf('2')),
+      `trusted-${process.pid}`,
+      'a workspace change has no effect',
+    );
 
     setMarker(origin, `merged-${process.pid}`);
     g(origin, 'commit', '-q', '-am', 'merged change');
-    assert.equal(await marker(await imageOf('3')), `merged-${process.pid}`, 'a merged change is picked up');
+    assert.equal(
+      await marker(await imageOf('3')),
+      `merged-${process.pid}`,
+      'a merged change is picked up',
+    );
   });
 });

@@ -1,0 +1,311 @@
+import { randomBytes } from 'node:crypto';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import {
+  contextHash,
+  ensurePodmanEnv,
+  IMAGE_REPO,
+  ImageCache,
+  removeOrphans,
+  runContainer,
+  runPodman,
+  type SandboxFile,
+  type SandboxMount,
+  sandboxFileSchema,
+} from '../sandbox/index.ts';
+import { ErrandError } from '../util/errors.ts';
+import { checkoutDefaultRef, TrustedTree } from '../workspace/index.ts';
+
+/** `errand sandbox run` exits with the command's status, or one of these. */
+export const SANDBOX_EXIT = { timeout: 124, setup: 125 } as const;
+
+export interface SandboxRunOptions {
+  image?: string;
+  containerfile?: string;
+  config?: string;
+  allowlist?: string;
+  mount: string[];
+  env: string[];
+  timeout?: number;
+  networkLog?: string;
+  command: string[];
+  cwd: string;
+  processEnv: NodeJS.ProcessEnv;
+}
+
+/** Label of containers started by the CLI; exited ones left by a killed CLI are removed. */
+const CLI_INSTANCE = 'cli';
+const DEFAULT_TIMEOUT_SECONDS = 3600;
+
+function stateDir(env: NodeJS.ProcessEnv): string {
+  const base =
+    env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)
+      ? env.XDG_STATE_HOME
+      : join(env.HOME ?? homedir(), '.local', 'state');
+  return join(base, 'errand');
+}
+
+function setup(message: string): ErrandError {
+  return new ErrandError('sandbox_setup', message);
+}
+
+export function parseMount(spec: string, cwd: string): SandboxMount {
+  const parts = spec.split(':');
+  if (
+    parts.length < 2 ||
+    parts.length > 3 ||
+    (parts[2] !== undefined && parts[2] !== 'ro' && parts[2] !== 'rw')
+  ) {
+    throw setup(`--mount ${spec}: expected SRC:DST or SRC:DST:ro`);
+  }
+  const source = resolve(cwd, parts[0]!);
+  const target = parts[1]!;
+  if (!existsSync(source)) throw setup(`--mount ${spec}: ${source} does not exist`);
+  if (!isAbsolute(target)) throw setup(`--mount ${spec}: the destination must be an absolute path`);
+  return { source, target, readOnly: parts[2] === 'ro' };
+}
+
+export function parseEnv(specs: string[], processEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const name = eq < 0 ? spec : spec.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw setup(`--env ${name}: not a variable name`);
+    const value = eq < 0 ? processEnv[name] : spec.slice(eq + 1);
+    if (value === undefined)
+      throw setup(`--env ${name}: not set in this environment; use --env ${name}=VALUE`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Where `.errand/` comes from: the checkout's default branch, else the files on disk. */
+async function trustedSource(cwd: string): Promise<{
+  read(path: string): Promise<Buffer | undefined>;
+  extract(dir: string, dest: string): Promise<boolean>;
+  from: string;
+}> {
+  const def = await checkoutDefaultRef(cwd);
+  if (def) {
+    const tree = new TrustedTree(def.gitDir, def.ref, basename(def.gitDir));
+    return {
+      read: (p) => tree.readFile(p),
+      extract: (d, dest) => tree.extractDir(d, dest),
+      from: def.ref.replace(/^refs\/(heads|remotes)\//, ''),
+    };
+  }
+  return {
+    read: async (p) => (existsSync(join(cwd, p)) ? readFileSync(join(cwd, p)) : undefined),
+    extract: async (d, dest) => {
+      if (!existsSync(join(cwd, d)) || !statSync(join(cwd, d)).isDirectory()) return false;
+      cpSync(join(cwd, d), dest, { recursive: true });
+      return true;
+    },
+    from: 'the working tree',
+  };
+}
+
+function parseSandboxFile(text: string, where: string): SandboxFile {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (e) {
+    throw setup(`${where}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  const r = sandboxFileSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw setup(`${where}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+  }
+  return r.data;
+}
+
+/**
+ * Runs a command in the sandbox with the current folder at /workspace. Returns the exit
+ * status to use: the command's own, 124 on timeout, 125 when the sandbox could not be set up.
+ */
+export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
+  if (o.command.length === 0)
+    throw setup('no command given; put it after --, e.g. errand sandbox run -- npm test');
+  if (o.image && o.containerfile) throw setup('use --image or --containerfile, not both');
+  if (o.allowlist || o.networkLog) {
+    throw setup(
+      '--allowlist and --network-log need the network proxy, which this errand version does not include yet; without them the sandbox has no network at all',
+    );
+  }
+  const source = await trustedSource(o.cwd);
+  let settings: SandboxFile = sandboxFileSchema.parse({});
+  if (o.config) {
+    const path = resolve(o.cwd, o.config);
+    if (!existsSync(path)) throw setup(`--config ${o.config}: no such file`);
+    settings = parseSandboxFile(readFileSync(path, 'utf8'), path);
+  } else {
+    const text = await source.read('.errand/sandbox.yaml');
+    if (text)
+      settings = parseSandboxFile(text.toString('utf8'), `.errand/sandbox.yaml (${source.from})`);
+  }
+  const env = { ...settings.env, ...parseEnv(o.env, o.processEnv) };
+  const mounts: SandboxMount[] = [
+    { source: o.cwd, target: '/workspace' },
+    ...o.mount.map((m) => parseMount(m, o.cwd)),
+  ];
+  const timeoutSeconds = o.timeout ?? settings.limits.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
+
+  const podmanEnv = await ensurePodmanEnv(stateDir(o.processEnv), o.processEnv);
+  // Containers a killed `errand sandbox run` left behind; running ones belong to others.
+  await removeOrphans(CLI_INSTANCE, podmanEnv, { exitedOnly: true });
+  const image = await resolveImage(o, source, podmanEnv);
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const r = await runContainer(
+      {
+        image,
+        name: `errand-run-${randomBytes(5).toString('hex')}`,
+        command: o.command,
+        mounts,
+        env,
+        limits: {
+          memory: settings.limits.memory,
+          cpus: settings.limits.cpus,
+          pids: settings.limits.pids,
+        },
+        network: { kind: 'none' },
+        labels: { 'errand.instance': CLI_INSTANCE },
+        timeoutMs: timeoutSeconds * 1000,
+        stdin: process.stdin.isTTY ? undefined : process.stdin,
+        signal: controller.signal,
+        onStdout: (c) => process.stdout.write(c),
+        onStderr: (c) => process.stderr.write(c),
+      },
+      podmanEnv,
+    );
+    switch (r.outcome) {
+      case 'timeout':
+        process.stderr.write(
+          `errand: the command ran longer than ${timeoutSeconds} s and was killed\n`,
+        );
+        return SANDBOX_EXIT.timeout;
+      case 'failed_to_start':
+        throw setup(
+          `the container did not start: ${r.stderrTail.split('\n').pop() ?? 'no detail'}`,
+        );
+      case 'oom':
+        process.stderr.write(
+          `errand: the command was killed at its memory limit (${settings.limits.memory ?? 'default'})\n`,
+        );
+        return r.exitCode ?? 137;
+      case 'stopped':
+        return 130;
+      default:
+        return r.exitCode ?? 1;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function resolveImage(
+  o: SandboxRunOptions,
+  source: Awaited<ReturnType<typeof trustedSource>>,
+  podmanEnv: NodeJS.ProcessEnv,
+): Promise<string> {
+  if (o.image) {
+    const exists = await runPodman(['image', 'exists', o.image], {
+      env: podmanEnv,
+      timeoutMs: 30_000,
+    });
+    if (exists.code !== 0)
+      throw setup(
+        `image ${o.image} is not available locally (load it with errand sandbox image load DIR, or build it)`,
+      );
+    return o.image;
+  }
+  const cache = new ImageCache({ podmanEnv, maxAgeMs: 7 * 86_400_000 });
+  let context: string;
+  let temp: string | undefined;
+  if (o.containerfile) {
+    const file = resolve(o.cwd, o.containerfile);
+    if (!existsSync(file)) throw setup(`--containerfile ${o.containerfile}: no such file`);
+    context = dirname(file);
+  } else {
+    temp = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+    if (!(await source.extract('.errand/container', temp))) {
+      rmSync(temp, { recursive: true, force: true });
+      throw setup(
+        `no image: pass --image or --containerfile, or add .errand/container/Containerfile (looked in ${source.from})`,
+      );
+    }
+    context = temp;
+  }
+  try {
+    const built = await cache.ensure(context);
+    if (!built.ok) {
+      process.stderr.write(built.log);
+      throw setup(`building the sandbox image failed: ${built.reason}`);
+    }
+    return built.image;
+  } finally {
+    if (temp) rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+/** `errand sandbox image hash|save|load`: lets CI cache the image of `.errand/container/`. */
+export async function sandboxImage(
+  action: 'hash' | 'save' | 'load',
+  dir: string | undefined,
+  cwd: string,
+  processEnv: NodeJS.ProcessEnv,
+): Promise<string> {
+  const podmanEnv = await ensurePodmanEnv(stateDir(processEnv), processEnv);
+  if (action === 'load') {
+    if (!dir) throw setup('usage: errand sandbox image load DIR');
+    const tars = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.tar')) : [];
+    if (tars.length === 0) throw setup(`no saved images (*.tar) in ${dir}`);
+    for (const t of tars) {
+      const r = await runPodman(['load', '--quiet', '--input', join(dir, t)], {
+        env: podmanEnv,
+        timeoutMs: 600_000,
+      });
+      if (r.code !== 0) throw setup(`podman load ${t} failed: ${r.stderr.trim()}`);
+    }
+    return `loaded ${tars.length} image${tars.length === 1 ? '' : 's'} from ${dir}`;
+  }
+  const source = await trustedSource(cwd);
+  const temp = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+  try {
+    if (!(await source.extract('.errand/container', temp)))
+      throw setup(`no .errand/container/ in ${source.from}`);
+    const hash = contextHash(temp);
+    if (action === 'hash') return hash;
+    if (!dir) throw setup('usage: errand sandbox image save DIR');
+    const built = await new ImageCache({ podmanEnv, maxAgeMs: 7 * 86_400_000 }).ensure(temp);
+    if (!built.ok) throw setup(`building the sandbox image failed: ${built.reason}`);
+    mkdirSync(dir, { recursive: true });
+    const out = join(dir, `${hash.slice(0, 16)}.tar`);
+    rmSync(out, { force: true });
+    const r = await runPodman(
+      ['save', '--quiet', '--output', out, `${IMAGE_REPO}:${hash.slice(0, 16)}`],
+      { env: podmanEnv, timeoutMs: 600_000 },
+    );
+    if (r.code !== 0) throw setup(`podman save failed: ${r.stderr.trim()}`);
+    return out;
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
