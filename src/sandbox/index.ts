@@ -1,3 +1,4 @@
+export { DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli } from './claude-cli.ts';
 export {
   type ContainerOutcome,
   type ContainerResult,
@@ -11,6 +12,8 @@ export {
   type SandboxMount,
   type SandboxNetwork,
 } from './container.ts';
+export type { SandboxCommand, SandboxDriver } from './driver.ts';
+export { CLAUDE_BIN, ENTRYPOINT, ENTRYPOINT_SCRIPT, ERRAND_DIR } from './entrypoint.ts';
 export {
   type BuildResult,
   containerfileOf,
@@ -19,4 +22,5 @@ export {
   ImageCache,
 } from './image-cache.ts';
 export { BASE_IMAGE, containersConf, ensurePodmanEnv, podmanVersion, runPodman } from './podman.ts';
+export { PodmanSandbox } from './podman-driver.ts';
 export { type SandboxFile, sandboxFileSchema } from './sandbox-config.ts';

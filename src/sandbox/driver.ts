@@ -1,0 +1,34 @@
+import type { ContainerResult, SandboxLimits, SandboxMount, SandboxNetwork } from './container.ts';
+import type { BuildResult } from './image-cache.ts';
+
+/** One command of one task, in terms any sandbox engine can honour. */
+export interface SandboxCommand {
+  /** Task id: names the sandbox so it can be found and removed. */
+  taskId: string;
+  image: string;
+  command: string[];
+  mounts: SandboxMount[];
+  env: Record<string, string>;
+  limits: SandboxLimits;
+  network: SandboxNetwork;
+  timeoutMs: number;
+  /** Claude Code version to provide at /opt/errand/bin/claude; none when undefined. */
+  claudeCodeVersion?: string;
+  stdin?: string;
+  signal?: AbortSignal;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+/**
+ * The sandbox engine behind the gateway. Podman on this host is the first implementation;
+ * a Kubernetes one (a pod per task) can follow without the gateway knowing.
+ */
+export interface SandboxDriver {
+  /** Builds, or reuses, the image of a build context (the trusted `.errand/container/`). */
+  prepareImage(contextDir: string): Promise<BuildResult>;
+  /** Runs one command in a fresh sandbox that is gone when this resolves. */
+  run(cmd: SandboxCommand): Promise<ContainerResult>;
+  /** Removes sandboxes an earlier process of this installation left behind. */
+  removeOrphans(): Promise<string[]>;
+}
