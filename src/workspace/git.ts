@@ -1,13 +1,25 @@
 import { execFile } from 'node:child_process';
 import { ErrandError } from '../util/errors.ts';
 
-/** Credentials in a URL (`https://user:token@host/…`) never reach a message or log. */
+// The userinfo part of a URL ends at the last `@` before the path; a password with an
+// unencoded `@` in it must not leave its tail behind.
+const USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi;
+
+/** Credentials in a URL (`https://user:token@host/…`) become `https://***@host/…`. */
 export function redactUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+  return text.replace(USERINFO, '$1***@');
+}
+
+/** The URL without its userinfo: what a clone the agent can read may keep as `origin`. */
+export function stripCredentials(url: string): string {
+  return url.replace(USERINFO, '$1');
 }
 
 // git must not read the host user's or system's config (credential helpers, url rewrites,
-// hooks paths) nor ask for a password on a terminal.
+// hooks paths, templates) nor ask for a password on a terminal. Pathspecs are literal, so a
+// trusted path like `.errand/*` cannot match more than itself. ssh finds its keys through
+// the passwd entry, not HOME; proxies and an ssh agent are passed through when set.
+const PASS_THROUGH = ['http_proxy', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
 const GIT_ENV: NodeJS.ProcessEnv = {
   PATH: process.env.PATH,
   HOME: '/nonexistent',
@@ -16,7 +28,13 @@ const GIT_ENV: NodeJS.ProcessEnv = {
   GIT_TERMINAL_PROMPT: '0',
   GIT_ASKPASS: '/bin/false',
   SSH_ASKPASS: '/bin/false',
+  GIT_LITERAL_PATHSPECS: '1',
   LC_ALL: 'C',
+  ...Object.fromEntries(
+    [...PASS_THROUGH, 'SSH_AUTH_SOCK']
+      .filter((k) => process.env[k] !== undefined)
+      .map((k) => [k, process.env[k]]),
+  ),
 };
 
 export interface GitResult {
@@ -24,13 +42,25 @@ export interface GitResult {
   stderr: string;
 }
 
-/** Runs git without a shell; a failure is an ErrandError naming the step, with stderr's tail. */
-export function git(
-  args: string[],
-  opts: { cwd?: string; step: string; repoId: string; timeoutMs?: number; input?: Buffer },
-): Promise<GitResult> {
+export interface GitOptions {
+  /** What the step is called in an error: `fetch --prune`, `clone`. */
+  step: string;
+  /** The repository named in an error. */
+  repoId: string;
+  cwd?: string;
+  timeoutMs?: number;
+  /** What to do next, appended to the error message. */
+  hint?: string;
+}
+
+/**
+ * Runs git without a shell. A failure is an ErrandError (`git_failed`) naming the
+ * repository and the step, with the last lines of stderr; URLs in it are redacted. The
+ * original error is not attached as `cause`: its message holds the full command line.
+ */
+export function git(args: string[], opts: GitOptions): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    execFile(
       'git',
       args,
       {
@@ -42,19 +72,30 @@ export function git(
       },
       (err, stdout, stderr) => {
         const errText = stderr.toString('utf8');
-        if (err) {
-          const tail = redactUrl(errText.trim().split('\n').slice(-3).join(' | '));
-          reject(
-            new ErrandError(
-              'git_failed',
-              `git ${opts.step} failed for repository ${opts.repoId}: ${tail || redactUrl(err.message)}`,
-            ),
-          );
+        if (!err) {
+          resolve({ stdout, stderr: errText });
           return;
         }
-        resolve({ stdout, stderr: errText });
+        const lines = errText.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+        const why =
+          lines ||
+          (err.killed ? 'timed out' : `exit ${typeof err.code === 'number' ? err.code : '?'}`);
+        const hint = opts.hint ? ` ${opts.hint}` : '';
+        reject(
+          new ErrandError(
+            'git_failed',
+            redactUrl(`git ${opts.step} failed for repository ${opts.repoId}: ${why}.${hint}`),
+          ),
+        );
       },
     );
-    if (opts.input) child.stdin?.end(opts.input);
   });
+}
+
+/** Like git(), but a failure is `false` instead of an error (for probes like show-ref). */
+export function gitOk(args: string[], opts: GitOptions): Promise<boolean> {
+  return git(args, opts).then(
+    () => true,
+    () => false,
+  );
 }

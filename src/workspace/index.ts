@@ -1,3 +1,12 @@
+/**
+ * Workspaces: a bare mirror per repository, a self-contained clone and host folders per
+ * conversation, and the trusted `.errand/` files read from the mirror's default branch.
+ */
 export { redactUrl } from './git.ts';
 export { checkoutDefaultRef, TrustedTree } from './trusted-tree.ts';
-export { type ConversationDirs, type WorkspaceRepo, Workspaces } from './workspaces.ts';
+export {
+  type ConversationDirs,
+  type MirrorState,
+  type WorkspaceRepo,
+  Workspaces,
+} from './workspaces.ts';

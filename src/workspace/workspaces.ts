@@ -1,24 +1,42 @@
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
-import { git, redactUrl } from './git.ts';
+import { git, gitOk, stripCredentials } from './git.ts';
 import { TrustedTree } from './trusted-tree.ts';
 
 export interface WorkspaceRepo {
+  /** The repository's id in the config; names its mirror and conversation folders. */
   id: string;
+  /**
+   * Where the repository lives: a URL (credentials in it stay on the host: they are kept
+   * in the mirror's config only) or an absolute local path.
+   */
   gitUrl: string;
-  /** The configured default branch; detected from the remote's HEAD when absent. */
+  /** The configured default branch; undefined means "the remote's HEAD". */
   defaultBranch?: string;
 }
 
 /** A conversation's host folders; only these are ever mounted into its sandbox. */
 export interface ConversationDirs {
+  /** Holds the folders below; never mounted itself. */
   root: string;
+  /** The clone the agent works in. */
   workspace: string;
+  /** The agent's own state (session transcripts), so a session can be resumed. */
   agentState: string;
+  /** Attachments from the thread. */
   inbox: string;
+  /** Files the agent wants sent back. */
   outbox: string;
+  /** Storage that persists across the conversation's tasks. */
   storage: string;
+}
+
+export interface MirrorState {
+  defaultBranch: string;
+  /** The commit the default branch points to in the mirror. */
+  commit: string;
 }
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -28,85 +46,129 @@ function checkId(kind: string, id: string): void {
     throw new ErrandError('usage', `invalid ${kind} id ${JSON.stringify(id.slice(0, 80))}`);
 }
 
+// A URL starting with `-` would be read by git as an option (`--upload-pack=…`).
+function checkRepo(repo: WorkspaceRepo): void {
+  checkId('repository', repo.id);
+  if (repo.gitUrl === '' || repo.gitUrl.startsWith('-') || /[\0\r\n]/.test(repo.gitUrl))
+    throw new ErrandError(
+      'config_invalid',
+      `repos.${repo.id}.git_url is not a usable git URL. Set it to a URL or an absolute path.`,
+    );
+}
+
+function tempName(base: string): string {
+  return `${base}.tmp-${randomBytes(6).toString('hex')}`;
+}
+
 /**
  * Git on the host: a bare mirror per repository, a full clone per conversation, and the
  * trusted files (`.errand/`) read from the mirror's default branch, never from a clone the
  * agent can change.
+ *
+ * Layout under `root`: `mirrors/<repoId>.git` and
+ * `conversations/<repoId>/<conversationId>/{workspace,agent,inbox,outbox,storage}`.
+ *
+ * git never runs in a workspace once it has been handed to the agent: the agent controls
+ * its `.git/config` (`core.fsmonitor`, hooks), which git on the host would execute.
  */
 export class Workspaces {
   readonly #root: string;
-  #refreshing = new Map<string, Promise<{ defaultBranch: string; commit: string }>>();
-  #branches = new Map<string, string>();
+  readonly #refreshing = new Map<string, Promise<MirrorState>>();
+  readonly #preparing = new Map<string, Promise<{ dirs: ConversationDirs; created: boolean }>>();
+  readonly #branches = new Map<string, string>();
 
+  /** `root` (e.g. `<stateDir>/workspaces`) is created with mode 0700. */
   constructor(opts: { root: string }) {
     this.#root = opts.root;
+    mkdirSync(opts.root, { recursive: true, mode: 0o700 });
+    chmodSync(opts.root, 0o700);
     mkdirSync(join(opts.root, 'mirrors'), { recursive: true, mode: 0o700 });
     mkdirSync(join(opts.root, 'conversations'), { recursive: true, mode: 0o700 });
-    chmodSync(opts.root, 0o700);
   }
 
+  /** The bare mirror of a repository (host only; never mounted). */
   mirrorPath(repoId: string): string {
     checkId('repository', repoId);
     return join(this.#root, 'mirrors', `${repoId}.git`);
   }
 
   /**
-   * Creates or fetches (with prune) the repository's mirror. Concurrent callers share one
-   * fetch. Returns the default branch and its commit.
+   * Creates the repository's mirror, or fetches into it with prune (branches deleted on
+   * the remote disappear). Concurrent callers for one repository share one fetch. Returns
+   * the default branch (configured, else the mirror's HEAD, which follows the remote's
+   * HEAD at creation) and its commit. Fails with `git_failed` naming the repository and
+   * the step; credentials in URLs are redacted.
    */
-  refreshMirror(repo: WorkspaceRepo): Promise<{ defaultBranch: string; commit: string }> {
+  async refreshMirror(repo: WorkspaceRepo): Promise<MirrorState> {
+    checkRepo(repo);
     const running = this.#refreshing.get(repo.id);
-    if (running) return running;
+    if (running) return await running;
     const p = this.#refresh(repo).finally(() => this.#refreshing.delete(repo.id));
     this.#refreshing.set(repo.id, p);
-    return p;
+    return await p;
   }
 
-  async #refresh(repo: WorkspaceRepo): Promise<{ defaultBranch: string; commit: string }> {
+  async #refresh(repo: WorkspaceRepo): Promise<MirrorState> {
     const mirror = this.mirrorPath(repo.id);
-    const run = (args: string[], step: string) => git(args, { step, repoId: repo.id });
+    const hint = `Check repos.${repo.id}.git_url and that this host can reach it.`;
     if (!existsSync(join(mirror, 'HEAD'))) {
+      // Cloned aside and renamed, so an interrupted clone never looks like a mirror.
       rmSync(mirror, { recursive: true, force: true });
-      await run(['clone', '--mirror', '--quiet', repo.gitUrl, mirror], 'clone --mirror');
+      const tmp = tempName(mirror);
+      try {
+        await git(['clone', '--mirror', '--quiet', '--', repo.gitUrl, tmp], {
+          step: 'clone --mirror',
+          repoId: repo.id,
+          hint,
+        });
+        renameSync(tmp, mirror);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
     } else {
-      await run(['-C', mirror, 'remote', 'set-url', 'origin', repo.gitUrl], 'remote set-url');
-      await run(['-C', mirror, 'fetch', '--prune', '--quiet', 'origin'], 'fetch --prune');
+      const run = (args: string[], step: string) =>
+        git(['-C', mirror, ...args], { step, repoId: repo.id, hint });
+      await run(['remote', 'set-url', 'origin', repo.gitUrl], 'remote set-url');
+      await run(['fetch', '--prune', '--quiet', 'origin'], 'fetch --prune');
     }
     const branch = repo.defaultBranch ?? (await this.#detectBranch(repo, mirror));
-    const commit = await run(
-      ['-C', mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`],
-      'rev-parse',
-    ).catch(() => {
-      throw new ErrandError(
-        'git_failed',
-        `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
-      );
-    });
+    const commit = await this.#branchCommit(repo, mirror, branch);
     this.#branches.set(repo.id, branch);
-    return { defaultBranch: branch, commit: commit.stdout.toString().trim() };
+    return { defaultBranch: branch, commit };
   }
 
-  // The mirror's HEAD is the remote's at clone time; when that branch is gone since, ask
-  // the remote again.
+  async #branchCommit(repo: WorkspaceRepo, mirror: string, branch: string): Promise<string> {
+    const missing = new ErrandError(
+      'git_failed',
+      `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
+    );
+    const opts = { step: 'rev-parse', repoId: repo.id };
+    if (!(await gitOk(['check-ref-format', `refs/heads/${branch}`], opts))) throw missing;
+    const r = await git(
+      ['-C', mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`],
+      opts,
+    ).catch(() => {
+      throw missing;
+    });
+    return r.stdout.toString().trim();
+  }
+
+  // The mirror's HEAD is the remote's at clone time (git fetch does not update it); when
+  // that branch is gone since, ask the remote again and follow it.
   async #detectBranch(repo: WorkspaceRepo, mirror: string): Promise<string> {
-    const head = await git(['-C', mirror, 'symbolic-ref', '--quiet', 'HEAD'], {
-      step: 'symbolic-ref',
-      repoId: repo.id,
-    }).catch(() => undefined);
+    const opts = { step: 'symbolic-ref', repoId: repo.id };
+    const head = await git(['-C', mirror, 'symbolic-ref', '--quiet', 'HEAD'], opts).catch(
+      () => undefined,
+    );
     const local = head?.stdout
       .toString()
       .trim()
       .replace(/^refs\/heads\//, '');
-    if (local) {
-      const exists = await git(
-        ['-C', mirror, 'show-ref', '--verify', '--quiet', `refs/heads/${local}`],
-        { step: 'show-ref', repoId: repo.id },
-      ).then(
-        () => true,
-        () => false,
-      );
-      if (exists) return local;
-    }
+    if (
+      local &&
+      (await gitOk(['-C', mirror, 'show-ref', '--verify', '--quiet', `refs/heads/${local}`], opts))
+    )
+      return local;
     const remote = await git(['-C', mirror, 'ls-remote', '--symref', 'origin', 'HEAD'], {
       step: 'ls-remote',
       repoId: repo.id,
@@ -117,45 +179,54 @@ export class Workspaces {
         'git_failed',
         `Cannot tell the default branch of repository ${repo.id}. Set repos.${repo.id}.default_branch in the config.`,
       );
-    await git(['-C', mirror, 'symbolic-ref', 'HEAD', `refs/heads/${m[1]}`], {
-      step: 'symbolic-ref',
-      repoId: repo.id,
-    });
+    await git(['-C', mirror, 'symbolic-ref', 'HEAD', `refs/heads/${m[1]}`], opts);
     return m[1]!;
   }
 
+  /** The default branch, creating the mirror first when there is none yet. */
   async #branch(repo: WorkspaceRepo): Promise<string> {
+    checkRepo(repo);
+    const mirror = this.mirrorPath(repo.id);
+    if (!existsSync(join(mirror, 'HEAD'))) return (await this.refreshMirror(repo)).defaultBranch;
     return (
-      repo.defaultBranch ??
-      this.#branches.get(repo.id) ??
-      (await this.refreshMirror(repo)).defaultBranch
+      repo.defaultBranch ?? this.#branches.get(repo.id) ?? (await this.#detectBranch(repo, mirror))
     );
   }
 
-  /** The default branch of the mirror, read through its object store only. */
-  async trusted(repo: WorkspaceRepo): Promise<TrustedTree> {
-    return new TrustedTree(
-      this.mirrorPath(repo.id),
-      `refs/heads/${await this.#branch(repo)}`,
-      repo.id,
-    );
+  async #trusted(repo: WorkspaceRepo): Promise<TrustedTree> {
+    const branch = await this.#branch(repo);
+    return new TrustedTree(this.mirrorPath(repo.id), `refs/heads/${branch}`, repo.id);
   }
 
-  /** A file of the default branch, or undefined when it does not exist there. */
+  /**
+   * A file of the mirror's default branch, or undefined when nothing exists at `path`.
+   * Never reads a conversation's workspace. A folder or symlink at `path` is
+   * `trusted_file_invalid`; a path with `..` is `usage`.
+   */
   async readTrustedFile(repo: WorkspaceRepo, path: string): Promise<Buffer | undefined> {
-    return await (await this.trusted(repo)).readFile(path);
+    return await (await this.#trusted(repo)).readFile(path);
   }
 
-  /** The git tree id of a folder of the default branch, or undefined when absent. */
-  async trustedTreeId(repo: WorkspaceRepo, dir: string): Promise<string | undefined> {
-    return await (await this.trusted(repo)).treeId(dir);
-  }
-
-  /** Writes a folder of the default branch to `destDir`; false when it is absent. */
+  /**
+   * Writes a folder of the default branch (e.g. `.errand/container`) to `destDir`; false
+   * when it is absent. A symlink resolving outside the folder, a submodule or an
+   * unsafe name in it is `trusted_file_invalid`, naming the path.
+   */
   async extractTrustedDir(repo: WorkspaceRepo, dir: string, destDir: string): Promise<boolean> {
-    return await (await this.trusted(repo)).extractDir(dir, destDir);
+    return await (await this.#trusted(repo)).extractDir(dir, destDir);
   }
 
+  /**
+   * A sha256 (hex) naming a folder's content at the default branch (file names, modes
+   * and content, from its git tree id), or undefined when the folder is absent. It
+   * changes exactly when something in the folder does.
+   */
+  async trustedTreeId(repo: WorkspaceRepo, dir: string): Promise<string | undefined> {
+    const tree = await (await this.#trusted(repo)).treeId(dir);
+    return tree && createHash('sha256').update(`git-tree ${tree}`).digest('hex');
+  }
+
+  /** The conversation's folders (nothing is created). Ids are checked before any path is built. */
   dirs(repoId: string, conversationId: string): ConversationDirs {
     checkId('repository', repoId);
     checkId('conversation', conversationId);
@@ -171,53 +242,65 @@ export class Workspaces {
   }
 
   /**
-   * Creates the conversation's folders and, the first time, a self-contained clone of the
-   * mirror on the default branch (objects copied, no alternates, origin set to the real
-   * URL without credentials). Later calls leave the workspace as the agent left it.
+   * Creates the conversation's folders (mode 0700) and, the first time, a self-contained
+   * clone of the mirror on the default branch: objects copied, no alternates, `origin` set
+   * to the real URL without its credentials. The mirror is created when missing, but not
+   * refreshed: call refreshMirror first. Later calls leave the workspace exactly as the
+   * agent left it, even without its `.git`. `created` tells whether the clone was made now.
    */
   async prepareConversation(
     repo: WorkspaceRepo,
     conversationId: string,
   ): Promise<{ dirs: ConversationDirs; created: boolean }> {
+    checkRepo(repo);
     const dirs = this.dirs(repo.id, conversationId);
+    const running = this.#preparing.get(dirs.root);
+    if (running) return await running;
+    const p = this.#prepare(repo, dirs).finally(() => this.#preparing.delete(dirs.root));
+    this.#preparing.set(dirs.root, p);
+    return await p;
+  }
+
+  async #prepare(
+    repo: WorkspaceRepo,
+    dirs: ConversationDirs,
+  ): Promise<{ dirs: ConversationDirs; created: boolean }> {
     for (const d of [dirs.root, dirs.agentState, dirs.inbox, dirs.outbox, dirs.storage])
       mkdirSync(d, { recursive: true, mode: 0o700 });
-    if (existsSync(join(dirs.workspace, '.git'))) return { dirs, created: false };
+    if (existsSync(dirs.workspace)) return { dirs, created: false };
     const branch = await this.#branch(repo);
-    rmSync(dirs.workspace, { recursive: true, force: true });
-    await git(
-      [
-        'clone',
-        '--quiet',
-        '--no-local',
-        '--no-hardlinks',
-        '--branch',
-        branch,
-        this.mirrorPath(repo.id),
-        dirs.workspace,
-      ],
-      {
-        step: 'clone',
-        repoId: repo.id,
-      },
-    );
-    await git(
-      [
-        '-C',
-        dirs.workspace,
-        'remote',
-        'set-url',
-        'origin',
-        redactUrl(repo.gitUrl).replace('***@', ''),
-      ],
-      {
+    // Cloned aside and renamed: a half-made clone is never taken for the agent's work.
+    const tmp = tempName(join(dirs.root, '.workspace'));
+    try {
+      // --no-local copies objects through the pack protocol: no hardlinks into the
+      // mirror and no objects/info/alternates, so the clone works when mounted alone.
+      await git(
+        [
+          'clone',
+          '--quiet',
+          '--no-local',
+          '--no-hardlinks',
+          '--branch',
+          branch,
+          '--',
+          this.mirrorPath(repo.id),
+          tmp,
+        ],
+        { step: 'clone', repoId: repo.id },
+      );
+      // The agent can read its .git/config: the credentials stay in the mirror's.
+      await git(['-C', tmp, 'remote', 'set-url', 'origin', stripCredentials(repo.gitUrl)], {
         step: 'remote set-url',
         repoId: repo.id,
-      },
-    );
+      });
+      renameSync(tmp, dirs.workspace);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
     return { dirs, created: true };
   }
 
+  /** Deletes the conversation's folders; nothing happens when they do not exist. */
   async removeConversation(repoId: string, conversationId: string): Promise<void> {
     rmSync(this.dirs(repoId, conversationId).root, { recursive: true, force: true });
   }

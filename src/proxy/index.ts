@@ -1,0 +1,22 @@
+export { isPrivateAddress, resolveUpstream } from './address-guard.ts';
+export {
+  ALLOWLIST_FILE,
+  type Allowlist,
+  type AllowRule,
+  allowlistSchema,
+  type Decision,
+  decide,
+  normalizePath,
+  parseAllowlist,
+} from './allowlist.ts';
+export { CertificateAuthority } from './ca.ts';
+export { SANDBOX_ADDRESS, type SandboxNetns, startSandboxNetns } from './netns.ts';
+export { fileNetworkLog, type NetworkLogEntry } from './network-log.ts';
+export { type ProxyPolicy, ProxyServer, type ProxySession } from './proxy-server.ts';
+export {
+  type ActiveSurrogate,
+  type MaskedSecret,
+  makeSurrogate,
+  surrogatesFor,
+  swapSurrogates,
+} from './surrogates.ts';

@@ -1,0 +1,80 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The address every name resolves to inside a sandbox; on loopback, so no interface exists. */
+export const SANDBOX_ADDRESS = '127.0.0.2';
+
+const RELAY = fileURLToPath(
+  new URL(
+    import.meta.url.endsWith('.ts') ? './relay/relay.ts' : './relay/relay.js',
+    import.meta.url,
+  ),
+);
+
+export interface SandboxNetns {
+  /** Path a container joins with `--network ns:PATH`. */
+  path: string;
+  /** The address to give the container as its DNS server. */
+  dns: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a private network namespace (loopback only) held by the relay process, which
+ * answers DNS and forwards ports 80 and 443 to the proxy session's sockets. As root with
+ * `unshare --net`; as a normal user inside podman's user namespace (`podman unshare`).
+ */
+export async function startSandboxNetns(
+  socketPath: string,
+  podmanEnv: NodeJS.ProcessEnv,
+): Promise<SandboxNetns> {
+  const inner = [
+    'unshare',
+    '--net',
+    'sh',
+    '-c',
+    'ip link set lo up && exec "$0" "$@"',
+    process.execPath,
+    RELAY,
+    socketPath,
+    SANDBOX_ADDRESS,
+  ];
+  const argv = process.getuid?.() === 0 ? inner : ['podman', 'unshare', ...inner];
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
+    env: podmanEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c) => {
+    stderr = (stderr + c).slice(-2000);
+  });
+  const pid = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the sandbox network did not start in time: ${stderr.trim()}`)),
+      20_000,
+    );
+    child.stdout!.on('data', (c: Buffer) => {
+      const m = /ready (\d+)/.exec(c.toString());
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`the sandbox network helper exited (${code}): ${stderr.trim() || 'no output'}`),
+      );
+    });
+  });
+  return {
+    path: `/proc/${pid}/ns/net`,
+    dns: SANDBOX_ADDRESS,
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,419 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import {
+  createServer as createHttpServer,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { rootCertificates, TLSSocket } from 'node:tls';
+import { resolveUpstream } from './address-guard.ts';
+import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
+import type { CertificateAuthority } from './ca.ts';
+import type { NetworkLogEntry } from './network-log.ts';
+import { type ActiveSurrogate, swapSurrogates } from './surrogates.ts';
+
+/** What one task's traffic is checked against. The engine itself holds no policy. */
+export interface ProxyPolicy {
+  taskId: string;
+  allowlist: Allowlist;
+  surrogates: ActiveSurrogate[];
+  /** Operator mappings host → address[:port]; the only way to private addresses. */
+  resolve: Record<string, string>;
+  /** Extra CA (PEM) trusted for upstreams, besides the system's. */
+  upstreamCa?: string;
+  log: (entry: NetworkLogEntry) => void;
+}
+
+export interface ProxySession {
+  /** Base of the Unix socket paths the task's relay connects to (see portSocket). */
+  socketBase: string;
+  close(): Promise<void>;
+}
+
+/** The session's socket for a port: the relay connects to the one of the port it accepted on. */
+export function portSocket(base: string, port: 80 | 443): string {
+  return `${base}-${port}.sock`;
+}
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function hostOf(hostHeader: string | undefined): string | undefined {
+  if (!hostHeader) return undefined;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(hostHeader.trim());
+  return m ? m[1]!.toLowerCase().replace(/\.$/, '') : undefined;
+}
+
+/** The URL as logged: query values dropped, since tokens travel there too. */
+function loggedUrl(scheme: string, host: string, target: string): string {
+  const q = target.indexOf('?');
+  if (q < 0) return `${scheme}://${host}${target}`;
+  const keys = target
+    .slice(q + 1)
+    .split('&')
+    .map((kv) => kv.split('=')[0])
+    .filter(Boolean);
+  return `${scheme}://${host}${target.slice(0, q)}${keys.length ? `?${keys.map((k) => `${k}=…`).join('&')}` : ''}`;
+}
+
+interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * The host-side proxy: one instance for all tasks, one Unix socket per task session.
+ * TLS is terminated with a certificate from errand's CA for the SNI name; every request is
+ * checked by `decide` against the task's allowlist before anything is sent upstream.
+ */
+export class ProxyServer {
+  readonly #ca: CertificateAuthority;
+  readonly #runDir: string;
+
+  constructor(opts: { ca: CertificateAuthority; runDir: string }) {
+    this.#ca = opts.ca;
+    this.#runDir = opts.runDir;
+    mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
+  }
+
+  async openSession(policy: ProxyPolicy): Promise<ProxySession> {
+    const socketBase = join(
+      this.#runDir,
+      `${policy.taskId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-${randomBytes(4).toString('hex')}`,
+    );
+    const ca = policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined;
+    const agents = {
+      https: new HttpsAgent({ keepAlive: true, maxSockets: 64, ca }),
+      http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+    };
+    const http = createHttpServer(
+      { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 30_000 },
+      (req, res) => {
+        this.#handle(policy, agents, req, res).catch((e) => {
+          if (!res.headersSent)
+            this.#refuse(res, {
+              status: 502,
+              code: 'proxy_error',
+              message: `errand's proxy failed: ${(e as Error).message}`,
+            });
+          else res.destroy();
+        });
+      },
+    );
+    http.on('connect', (req: IncomingMessage, sock: Socket) => {
+      // A CONNECT would open a tunnel the proxy cannot see into: refused.
+      const body = JSON.stringify({
+        error: 'blocked_by_errand',
+        code: 'connect_refused',
+        message:
+          "CONNECT tunnels are not allowed; connect to the host directly, its name already leads to errand's proxy",
+      });
+      sock.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nx-errand-block: connect_refused\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      policy.log({
+        time: new Date().toISOString(),
+        action: 'blocked',
+        method: 'CONNECT',
+        url: String(req.url),
+        status: 403,
+        code: 'connect_refused',
+        swapped: [],
+      });
+    });
+    http.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
+      this.#upgrade(policy, req, sock, head).catch(() => sock.destroy());
+    });
+    http.on('clientError', (_e, sock: Socket) => {
+      if (sock.writable)
+        sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
+
+    const listeners: NetServer[] = [];
+    for (const port of [80, 443] as const) {
+      const net = createNetServer((raw) => {
+        raw.on('error', () => undefined);
+        this.#accept(http, raw, port);
+      });
+      await new Promise<void>((resolve, reject) => {
+        net.once('error', reject);
+        net.listen(portSocket(socketBase, port), resolve);
+      });
+      listeners.push(net);
+    }
+    return {
+      socketBase,
+      close: async () => {
+        await Promise.all(
+          listeners.map((n) => new Promise<void>((resolve) => n.close(() => resolve()))),
+        );
+        http.closeAllConnections();
+        agents.https.destroy();
+        agents.http.destroy();
+        for (const port of [80, 443] as const)
+          rmSync(portSocket(socketBase, port), { force: true });
+      },
+    };
+  }
+
+  #accept(http: Server, raw: Socket, port: number): void {
+    if (port === 80) {
+      http.emit('connection', raw);
+      return;
+    }
+    const tls = new TLSSocket(raw, {
+      isServer: true,
+      SNICallback: (name, cb) => {
+        this.#ca.contextFor(name).then(
+          (ctx) => cb(null, ctx),
+          (e: Error) => cb(e),
+        );
+      },
+    });
+    tls.on('error', () => raw.destroy());
+    http.emit('connection', tls);
+  }
+
+  /** Checks a request and returns where to send it, or why not. */
+  async #check(
+    policy: ProxyPolicy,
+    req: IncomingMessage,
+  ): Promise<
+    | { ok: true; host: string; tls: boolean; address: string; port: number; family: 4 | 6 }
+    | ({ ok: false; host: string; tls: boolean } & Refusal)
+  > {
+    const tls = req.socket instanceof TLSSocket;
+    const headerHost = hostOf(req.headers.host);
+    const sni = tls
+      ? ((req.socket as TLSSocket).servername || undefined)?.toLowerCase()
+      : undefined;
+    const host = (tls ? sni : headerHost) ?? '';
+    const target = req.url ?? '';
+    const deny = (status: number, code: string, message: string) => ({
+      ok: false as const,
+      host,
+      tls,
+      status,
+      code,
+      message,
+    });
+    if (tls && !sni)
+      return deny(
+        403,
+        'no_sni',
+        'the TLS connection named no server (SNI); errand needs it to check the destination',
+      );
+    if (!headerHost) return deny(400, 'no_host', 'the request has no Host header');
+    if (tls && headerHost !== sni)
+      return deny(
+        403,
+        'host_mismatch',
+        `the Host header (${headerHost}) does not match the TLS server name (${sni})`,
+      );
+    if (!target.startsWith('/'))
+      return deny(
+        400,
+        'bad_target',
+        'absolute-form or authority-form request targets are not accepted; send a path',
+      );
+    const decision = decide(policy.allowlist, {
+      host,
+      method: req.method ?? 'GET',
+      rawPath: target.split('?')[0]!,
+    });
+    if (decision.action === 'deny') {
+      return deny(
+        403,
+        decision.code,
+        `${decision.reason}. To allow it, change ${ALLOWLIST_FILE} on the default branch by pull request.`,
+      );
+    }
+    const r = await resolveUpstream(host, policy.resolve);
+    if (!r.ok) return deny(403, 'upstream_refused', r.reason);
+    return {
+      ok: true,
+      host,
+      tls,
+      address: r.address,
+      family: r.family,
+      port: r.port ?? (tls ? 443 : 80),
+    };
+  }
+
+  #refuse(res: ServerResponse, r: Refusal, extra: Record<string, string> = {}): void {
+    const body = JSON.stringify({
+      error: 'blocked_by_errand',
+      code: r.code,
+      message: `errand's network sandbox refused this request: ${r.message}`,
+      ...extra,
+    });
+    res.writeHead(r.status, {
+      'content-type': 'application/json',
+      'x-errand-block': r.code,
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  async #handle(
+    policy: ProxyPolicy,
+    agents: { https: HttpsAgent; http: HttpAgent },
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const started = Date.now();
+    const c = await this.#check(policy, req);
+    const url = loggedUrl(c.tls ? 'https' : 'http', c.host || '-', req.url ?? '');
+    const method = req.method ?? 'GET';
+    if (!c.ok) {
+      req.resume();
+      this.#refuse(res, c, { method, url });
+      policy.log({
+        time: new Date(started).toISOString(),
+        action: 'blocked',
+        method,
+        url,
+        status: c.status,
+        code: c.code,
+        swapped: [],
+      });
+      return;
+    }
+    const headers: IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+    const swapped = swapSurrogates(c.host, headers, policy.surrogates);
+    const up = (c.tls ? httpsRequest : httpRequest)({
+      host: c.address,
+      family: c.family,
+      port: c.port,
+      method,
+      path: req.url,
+      headers: headers as Record<string, string | string[]>,
+      agent: c.tls ? agents.https : agents.http,
+      servername: c.tls ? c.host : undefined,
+    });
+    up.on('response', (upRes) => {
+      const out: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(upRes.headers))
+        if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out);
+      upRes.pipe(res);
+      policy.log({
+        time: new Date(started).toISOString(),
+        action: 'allowed',
+        method,
+        url,
+        status: upRes.statusCode ?? 0,
+        swapped,
+      });
+    });
+    up.on('error', (e) => {
+      if (!res.headersSent) {
+        this.#refuse(
+          res,
+          { status: 502, code: 'upstream_failed', message: `${c.host}: ${e.message}` },
+          { method, url },
+        );
+        policy.log({
+          time: new Date(started).toISOString(),
+          action: 'allowed',
+          method,
+          url,
+          status: 502,
+          code: 'upstream_failed',
+          swapped,
+        });
+      } else {
+        res.destroy();
+      }
+    });
+    req.on('aborted', () => up.destroy());
+    req.pipe(up);
+  }
+
+  async #upgrade(
+    policy: ProxyPolicy,
+    req: IncomingMessage,
+    sock: Socket,
+    head: Buffer,
+  ): Promise<void> {
+    const c = await this.#check(policy, req);
+    const method = req.method ?? 'GET';
+    const url = loggedUrl(c.tls ? 'wss' : 'ws', c.host || '-', req.url ?? '');
+    if (!c.ok) {
+      const body = JSON.stringify({
+        error: 'blocked_by_errand',
+        code: c.code,
+        message: `errand's network sandbox refused this request: ${c.message}`,
+      });
+      sock.end(
+        `HTTP/1.1 ${c.status} Refused\r\ncontent-type: application/json\r\nx-errand-block: ${c.code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      policy.log({
+        time: new Date().toISOString(),
+        action: 'blocked',
+        method,
+        url,
+        status: c.status,
+        code: c.code,
+        swapped: [],
+      });
+      return;
+    }
+    const headers: IncomingHttpHeaders = { ...req.headers };
+    const swapped = swapSurrogates(c.host, headers, policy.surrogates);
+    const up = (c.tls ? httpsRequest : httpRequest)({
+      host: c.address,
+      family: c.family,
+      port: c.port,
+      method,
+      path: req.url,
+      headers: headers as Record<string, string | string[]>,
+      servername: c.tls ? c.host : undefined,
+      ca: policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined,
+    });
+    up.on('upgrade', (upRes, upSock, upHead) => {
+      let head101 = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
+      for (let i = 0; i < upRes.rawHeaders.length; i += 2)
+        head101 += `${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}\r\n`;
+      sock.write(`${head101}\r\n`);
+      if (upHead.length) sock.write(upHead);
+      if (head.length) upSock.write(head);
+      upSock.pipe(sock).pipe(upSock);
+      upSock.on('error', () => sock.destroy());
+      sock.on('error', () => upSock.destroy());
+      policy.log({
+        time: new Date().toISOString(),
+        action: 'allowed',
+        method,
+        url,
+        status: 101,
+        swapped,
+      });
+    });
+    up.on('response', (upRes) => {
+      sock.end(
+        `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+      );
+      upRes.resume();
+    });
+    up.on('error', () => sock.destroy());
+    up.end();
+  }
+}

@@ -1,0 +1,127 @@
+import {
+  createServer as createHttpServer,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { CertificateAuthority } from '../../src/proxy/index.ts';
+import { portSocket } from '../../src/proxy/proxy-server.ts';
+
+export interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A loopback HTTPS (and HTTP) server standing in for an internet host. Its certificate
+ * comes from a CA of its own, which tests hand to the proxy as the upstream CA. It records
+ * every request, so tests can assert what reached it and what did not.
+ */
+export async function startUpstream(
+  dir: string,
+  names: string[],
+): Promise<{
+  seen: Seen[];
+  httpsPort: number;
+  httpPort: number;
+  caPem: string;
+  close(): Promise<void>;
+}> {
+  const ca = await CertificateAuthority.loadOrCreate(dir);
+  const seen: Seen[] = [];
+  const handler = (
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url?.startsWith('/big/')) {
+        const n = Number(req.url.slice(5));
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+        const chunk = Buffer.alloc(64 * 1024, 97);
+        let left = n;
+        const pump = () => {
+          while (left > 0) {
+            const part = chunk.subarray(0, Math.min(chunk.length, left));
+            left -= part.length;
+            if (!res.write(part)) return res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, host: req.headers.host, path: req.url }));
+    });
+  };
+  const ctx = await Promise.all(names.map((n) => ca.contextFor(n)));
+  const https = createHttpsServer(
+    { SNICallback: (name, cb) => cb(null, ctx[Math.max(0, names.indexOf(name))]) },
+    handler,
+  );
+  const http = createHttpServer(handler);
+  await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  return {
+    seen,
+    caPem: ca.certPem,
+    httpsPort: (https.address() as AddressInfo).port,
+    httpPort: (http.address() as AddressInfo).port,
+    close: async () => {
+      https.closeAllConnections();
+      http.closeAllConnections();
+      await Promise.all([new Promise((r) => https.close(r)), new Promise((r) => http.close(r))]);
+    },
+  };
+}
+
+/** Sends one request into a proxy session the way the sandbox relay would. */
+export function viaProxy(
+  socketBase: string,
+  o: {
+    tls?: boolean;
+    servername?: string;
+    ca: string;
+    host: string;
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: string;
+  },
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  const tls = o.tls ?? true;
+  return new Promise((resolve, reject) => {
+    const raw = connect(portSocket(socketBase, tls ? 443 : 80));
+    const socket = tls
+      ? tlsConnect({ socket: raw, servername: o.servername ?? o.host, ca: o.ca })
+      : raw;
+    // An agent whose only connection is the socket made above (TLS already set up).
+    const agent = new HttpAgent();
+    agent.createConnection = () => socket as never;
+    const req = httpRequest({
+      agent,
+      method: o.method ?? 'GET',
+      path: o.path,
+      headers: { host: o.host, ...o.headers },
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}

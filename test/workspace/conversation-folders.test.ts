@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, it } from 'node:test';
+import { commit, type Fixture, fixture, sh } from './origin-repo.ts';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = fixture();
+  await f.ws.refreshMirror(f.repo);
+});
+afterEach(() => f.cleanup());
+
+it('lays out the workspace, agent state, inbox, outbox and storage under the conversation', async () => {
+  const { dirs } = await f.ws.prepareConversation(f.repo, 'c_1');
+  const root = join(f.root, 'state', 'conversations', 'app', 'c_1');
+  assert.deepEqual(dirs, {
+    root,
+    workspace: join(root, 'workspace'),
+    agentState: join(root, 'agent'),
+    inbox: join(root, 'inbox'),
+    outbox: join(root, 'outbox'),
+    storage: join(root, 'storage'),
+  });
+  for (const d of Object.values(dirs)) assert.ok(statSync(d).isDirectory(), d);
+  assert.equal(statSync(root).mode & 0o777, 0o700);
+});
+
+it('leaves the workspace as the agent left it on the next task', async () => {
+  const { dirs } = await f.ws.prepareConversation(f.repo, 'c_1');
+  writeFileSync(join(dirs.workspace, 'wip.txt'), 'uncommitted');
+  commit(dirs.workspace, { 'done.txt': 'committed' }, 'agent commit');
+  const head = sh(dirs.workspace, 'rev-parse', 'HEAD');
+  commit(f.origin, { 'README.md': 'v2\n' }, 'upstream moves on');
+  await f.ws.refreshMirror(f.repo);
+  const again = await f.ws.prepareConversation(f.repo, 'c_1');
+  assert.equal(again.created, false);
+  assert.equal(readFileSync(join(dirs.workspace, 'wip.txt'), 'utf8'), 'uncommitted');
+  assert.equal(sh(dirs.workspace, 'rev-parse', 'HEAD'), head);
+});
+
+it('does not clone again over a workspace whose .git the agent removed', async () => {
+  const { dirs } = await f.ws.prepareConversation(f.repo, 'c_1');
+  rmSync(join(dirs.workspace, '.git'), { recursive: true });
+  writeFileSync(join(dirs.workspace, 'notes.txt'), 'keep me');
+  const again = await f.ws.prepareConversation(f.repo, 'c_1');
+  assert.equal(again.created, false);
+  assert.equal(readFileSync(join(dirs.workspace, 'notes.txt'), 'utf8'), 'keep me');
+});
+
+it('gives two conversations separate folders and separate clones', async () => {
+  const a = await f.ws.prepareConversation(f.repo, 'c_a');
+  const b = await f.ws.prepareConversation(f.repo, 'c_b');
+  const folders = (d: typeof a.dirs) => Object.values(d);
+  for (const p of folders(a.dirs)) assert.ok(!folders(b.dirs).includes(p), p);
+  writeFileSync(join(a.dirs.workspace, 'wip.txt'), 'a only');
+  writeFileSync(join(a.dirs.storage, 'kept.txt'), 'a only');
+  assert.equal(existsSync(join(b.dirs.workspace, 'wip.txt')), false);
+  assert.equal(existsSync(join(b.dirs.storage, 'kept.txt')), false);
+});
+
+it('prepares one clone when the same conversation is prepared twice at once', async () => {
+  const [x, y] = await Promise.all([
+    f.ws.prepareConversation(f.repo, 'c_1'),
+    f.ws.prepareConversation(f.repo, 'c_1'),
+  ]);
+  assert.equal(x.created, true);
+  assert.equal(y.created, true, 'the second caller shares the first one');
+  assert.match(sh(x.dirs.workspace, 'log', '--oneline'), /init/);
+});
+
+it('deletes all of a conversation folders on removal, and no other conversation', async () => {
+  const { dirs } = await f.ws.prepareConversation(f.repo, 'c_gone');
+  const other = await f.ws.prepareConversation(f.repo, 'c_kept');
+  await f.ws.removeConversation('app', 'c_gone');
+  assert.equal(existsSync(dirs.root), false);
+  assert.ok(existsSync(join(other.dirs.workspace, '.git')));
+  await f.ws.removeConversation('app', 'c_gone');
+});
+
+for (const [kind, repoId, conversationId] of [
+  ['conversation', 'app', '../x'],
+  ['conversation', 'app', '..'],
+  ['conversation', 'app', 'a/b'],
+  ['conversation', 'app', '.hidden'],
+  ['conversation', 'app', ''],
+  ['conversation', 'app', 'x'.repeat(65)],
+  ['repository', '../etc', 'c_1'],
+  ['repository', 'a..b', 'c_1'],
+] as const) {
+  it(`refuses the ${kind} id ${JSON.stringify(kind === 'repository' ? repoId : conversationId).slice(0, 20)} before building a path`, async () => {
+    const message = new RegExp(`invalid ${kind} id`);
+    assert.throws(() => f.ws.dirs(repoId, conversationId), { code: 'usage', message });
+    await assert.rejects(
+      async () => f.ws.prepareConversation({ ...f.repo, id: repoId }, conversationId),
+      { code: 'usage', message },
+    );
+    await assert.rejects(f.ws.removeConversation(repoId, conversationId), { code: 'usage' });
+  });
+}
+
+it('accepts the ids the store makes', () => {
+  assert.doesNotThrow(() => f.ws.dirs('app', 'c_4k9x2m7qa1'));
+  assert.doesNotThrow(() => f.ws.dirs('my-repo.v2', 'c_1'));
+});
