@@ -218,7 +218,10 @@ function program(): Command {
       '--config <path>',
       'sandbox settings (default: .errand/sandbox.yaml of the default branch)',
     )
-    .option('--allowlist <path>', 'network allowlist (needs the network proxy)')
+    .option(
+      '--allowlist <path>',
+      'network allowlist (default: .errand/network-allowlist.yaml of the default branch)',
+    )
     .option('--mount <src:dst[:ro]>', 'also mount a host path (repeatable)', collect, [])
     .option(
       '--env <name[=value]>',
@@ -227,7 +230,14 @@ function program(): Command {
       [],
     )
     .option('--timeout <seconds>', 'kill the command after this long', positiveInt)
-    .option('--network-log <path>', 'write the network log here (needs the network proxy)')
+    .option('--network-log <path>', 'append one JSON line per request to this file')
+    .option(
+      '--resolve <host=addr[:port]>',
+      'send HOST to this address, private ones included (repeatable)',
+      collect,
+      [],
+    )
+    .option('--upstream-ca <file>', 'also trust this CA for upstream servers')
     .argument('<command...>', 'the command and its arguments, after --')
     .passThroughOptions()
     .addHelpText(

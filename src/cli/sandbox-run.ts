@@ -11,9 +11,21 @@ import {
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import {
+  ALLOWLIST_FILE,
+  type Allowlist,
+  CertificateAuthority,
+  fileNetworkLog,
+  ProxyServer,
+  parseAllowlist,
+  startSandboxNetns,
+  surrogatesFor,
+} from '../proxy/index.ts';
+import {
+  CA_CERT,
   contextHash,
+  ENTRYPOINT,
   ensurePodmanEnv,
   IMAGE_REPO,
   ImageCache,
@@ -23,6 +35,7 @@ import {
   type SandboxFile,
   type SandboxMount,
   sandboxFileSchema,
+  writeEntrypoint,
 } from '../sandbox/index.ts';
 import { ErrandError } from '../util/errors.ts';
 import { checkoutDefaultRef, TrustedTree } from '../workspace/index.ts';
@@ -39,6 +52,8 @@ export interface SandboxRunOptions {
   env: string[];
   timeout?: number;
   networkLog?: string;
+  resolve: string[];
+  upstreamCa?: string;
   command: string[];
   cwd: string;
   processEnv: NodeJS.ProcessEnv;
@@ -116,13 +131,22 @@ async function trustedSource(cwd: string): Promise<{
   };
 }
 
-function parseSandboxFile(text: string, where: string): SandboxFile {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (e) {
-    throw setup(`${where}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
-  }
+function parseSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
+  // Masked secrets name their value with !env NAME: the CI job's secret, never the file's.
+  const doc = parseDocument(text, {
+    customTags: [
+      {
+        tag: '!env',
+        resolve: (name: string, onError: (m: string) => void) => {
+          const v = env[name.trim()];
+          if (v === undefined) onError(`!env ${name.trim()} is not set in this environment`);
+          return v ?? '';
+        },
+      },
+    ],
+  });
+  if (doc.errors.length > 0) throw setup(`${where}: ${doc.errors[0]!.message.split('\n')[0]}`);
+  const raw: unknown = doc.toJS() ?? {};
   const r = sandboxFileSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
@@ -139,33 +163,69 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   if (o.command.length === 0)
     throw setup('no command given; put it after --, e.g. errand sandbox run -- npm test');
   if (o.image && o.containerfile) throw setup('use --image or --containerfile, not both');
-  if (o.allowlist || o.networkLog) {
-    throw setup(
-      '--allowlist and --network-log need the network proxy, which this errand version does not include yet; without them the sandbox has no network at all',
-    );
-  }
   const source = await trustedSource(o.cwd);
   let settings: SandboxFile = sandboxFileSchema.parse({});
   if (o.config) {
-    const path = resolve(o.cwd, o.config);
+    const path = resolvePath(o.cwd, o.config);
     if (!existsSync(path)) throw setup(`--config ${o.config}: no such file`);
-    settings = parseSandboxFile(readFileSync(path, 'utf8'), path);
+    settings = parseSandboxFile(readFileSync(path, 'utf8'), path, o.processEnv);
   } else {
     const text = await source.read('.errand/sandbox.yaml');
     if (text)
-      settings = parseSandboxFile(text.toString('utf8'), `.errand/sandbox.yaml (${source.from})`);
+      settings = parseSandboxFile(
+        text.toString('utf8'),
+        `.errand/sandbox.yaml (${source.from})`,
+        o.processEnv,
+      );
   }
-  const env = { ...settings.env, ...parseEnv(o.env, o.processEnv) };
+  const env: Record<string, string> = { ...settings.env, ...parseEnv(o.env, o.processEnv) };
   const mounts: SandboxMount[] = [
     { source: o.cwd, target: '/workspace' },
     ...o.mount.map((m) => parseMount(m, o.cwd)),
   ];
   const timeoutSeconds = o.timeout ?? settings.limits.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
+  const allowlist = await loadAllowlist(o, source);
+  const mappings = parseResolve(o.resolve);
+  const upstreamCa = o.upstreamCa ? readUpstreamCa(resolvePath(o.cwd, o.upstreamCa)) : undefined;
 
-  const podmanEnv = await ensurePodmanEnv(stateDir(o.processEnv), o.processEnv);
+  const state = stateDir(o.processEnv);
+  const podmanEnv = await ensurePodmanEnv(state, o.processEnv);
   // Containers a killed `errand sandbox run` left behind; running ones belong to others.
   await removeOrphans(CLI_INSTANCE, podmanEnv, { exitedOnly: true });
   const image = await resolveImage(o, source, podmanEnv);
+
+  // The network: errand's proxy on the host, reached only through a private namespace.
+  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
+  const proxy = new ProxyServer({ ca, runDir: join(state, 'run') });
+  const surrogates = surrogatesFor(
+    Object.entries(settings.masked_secrets).map(([name, m]) => ({
+      name,
+      real: m.value,
+      hosts: m.hosts,
+      headers: m.headers,
+    })),
+  );
+  for (const s of surrogates) env[s.name] = s.surrogate;
+  const taskId = `run-${randomBytes(5).toString('hex')}`;
+  const session = await proxy.openSession({
+    taskId,
+    allowlist,
+    surrogates,
+    resolve: mappings,
+    upstreamCa,
+    log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,
+  });
+  let netns: Awaited<ReturnType<typeof startSandboxNetns>>;
+  try {
+    netns = await startSandboxNetns(session.socketBase, podmanEnv);
+  } catch (e) {
+    await session.close();
+    throw setup((e as Error).message);
+  }
+  mounts.push(
+    { source: join(state, 'proxy', 'ca', 'ca.pem'), target: CA_CERT, readOnly: true },
+    { source: writeEntrypoint(state), target: ENTRYPOINT, readOnly: true },
+  );
 
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -175,8 +235,8 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
     const r = await runContainer(
       {
         image,
-        name: `errand-run-${randomBytes(5).toString('hex')}`,
-        command: o.command,
+        name: `errand-${taskId}`,
+        command: [ENTRYPOINT, ...o.command],
         mounts,
         env,
         limits: {
@@ -184,7 +244,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
           cpus: settings.limits.cpus,
           pids: settings.limits.pids,
         },
-        network: { kind: 'none' },
+        network: { kind: 'netns', path: netns.path, dns: netns.dns },
         labels: { 'errand.instance': CLI_INSTANCE },
         timeoutMs: timeoutSeconds * 1000,
         stdin: process.stdin.isTTY ? undefined : process.stdin,
@@ -217,6 +277,8 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await netns.close();
+    await session.close();
   }
 }
 
@@ -308,4 +370,51 @@ export async function sandboxImage(
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
+}
+
+function resolvePath(cwd: string, p: string): string {
+  return resolve(cwd, p);
+}
+
+/** --allowlist FILE, else the default branch's allowlist; none means nothing may leave. */
+async function loadAllowlist(
+  o: SandboxRunOptions,
+  source: Awaited<ReturnType<typeof trustedSource>>,
+): Promise<Allowlist> {
+  let text: string | undefined;
+  let where: string;
+  if (o.allowlist) {
+    where = resolvePath(o.cwd, o.allowlist);
+    if (!existsSync(where)) throw setup(`--allowlist ${o.allowlist}: no such file`);
+    text = readFileSync(where, 'utf8');
+  } else {
+    where = `${ALLOWLIST_FILE} (${source.from})`;
+    text = (await source.read(ALLOWLIST_FILE))?.toString('utf8');
+  }
+  if (text === undefined) return { allow: [] };
+  const parsed = parseAllowlist(text);
+  if (!parsed.ok) throw setup(`${where}: ${parsed.problem}`);
+  return parsed.allowlist;
+}
+
+/** --resolve HOST=ADDR[:PORT], the operator's explicit upstream mappings. */
+export function parseResolve(specs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const m = /^([A-Za-z0-9.-]+)=(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]+)(:\d{1,5})?$/.exec(spec);
+    if (!m)
+      throw setup(
+        `--resolve ${spec}: expected HOST=ADDRESS[:PORT], e.g. git.internal=10.1.2.3:8443`,
+      );
+    out[m[1]!.toLowerCase()] = `${m[2]}${m[3] ?? ''}`;
+  }
+  return out;
+}
+
+function readUpstreamCa(path: string): string {
+  if (!existsSync(path)) throw setup(`--upstream-ca ${path}: no such file`);
+  const pem = readFileSync(path, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw setup(`--upstream-ca ${path}: not a PEM certificate`);
+  return pem;
 }

@@ -20,7 +20,7 @@ export interface SandboxLimits {
 }
 
 /** How the container reaches the network: not at all, or through a namespace errand holds. */
-export type SandboxNetwork = { kind: 'none' } | { kind: 'netns'; path: string };
+export type SandboxNetwork = { kind: 'none' } | { kind: 'netns'; path: string; dns: string };
 
 export interface ContainerSpec {
   image: string;
@@ -78,6 +78,7 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
     '--security-opt=no-new-privileges',
     '--network',
     spec.network.kind === 'none' ? 'none' : `ns:${spec.network.path}`,
+    ...(spec.network.kind === 'netns' ? ['--dns', spec.network.dns] : []),
     '--env-file',
     envFile,
     '--workdir',

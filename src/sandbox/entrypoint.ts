@@ -5,6 +5,8 @@ import { join } from 'node:path';
 export const ERRAND_DIR = '/opt/errand';
 export const ENTRYPOINT = `${ERRAND_DIR}/entrypoint.sh`;
 export const CLAUDE_BIN = `${ERRAND_DIR}/bin/claude`;
+/** errand's CA certificate, when the sandbox's traffic goes through the proxy. */
+export const CA_CERT = `${ERRAND_DIR}/ca.pem`;
 
 /**
  * Runs before every command in a sandbox: errand's tools first on PATH, the flag Claude
@@ -16,6 +18,18 @@ export PATH="${ERRAND_DIR}/bin:\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin
 export IS_SANDBOX=1
 export HOME="\${HOME:-/root}"
 [ -d "$HOME" ] || mkdir -p "$HOME" 2>/dev/null || export HOME=/tmp
+# Trust errand's proxy: in the system store when the image has one we can write, and in a
+# bundle named by the variables common tools read.
+if [ -f ${CA_CERT} ]; then
+  bundle=/etc/ssl/certs/ca-certificates.crt
+  if [ -w "$bundle" ]; then
+    cat ${CA_CERT} >> "$bundle"
+  else
+    bundle=/tmp/errand-ca-bundle.pem
+    { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null; cat ${CA_CERT}; } > "$bundle"
+  fi
+  export NODE_EXTRA_CA_CERTS=${CA_CERT} SSL_CERT_FILE="$bundle" REQUESTS_CA_BUNDLE="$bundle" GIT_SSL_CAINFO="$bundle" CURL_CA_BUNDLE="$bundle"
+fi
 exec "$@"
 `;
 

@@ -13,7 +13,14 @@ export {
   type SandboxNetwork,
 } from './container.ts';
 export type { SandboxCommand, SandboxDriver } from './driver.ts';
-export { CLAUDE_BIN, ENTRYPOINT, ENTRYPOINT_SCRIPT, ERRAND_DIR } from './entrypoint.ts';
+export {
+  CA_CERT,
+  CLAUDE_BIN,
+  ENTRYPOINT,
+  ENTRYPOINT_SCRIPT,
+  ERRAND_DIR,
+  writeEntrypoint,
+} from './entrypoint.ts';
 export {
   type BuildResult,
   containerfileOf,

@@ -34,6 +34,28 @@ export const sandboxFileSchema = z
       )
       .default({})
       .describe('plain environment variables for the container (never secrets)'),
+    masked_secrets: z
+      .record(
+        z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an upper-case environment variable name'),
+        z
+          .object({
+            value: z
+              .string()
+              .min(1, 'a value, usually !env NAME')
+              .describe('the real credential; write !env NAME, never the value'),
+            hosts: z
+              .array(z.string().min(1))
+              .min(1)
+              .describe('hosts where the surrogate is swapped for the real value'),
+            headers: z
+              .array(z.string().min(1))
+              .default(['Authorization'])
+              .describe('header name globs carrying the credential'),
+          })
+          .strict(),
+      )
+      .default({})
+      .describe('credentials the sandbox sees only as surrogates (errand sandbox run)'),
   })
   .strict();
 
