@@ -3,6 +3,8 @@ import {
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect } from 'node:net';
@@ -25,6 +27,7 @@ export interface Seen {
 export async function startUpstream(
   dir: string,
   names: string[],
+  opts: { git?: (req: IncomingMessage, res: ServerResponse) => void } = {},
 ): Promise<{
   seen: Seen[];
   httpsPort: number;
@@ -38,6 +41,11 @@ export async function startUpstream(
     req: import('node:http').IncomingMessage,
     res: import('node:http').ServerResponse,
   ) => {
+    if (opts.git && req.url?.includes('.git/')) {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+      opts.git(req, res);
+      return;
+    }
     let body = '';
     req.on('data', (c) => {
       body += c;
