@@ -9,6 +9,13 @@ export {
   normalizePath,
   parseAllowlist,
 } from './allowlist.ts';
+export {
+  type ActiveAwsCredential,
+  type AwsCredential,
+  awsEnv,
+  awsSurrogatesFor,
+  resignAws,
+} from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';
 export { SANDBOX_ADDRESS, type SandboxNetns, startSandboxNetns } from './netns.ts';
 export { fileNetworkLog, type NetworkLogEntry } from './network-log.ts';

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { rootCertificates, TLSSocket } from 'node:tls';
 import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
+import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import { type ActiveSurrogate, swapSurrogates } from './surrogates.ts';
@@ -24,6 +25,8 @@ export interface ProxyPolicy {
   taskId: string;
   allowlist: Allowlist;
   surrogates: ActiveSurrogate[];
+  /** AWS credentials whose SigV4 signatures are redone with the real key. */
+  aws?: ActiveAwsCredential[];
   /** Operator mappings host → address[:port]; the only way to private addresses. */
   resolve: Record<string, string>;
   /** Extra CA (PEM) trusted for upstreams, besides the system's. */
@@ -52,6 +55,20 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+/** Bodies are buffered only to re-sign AWS requests that do not carry their payload hash. */
+const MAX_SIGNED_BODY = 16 * 1024 * 1024;
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > max) return undefined;
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
 
 function hostOf(hostHeader: string | undefined): string | undefined {
   if (!hostHeader) return undefined;
@@ -298,12 +315,60 @@ export class ProxyServer {
     const headers: IncomingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
+    let target = req.url ?? '/';
+    let body: Buffer | undefined;
+    if (policy.aws?.length) {
+      const signing = { method, host: c.host, target, headers, body };
+      let r = await resignAws(signing, policy.aws);
+      if (r.kind === 'needs_body') {
+        body = await readBody(req, MAX_SIGNED_BODY);
+        if (!body) {
+          this.#refuse(
+            res,
+            {
+              status: 413,
+              code: 'aws_body_too_large',
+              message: `an AWS request body over ${MAX_SIGNED_BODY} bytes without x-amz-content-sha256 cannot be re-signed; send the payload hash header`,
+            },
+            { method, url },
+          );
+          policy.log({
+            time: new Date(started).toISOString(),
+            action: 'blocked',
+            method,
+            url,
+            status: 413,
+            code: 'aws_body_too_large',
+            swapped,
+          });
+          return;
+        }
+        signing.body = body;
+        r = await resignAws(signing, policy.aws);
+      }
+      if (r.kind === 'refused') {
+        req.resume();
+        this.#refuse(res, { status: 403, code: r.code, message: r.reason }, { method, url });
+        policy.log({
+          time: new Date(started).toISOString(),
+          action: 'blocked',
+          method,
+          url,
+          status: 403,
+          code: r.code,
+          swapped,
+        });
+        return;
+      }
+      if (r.kind === 'resigned') swapped.push(r.name);
+      target = signing.target;
+    }
     const up = (c.tls ? httpsRequest : httpRequest)({
       host: c.address,
       family: c.family,
       port: c.port,
       method,
-      path: req.url,
+      path: target,
       headers: headers as Record<string, string | string[]>,
       agent: c.tls ? agents.https : agents.http,
       servername: c.tls ? c.host : undefined,
@@ -344,7 +409,8 @@ export class ProxyServer {
       }
     });
     req.on('aborted', () => up.destroy());
-    req.pipe(up);
+    if (body) up.end(body);
+    else req.pipe(up);
   }
 
   async #upgrade(
