@@ -15,6 +15,8 @@ import { parseDocument } from 'yaml';
 import {
   ALLOWLIST_FILE,
   type Allowlist,
+  awsEnv,
+  awsSurrogatesFor,
   CertificateAuthority,
   fileNetworkLog,
   ProxyServer,
@@ -206,11 +208,22 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
     })),
   );
   for (const s of surrogates) env[s.name] = s.surrogate;
+  const aws = awsSurrogatesFor(
+    Object.entries(settings.aws_credentials).map(([name, a]) => ({
+      name,
+      accessKeyId: a.access_key_id,
+      secretAccessKey: a.secret_access_key,
+      sessionToken: a.session_token,
+      hosts: a.hosts,
+    })),
+  );
+  Object.assign(env, awsEnv(aws));
   const taskId = `run-${randomBytes(5).toString('hex')}`;
   const session = await proxy.openSession({
     taskId,
     allowlist,
     surrogates,
+    aws,
     resolve: mappings,
     upstreamCa,
     log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,

@@ -56,6 +56,23 @@ export const sandboxFileSchema = z
       )
       .default({})
       .describe('credentials the sandbox sees only as surrogates (errand sandbox run)'),
+    aws_credentials: z
+      .record(
+        z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an upper-case name'),
+        z
+          .object({
+            access_key_id: z.string().min(1).describe('write !env NAME'),
+            secret_access_key: z.string().min(1).describe('write !env NAME'),
+            session_token: z.string().min(1).optional().describe('write !env NAME'),
+            hosts: z
+              .array(z.string().min(1))
+              .min(1)
+              .describe('hosts whose requests are re-signed with the real key'),
+          })
+          .strict(),
+      )
+      .default({})
+      .describe('AWS keys the sandbox sees only as surrogates; the proxy re-signs requests'),
   })
   .strict();
 
