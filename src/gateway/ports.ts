@@ -121,3 +121,45 @@ export interface TaskExecutor {
   /** Kills sandboxes left behind by an earlier process; called once at start. */
   cleanupOrphans?(): Promise<void>;
 }
+
+/** One command run in the task's prepared sandbox (workspace, mounts, network in place). */
+export interface SandboxExecRequest {
+  command: string[];
+  stdin?: string;
+  /** Extra variables for this command. */
+  env?: Record<string, string>;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export interface SandboxExecResult {
+  outcome: 'exited' | 'timeout' | 'oom' | 'stopped' | 'failed_to_start';
+  exitCode: number | null;
+  stderrTail: string;
+}
+
+/** Where the conversation's folders appear inside the sandbox. */
+export const SANDBOX_PATHS = {
+  workspace: '/workspace',
+  agentState: '/errand/agent',
+  inbox: '/inbox',
+  outbox: '/outbox',
+  storage: '/storage',
+} as const;
+
+/**
+ * Runs the agent for one task. It gets a way to run commands in the task's sandbox and
+ * knows nothing of podman, the proxy or git; the gateway prepares all of that.
+ */
+export interface AgentRunner {
+  run(
+    input: {
+      run: TaskRun;
+      exec: (req: SandboxExecRequest) => Promise<SandboxExecResult>;
+      outbox: string;
+      model: string;
+    },
+    signal: AbortSignal,
+    events: EventSink,
+  ): Promise<TaskOutcome>;
+}

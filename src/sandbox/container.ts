@@ -20,7 +20,15 @@ export interface SandboxLimits {
 }
 
 /** How the container reaches the network: not at all, or through a namespace errand holds. */
-export type SandboxNetwork = { kind: 'none' } | { kind: 'netns'; path: string; dns: string };
+/**
+ * How the container reaches the network: not at all; through a namespace errand holds (the
+ * proxy); or, when the operator turned the network sandbox off for a repository, podman's
+ * own default network.
+ */
+export type SandboxNetwork =
+  | { kind: 'none' }
+  | { kind: 'netns'; path: string; dns: string }
+  | { kind: 'unrestricted' };
 
 export interface ContainerSpec {
   image: string;
@@ -77,7 +85,11 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
     ...KEPT_CAPABILITIES.map((c) => `--cap-add=${c}`),
     '--security-opt=no-new-privileges',
     '--network',
-    spec.network.kind === 'none' ? 'none' : `ns:${spec.network.path}`,
+    spec.network.kind === 'netns'
+      ? `ns:${spec.network.path}`
+      : spec.network.kind === 'none'
+        ? 'none'
+        : 'slirp4netns',
     ...(spec.network.kind === 'netns' ? ['--dns', spec.network.dns] : []),
     '--env-file',
     envFile,

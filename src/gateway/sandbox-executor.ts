@@ -1,0 +1,361 @@
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { RepoConfig, ServerConfig } from '../config/index.ts';
+import {
+  ALLOWLIST_FILE,
+  type Allowlist,
+  awsEnv,
+  awsSurrogatesFor,
+  type CertificateAuthority,
+  fileNetworkLog,
+  type ProxyServer,
+  parseAllowlist,
+  type SandboxNetns,
+  startSandboxNetns,
+  surrogatesFor,
+} from '../proxy/index.ts';
+import {
+  CA_CERT,
+  type SandboxDriver,
+  type SandboxFile,
+  type SandboxMount,
+  type SandboxNetwork,
+  sandboxFileSchema,
+} from '../sandbox/index.ts';
+import type { Conversation } from '../store/types.ts';
+import { describeError } from '../util/errors.ts';
+import type { Logger } from '../util/logger.ts';
+import type { WorkspaceRepo, Workspaces } from '../workspace/index.ts';
+import {
+  type AgentRunner,
+  type EventSink,
+  SANDBOX_PATHS,
+  type SandboxExecRequest,
+  type TaskExecutor,
+  type TaskOutcome,
+  type TaskRun,
+} from './ports.ts';
+
+export interface SandboxExecutorOptions {
+  config: () => ServerConfig;
+  workspaces: Workspaces;
+  driver: SandboxDriver;
+  proxy: ProxyServer;
+  ca: CertificateAuthority;
+  /** File holding the CA certificate, mounted into sandboxes. */
+  caFile: string;
+  podmanEnv: NodeJS.ProcessEnv;
+  agent: AgentRunner;
+  logger: Logger;
+}
+
+const SANDBOX_FILE = '.errand/sandbox.yaml';
+const CONTAINER_DIR = '.errand/container';
+
+/** An expected failure before the agent starts: said to the thread as is. */
+class Unready extends Error {
+  readonly detail: string;
+  constructor(detail: string, message: string) {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+function repoOf(id: string, r: RepoConfig): WorkspaceRepo {
+  return { id, gitUrl: r.git_url, defaultBranch: r.default_branch };
+}
+
+/** The smaller of two optional limits: the repository may tighten the operator's, not loosen. */
+function lower<T extends number>(a: T, b: T | undefined): T {
+  return b !== undefined && b < a ? b : a;
+}
+
+function bytes(size: string): number {
+  const m = /^(\d+)([bkmg]?)$/i.exec(size)!;
+  return (
+    Number(m[1]) *
+    { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
+      m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'
+    ]
+  );
+}
+
+/**
+ * The real task executor: refreshes the mirror, reads the trusted `.errand/` files of the
+ * default branch, builds the image, opens the conversation's workspace, starts the network
+ * (proxy session and private namespace), and hands the agent a way to run commands in that
+ * sandbox. Everything the agent could change is read from the default branch, never from
+ * the workspace.
+ */
+export class SandboxExecutor implements TaskExecutor {
+  readonly #o: SandboxExecutorOptions;
+
+  constructor(o: SandboxExecutorOptions) {
+    this.#o = o;
+  }
+
+  async run(run: TaskRun, signal: AbortSignal, events: EventSink): Promise<TaskOutcome> {
+    const repoId = run.task.repoId;
+    const repoConfig = this.#o.config().repos[repoId];
+    if (!repoConfig)
+      return {
+        kind: 'failure',
+        text: `Repository ${repoId} is no longer configured.`,
+        files: [],
+        detail: 'repo_removed',
+      };
+    const cleanup: Array<() => Promise<void> | void> = [];
+    try {
+      const prepared = await this.#prepare(run, repoId, repoConfig, events, cleanup);
+      const timeoutMs = prepared.limits.timeout_seconds * 1000;
+      const exec = (req: SandboxExecRequest) =>
+        this.#o.driver.run({
+          taskId: run.task.id,
+          image: prepared.image,
+          command: req.command,
+          mounts: prepared.mounts,
+          env: { ...prepared.env, ...req.env },
+          limits: {
+            memory: prepared.limits.memory,
+            cpus: prepared.limits.cpus,
+            pids: prepared.limits.pids,
+          },
+          network: prepared.network,
+          timeoutMs,
+          claudeCodeVersion: repoConfig.agent.claude_code_version,
+          stdin: req.stdin,
+          signal,
+          onStdout: req.onStdout,
+          onStderr: req.onStderr,
+        });
+      const outcome = await this.#o.agent.run(
+        { run, exec, outbox: prepared.outbox, model: run.conversation.model ?? repoConfig.model },
+        signal,
+        events,
+      );
+      return { ...outcome, files: [...outcome.files, ...this.#outboxFiles(prepared.outbox)] };
+    } catch (e) {
+      if (e instanceof Unready)
+        return { kind: 'failure', text: e.message, files: [], detail: e.detail };
+      throw e;
+    } finally {
+      for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    }
+  }
+
+  async #prepare(
+    run: TaskRun,
+    repoId: string,
+    repoConfig: RepoConfig,
+    events: EventSink,
+    cleanup: Array<() => Promise<void> | void>,
+  ) {
+    const repo = repoOf(repoId, repoConfig);
+    const ws = this.#o.workspaces;
+    await events.event('sandbox', { step: 'refresh_mirror' });
+    let branch: string;
+    try {
+      branch = (await ws.refreshMirror(repo)).defaultBranch;
+    } catch (e) {
+      throw new Unready(
+        'workspace_failed',
+        `errand could not update the repository: ${describeError(e)}`,
+      );
+    }
+    const onBranch = (path: string) => `${path} on branch ${branch}`;
+
+    // Settings: the operator's limits, tightened (never loosened) by the repository's file.
+    let settings: SandboxFile = sandboxFileSchema.parse({});
+    const sandboxText = await ws.readTrustedFile(repo, SANDBOX_FILE);
+    if (sandboxText)
+      settings = parseRepoSandboxFile(sandboxText.toString('utf8'), onBranch(SANDBOX_FILE));
+    const base = repoConfig.limits;
+    const limits = {
+      timeout_seconds: lower(base.timeout_seconds, settings.limits.timeout_seconds),
+      memory:
+        settings.limits.memory && bytes(settings.limits.memory) < bytes(base.memory)
+          ? settings.limits.memory
+          : base.memory,
+      cpus: lower(base.cpus, settings.limits.cpus),
+      pids: lower(base.pids, settings.limits.pids),
+    };
+
+    // Image, from the default branch's .errand/container/.
+    const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+    cleanup.push(() => rmSync(context, { recursive: true, force: true }));
+    let found: boolean;
+    try {
+      found = await ws.extractTrustedDir(repo, CONTAINER_DIR, context);
+    } catch (e) {
+      throw new Unready(
+        'container_invalid',
+        `${onBranch(`${CONTAINER_DIR}/`)}: ${describeError(e)}`,
+      );
+    }
+    if (!found) {
+      throw new Unready(
+        'container_missing',
+        `${onBranch(`${CONTAINER_DIR}/`)} does not exist. Add a Containerfile there by pull request (see docs/repo-onboarding.md); errand builds the sandbox from it.`,
+      );
+    }
+    await events.event('sandbox', { step: 'image' });
+    const built = await this.#o.driver.prepareImage(context);
+    if (!built.ok) {
+      const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
+      throw new Unready(
+        'image_failed',
+        `Building the sandbox image from ${onBranch(`${CONTAINER_DIR}/`)} failed: ${built.reason}\n\nLast lines of the build:\n${tail}`,
+      );
+    }
+
+    // The conversation's own folders: the only host paths the sandbox sees.
+    const { dirs } = await ws.prepareConversation(repo, run.conversation.id);
+    copyAttachments(run, dirs.inbox);
+    const mounts: SandboxMount[] = [
+      { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
+      { source: dirs.agentState, target: SANDBOX_PATHS.agentState },
+      { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
+      { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
+      { source: dirs.storage, target: SANDBOX_PATHS.storage },
+    ];
+    const env: Record<string, string> = { ...repoConfig.env };
+
+    let network: SandboxNetwork;
+    if (repoConfig.network.sandbox) {
+      const allowlist = await this.#allowlist(
+        ws.readTrustedFile(repo, ALLOWLIST_FILE),
+        onBranch(ALLOWLIST_FILE),
+        events,
+      );
+      const surrogates = surrogatesFor(
+        Object.entries(repoConfig.masked_secrets).map(([name, m]) => ({
+          name,
+          real: m.value.reveal(),
+          hosts: m.hosts,
+          headers: m.headers,
+        })),
+      );
+      const aws = awsSurrogatesFor(
+        Object.entries(repoConfig.aws_credentials).map(([name, a]) => ({
+          name,
+          accessKeyId: a.access_key_id.reveal(),
+          secretAccessKey: a.secret_access_key.reveal(),
+          sessionToken: a.session_token?.reveal(),
+          hosts: a.hosts,
+        })),
+      );
+      for (const s of surrogates) env[s.name] = s.surrogate;
+      Object.assign(env, awsEnv(aws));
+      const session = await this.#o.proxy.openSession({
+        taskId: run.task.id,
+        allowlist,
+        surrogates,
+        aws,
+        resolve: Object.fromEntries(
+          Object.entries(repoConfig.network.resolve).map(([h, a]) => [h.toLowerCase(), a]),
+        ),
+        upstreamCa: repoConfig.network.upstream_ca
+          ? readFileSync(repoConfig.network.upstream_ca, 'utf8')
+          : undefined,
+        log: fileNetworkLog(join(dirs.root, 'network.log')),
+      });
+      cleanup.push(() => session.close());
+      let netns: SandboxNetns;
+      try {
+        netns = await startSandboxNetns(session.socketBase, this.#o.podmanEnv);
+      } catch (e) {
+        throw new Unready(
+          'network_failed',
+          `errand could not start the sandbox network: ${describeError(e)}`,
+        );
+      }
+      cleanup.push(() => netns.close());
+      network = { kind: 'netns', path: netns.path, dns: netns.dns };
+      mounts.push({ source: this.#o.caFile, target: CA_CERT, readOnly: true });
+    } else {
+      this.#o.logger.warn(
+        { repo: repoId, task: run.task.id },
+        'network sandbox is off for this repository (network.sandbox: false): the task has unrestricted network access',
+      );
+      await events.event('sandbox', {
+        warning: 'network sandbox off: unrestricted network access',
+      });
+      network = { kind: 'unrestricted' };
+    }
+    return { image: built.image, mounts, env, limits, network, outbox: dirs.outbox };
+  }
+
+  async #allowlist(
+    text: Promise<Buffer | undefined>,
+    where: string,
+    events: EventSink,
+  ): Promise<Allowlist> {
+    const raw = await text;
+    if (!raw) {
+      await events.event('sandbox', {
+        warning: `${where} does not exist: no request may leave the sandbox`,
+      });
+      return { allow: [] };
+    }
+    const parsed = parseAllowlist(raw.toString('utf8'));
+    if (!parsed.ok)
+      throw new Unready(
+        'allowlist_invalid',
+        `${where} is invalid: ${parsed.problem}. Fix it by pull request.`,
+      );
+    return parsed.allowlist;
+  }
+
+  #outboxFiles(outbox: string): string[] {
+    try {
+      return readdirSync(outbox)
+        .map((f) => join(outbox, f))
+        .filter((p) => statSync(p).isFile());
+    } catch {
+      return [];
+    }
+  }
+
+  async removeConversation(c: Conversation): Promise<void> {
+    await this.#o.workspaces.removeConversation(c.repoId, c.id);
+  }
+
+  async cleanupOrphans(): Promise<void> {
+    const removed = await this.#o.driver.removeOrphans();
+    if (removed.length)
+      this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
+  }
+}
+
+/** The repository's sandbox file, where `!env` values are for CI and read as empty here. */
+function parseRepoSandboxFile(text: string, where: string): SandboxFile {
+  const doc = parseDocument(text, { customTags: [{ tag: '!env', resolve: () => '' }] });
+  if (doc.errors.length > 0)
+    throw new Unready(
+      'sandbox_file_invalid',
+      `${where} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`,
+    );
+  const r = sandboxFileSchema.safeParse(doc.toJS() ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Unready(
+      'sandbox_file_invalid',
+      `${where} is invalid: ${i.path.join('.') || '(top level)'}: ${i.message}. Fix it by pull request.`,
+    );
+  }
+  return r.data;
+}
+
+function copyAttachments(run: TaskRun, inbox: string): void {
+  for (const part of run.parts) {
+    for (const a of part.attachments) {
+      try {
+        copyFileSync(a.path, join(inbox, basename(a.name)));
+      } catch {
+        // A missing attachment file is reported by the channel that saved it.
+      }
+    }
+  }
+}

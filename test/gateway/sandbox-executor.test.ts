@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Gateway } from '../../src/gateway/index.ts';
+import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import { CertificateAuthority, ProxyServer } from '../../src/proxy/index.ts';
+import { BASE_IMAGE, ensurePodmanEnv, PodmanSandbox } from '../../src/sandbox/index.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/types.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+import { Workspaces } from '../../src/workspace/index.ts';
+import { configFrom } from '../harness/gateway-fixture.ts';
+import { MemoryChannel } from '../harness/memory-channel.ts';
+import { ShellAgent } from '../harness/shell-agent.ts';
+import { startUpstream } from '../harness/upstream.ts';
+
+const REAL = 'ghp_ServerConfigToken0123456789abcdefABCD';
+const GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@e',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@e',
+};
+const git = (cwd: string, ...a: string[]) =>
+  execFileSync('git', a, { cwd, env: GIT_ENV, encoding: 'utf8' });
+
+let dir: string;
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let store: Store;
+let gateway: Gateway;
+let driver: PodmanSandbox;
+const channels = new Map<string, MemoryChannel>();
+
+function origin(name: string, files: Record<string, string>): string {
+  const d = join(dir, name);
+  mkdirSync(d);
+  for (const [f, c] of Object.entries(files)) {
+    mkdirSync(join(d, f, '..'), { recursive: true });
+    writeFileSync(join(d, f), c);
+  }
+  git(d, 'init', '-q', '-b', 'main');
+  git(d, 'add', '-A');
+  git(d, 'commit', '-q', '-m', 'init');
+  return d;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'errand-exec-'));
+  upstream = await startUpstream(join(dir, 'up'), ['api.test.example']);
+  writeFileSync(join(dir, 'up.pem'), upstream.caPem);
+  const app = origin('app', {
+    'README.md': 'hello\n',
+    '.errand/container/Containerfile': `FROM ${BASE_IMAGE}\n`,
+    '.errand/network-allowlist.yaml': 'allow:\n  - host: api.test.example\n',
+  });
+  const bare = origin('bare', { 'README.md': 'no sandbox definition\n' });
+  const config = await configFrom(
+    `execution:\n  max_concurrent: 2\n  shutdown_grace_seconds: 1\nrepos:\n  app:\n    git_url: ${app}\n    network:\n      resolve: { api.test.example: "127.0.0.1:${upstream.httpsPort}" }\n      upstream_ca: ${join(dir, 'up.pem')}\n    masked_secrets:\n      GH_TOKEN: { value: ${REAL}, hosts: [api.test.example] }\n  bare:\n    git_url: ${bare}\n`,
+    mkdtempSync(join(dir, 'cfg-')),
+  );
+  const state = join(dir, 'state');
+  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
+  driver = new PodmanSandbox({
+    stateDir: state,
+    cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
+    imageMaxAgeMs: 3_600_000,
+  });
+  const executor = new SandboxExecutor({
+    config: () => config,
+    workspaces: new Workspaces({ root: join(state, 'workspaces') }),
+    driver,
+    proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
+    ca,
+    caFile: join(state, 'proxy', 'ca', 'ca.pem'),
+    podmanEnv: await ensurePodmanEnv(state),
+    agent: new ShellAgent(),
+    logger: silentLogger(),
+  });
+  store = openSqliteStore(join(state, 'errand.db'));
+  gateway = new Gateway({
+    store,
+    executor,
+    config,
+    logger: silentLogger(),
+    channelFactory: (repoId) => {
+      const c = new MemoryChannel(repoId);
+      channels.set(repoId, c);
+      return [c];
+    },
+  });
+  await gateway.start();
+});
+after(async () => {
+  await gateway.shutdown();
+  await store.close();
+  await upstream.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function ask(repo: string, script: string, thread: string) {
+  const ch = channels.get(repo)!;
+  const n = ch.sent.length;
+  await ch.send(script, { thread, id: `${thread}-${n}-${Date.now()}` });
+  return (await ch.waitForSent(n + 1, 120_000))[n]!.delivery;
+}
+
+describe('a task in its sandbox', () => {
+  it("runs in the conversation's clone, reaches allowed hosts through the proxy, and holds only a surrogate", async () => {
+    const before = upstream.seen.length;
+    const d = await ask(
+      'app',
+      'set -e; cat README.md; echo made > notes.txt; test "$GH_TOKEN" != "' +
+        REAL +
+        '" && echo surrogate-only; curl -sS -o /dev/null -w "%{http_code}\\n" -H "Authorization: token $GH_TOKEN" https://api.test.example/v1/x; curl -sS -o /dev/null -w "%{http_code}\\n" https://evil.example.org/',
+      't1',
+    );
+    assert.equal(d.kind, 'reply', d.text);
+    assert.equal(d.text, 'hello\nsurrogate-only\n200\n403\n');
+    assert.equal(upstream.seen[before]!.headers.authorization, `token ${REAL}`);
+  });
+
+  it('keeps the workspace for the next task of the conversation, and apart from other conversations', async () => {
+    assert.equal((await ask('app', 'cat notes.txt', 't1')).text, 'made\n');
+    const other = await ask('app', 'cat notes.txt 2>/dev/null || echo absent', 't2');
+    assert.equal(other.text, 'absent\n');
+  });
+
+  it('sends back what the task put in /outbox', async () => {
+    const d = await ask('app', 'echo "the report" > /outbox/report.txt; echo done', 't3');
+    assert.equal(d.files.map((f) => basename(f)).join(), 'report.txt');
+    assert.equal(readFileSync(d.files[0]!, 'utf8'), 'the report\n');
+  });
+
+  it('says which file is missing when the default branch has no sandbox definition', async () => {
+    const d = await ask('bare', 'echo never', 'b1');
+    assert.equal(d.kind, 'error');
+    assert.match(
+      d.text,
+      /\.errand\/container\/ on branch main does not exist\. Add a Containerfile there by pull request/,
+    );
+  });
+
+  it('is stopped with its container, leaving nothing behind', async () => {
+    const ch = channels.get('app')!;
+    const n = ch.sent.length;
+    await ch.send('echo started; sleep 120', { thread: 't4', id: `stop-${Date.now()}` });
+    let task: string | undefined;
+    for (let i = 0; i < 600 && !task; i++) {
+      task = (await store.listTasks({ states: ['running'] }))[0]?.id;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    await gateway.stop(task!, 'carol');
+    const d = (await ch.waitForSent(n + 1, 60_000))[n]!.delivery;
+    assert.equal(d.kind, 'stopped');
+    assert.deepEqual(await driver.removeOrphans(), [], 'no container left');
+  });
+});
