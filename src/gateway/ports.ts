@@ -158,6 +158,8 @@ export interface AgentRunner {
       exec: (req: SandboxExecRequest) => Promise<SandboxExecResult>;
       outbox: string;
       model: string;
+      /** Reasoning effort from the repository's config, when set. */
+      effort?: string;
     },
     signal: AbortSignal,
     events: EventSink,

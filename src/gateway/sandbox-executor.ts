@@ -18,6 +18,7 @@ import {
 } from '../proxy/index.ts';
 import {
   CA_CERT,
+  DEFAULT_CLAUDE_CODE_VERSION,
   type SandboxDriver,
   type SandboxFile,
   type SandboxMount,
@@ -124,14 +125,20 @@ export class SandboxExecutor implements TaskExecutor {
           },
           network: prepared.network,
           timeoutMs,
-          claudeCodeVersion: repoConfig.agent.claude_code_version,
+          claudeCodeVersion: repoConfig.agent.claude_code_version ?? DEFAULT_CLAUDE_CODE_VERSION,
           stdin: req.stdin,
           signal,
           onStdout: req.onStdout,
           onStderr: req.onStderr,
         });
       const outcome = await this.#o.agent.run(
-        { run, exec, outbox: prepared.outbox, model: run.conversation.model ?? repoConfig.model },
+        {
+          run,
+          exec,
+          outbox: prepared.outbox,
+          model: run.conversation.model ?? repoConfig.model,
+          effort: repoConfig.agent.effort,
+        },
         signal,
         events,
       );
@@ -221,22 +228,57 @@ export class SandboxExecutor implements TaskExecutor {
       { source: dirs.storage, target: SANDBOX_PATHS.storage },
     ];
     const env: Record<string, string> = { ...repoConfig.env };
+    const agent = repoConfig.agent;
+    if (agent.api_host !== 'api.anthropic.com')
+      env.ANTHROPIC_BASE_URL = `https://${agent.api_host}`;
+    // The agent's own credential is a masked secret like any other: scoped to the API host,
+    // in the header the CLI uses for it.
+    const agentSecrets = [
+      ...(agent.api_key
+        ? [
+            {
+              name: 'ANTHROPIC_API_KEY',
+              real: agent.api_key.reveal(),
+              hosts: [agent.api_host],
+              headers: ['x-api-key'],
+            },
+          ]
+        : []),
+      ...(agent.oauth_token
+        ? [
+            {
+              name: 'CLAUDE_CODE_OAUTH_TOKEN',
+              real: agent.oauth_token.reveal(),
+              hosts: [agent.api_host],
+              headers: ['Authorization'],
+            },
+          ]
+        : []),
+    ];
 
     let network: SandboxNetwork;
     if (repoConfig.network.sandbox) {
-      const allowlist = await this.#allowlist(
+      const fromBranch = await this.#allowlist(
         ws.readTrustedFile(repo, ALLOWLIST_FILE),
         onBranch(ALLOWLIST_FILE),
         events,
       );
-      const surrogates = surrogatesFor(
-        Object.entries(repoConfig.masked_secrets).map(([name, m]) => ({
+      // The model API the operator configured is always reachable, for the agent's requests only.
+      const allowlist: Allowlist = {
+        allow: [
+          ...fromBranch.allow,
+          { host: agent.api_host.toLowerCase(), paths: ['/v1/messages*'], methods: ['POST'] },
+        ],
+      };
+      const surrogates = surrogatesFor([
+        ...agentSecrets,
+        ...Object.entries(repoConfig.masked_secrets).map(([name, m]) => ({
           name,
           real: m.value.reveal(),
           hosts: m.hosts,
           headers: m.headers,
         })),
-      );
+      ]);
       const aws = awsSurrogatesFor(
         Object.entries(repoConfig.aws_credentials).map(([name, a]) => ({
           name,
@@ -282,6 +324,8 @@ export class SandboxExecutor implements TaskExecutor {
       await events.event('sandbox', {
         warning: 'network sandbox off: unrestricted network access',
       });
+      // Without the proxy nothing can swap a surrogate: the container gets the real values.
+      for (const s of agentSecrets) env[s.name] = s.real;
       network = { kind: 'unrestricted' };
     }
     return { image: built.image, mounts, env, limits, network, outbox: dirs.outbox };

@@ -1,0 +1,1 @@
+export { buildPrompt, ClaudeCodeRunner } from './claude-runner.ts';

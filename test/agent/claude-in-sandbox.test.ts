@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ClaudeCodeRunner } from '../../src/agent/index.ts';
+import { Gateway } from '../../src/gateway/index.ts';
+import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import { CertificateAuthority, ProxyServer } from '../../src/proxy/index.ts';
+import { BASE_IMAGE, ensurePodmanEnv, PodmanSandbox } from '../../src/sandbox/index.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/types.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+import { Workspaces } from '../../src/workspace/index.ts';
+import { configFrom } from '../harness/gateway-fixture.ts';
+import { MemoryChannel } from '../harness/memory-channel.ts';
+import { type Scenario, startModelServer } from '../harness/model-server.ts';
+
+const API_HOST = 'api.model.test';
+const REAL_KEY = 'sk-ant-api03-RealKeyForTheScriptedServer0123456789abcdef';
+const GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@e',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@e',
+};
+
+// The real Claude Code CLI, in a real container, through the proxy, against a scripted
+// model server on loopback.
+const scenario: Scenario = (req) => {
+  if (req.lastUserText.includes('write a greeting file')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'I wrote greeting.txt in the repository.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              command: 'echo hello from the agent > /workspace/greeting.txt',
+              description: 'write file',
+            },
+          },
+        ];
+  }
+  if (req.afterToolResult)
+    return [{ type: 'text', text: 'I wrote greeting.txt in the repository.' }];
+  if (req.lastUserText.includes('what did you do')) {
+    const turns = req.body.messages?.length ?? 0;
+    return [
+      {
+        type: 'text',
+        text: `Earlier in this conversation I wrote greeting.txt (${turns} messages in context).`,
+      },
+    ];
+  }
+  return [{ type: 'text', text: 'I do not understand.' }];
+};
+
+let dir: string;
+let model: Awaited<ReturnType<typeof startModelServer>>;
+let store: Store;
+let gateway: Gateway;
+let channel: MemoryChannel;
+let workspaces: Workspaces;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'errand-agent-'));
+  model = await startModelServer(join(dir, 'model-ca'), API_HOST, scenario);
+  writeFileSync(join(dir, 'model-ca.pem'), model.caPem);
+  const origin = join(dir, 'origin');
+  mkdirSync(join(origin, '.errand', 'container'), { recursive: true });
+  writeFileSync(join(origin, '.errand', 'container', 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
+  writeFileSync(join(origin, 'README.md'), 'project\n');
+  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: origin });
+  execFileSync('git', ['add', '-A'], { cwd: origin });
+  execFileSync('git', ['commit', '-q', '-m', 'init'], { cwd: origin, env: GIT_ENV });
+  const config = await configFrom(
+    `repos:\n  app:\n    git_url: ${origin}\n    model: claude-sonnet-4-5\n    agent:\n      api_key: ${REAL_KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
+    mkdtempSync(join(dir, 'cfg-')),
+  );
+  const state = join(dir, 'state');
+  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
+  workspaces = new Workspaces({ root: join(state, 'workspaces') });
+  store = openSqliteStore(join(state, 'errand.db'));
+  gateway = new Gateway({
+    store,
+    config,
+    logger: silentLogger(),
+    executor: new SandboxExecutor({
+      config: () => config,
+      workspaces,
+      driver: new PodmanSandbox({
+        stateDir: state,
+        cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
+        imageMaxAgeMs: 3_600_000,
+      }),
+      proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
+      ca,
+      caFile: join(state, 'proxy', 'ca', 'ca.pem'),
+      podmanEnv: await ensurePodmanEnv(state),
+      agent: new ClaudeCodeRunner(),
+      logger: silentLogger(),
+    }),
+    channelFactory: (repoId) => {
+      channel = new MemoryChannel(repoId);
+      return [channel];
+    },
+  });
+  await gateway.start();
+});
+after(async () => {
+  await gateway.shutdown();
+  await store.close();
+  await model.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Claude Code in the sandbox', () => {
+  it('runs a real tool, replies with its final answer, records events, and holds only a surrogate key', async () => {
+    await channel.send('Please write a greeting file.', { thread: 'c1', id: 'm1' });
+    const [sent] = await channel.waitForSent(1, 180_000);
+    assert.equal(sent!.delivery.kind, 'reply', sent!.delivery.text);
+    assert.equal(sent!.delivery.text, 'I wrote greeting.txt in the repository.');
+    const conv = sent!.conversation!;
+    const file = join(workspaces.dirs('app', conv.id).workspace, 'greeting.txt');
+    assert.ok(existsSync(file));
+    assert.equal(readFileSync(file, 'utf8'), 'hello from the agent\n');
+    const stored = await store.getConversation(conv.id);
+    assert.ok(stored?.sessionId, 'the session id is kept for the next task');
+    const [task] = await store.listTasks({ conversationId: conv.id });
+    const events = await store.listEvents(task!.id);
+    assert.ok(events.some((e) => e.kind === 'claude.result'));
+    assert.ok(events.some((e) => e.kind === 'claude.assistant'));
+    assert.ok((task!.usage?.turns ?? 0) >= 1);
+    // The server saw the real key; the container was only ever given a surrogate.
+    const keys = new Set(model.requests.map((r) => r.headers['x-api-key']));
+    assert.deepEqual([...keys], [REAL_KEY]);
+  });
+
+  it('resumes the same session on a reply in the thread', async () => {
+    const before = model.requests.length;
+    await channel.send('And what did you do?', { thread: 'c1', id: 'm2' });
+    const sent = await channel.waitForSent(2, 180_000);
+    assert.equal(sent[1]!.delivery.kind, 'reply', sent[1]!.delivery.text);
+    assert.match(sent[1]!.delivery.text, /Earlier in this conversation I wrote greeting\.txt/);
+    const withTools = model.requests.slice(before).find((r) => (r.body.tools?.length ?? 0) > 0)!;
+    assert.ok((withTools.body.messages?.length ?? 0) > 1, 'the server sees the earlier turns');
+  });
+});
