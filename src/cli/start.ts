@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { dirname } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ClaudeCodeRunner } from '../agent/index.ts';
 import { WebChannel } from '../channels/web/index.ts';
 import {
   formatConfigIssues,
@@ -12,26 +14,20 @@ import {
 } from '../config/index.ts';
 import { createControlApi } from '../dashboard/index.ts';
 import { Gateway } from '../gateway/index.ts';
-import type { TaskExecutor } from '../gateway/ports.ts';
+import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
+import { CertificateAuthority, ProxyServer } from '../proxy/index.ts';
+import { ensurePodmanEnv, PodmanSandbox } from '../sandbox/index.ts';
 import { ErrandError } from '../util/errors.ts';
 import { createLogger } from '../util/logger.ts';
+import { Workspaces } from '../workspace/index.ts';
 import { controlTokenPath, openStore, requireConfig } from './context.ts';
 import { VERSION } from './version.ts';
 
-/**
- * Tasks need the sandbox and agent modules; until a build has them, a task is answered
- * with this explanation rather than silently dropped.
- */
-const noSandboxExecutor: TaskExecutor = {
-  async run() {
-    return {
-      kind: 'failure',
-      text: 'This errand installation cannot run tasks yet: its sandbox and agent are not set up. The operator can run `errand check` to see what is missing.',
-      files: [],
-      detail: 'no_executor',
-    };
-  },
-};
+/** One image cache serves every repository: the strictest configured age applies to all. */
+function imageMaxAgeMs(config: ServerConfig): number {
+  const hours = Object.values(config.repos).map((r) => r.sandbox.image_max_age_hours);
+  return (hours.length ? Math.min(...hours) : 168) * 3_600_000;
+}
 
 /** Reads the control token, creating it (mode 0600) on first start. */
 function ensureControlToken(config: ServerConfig): string {
@@ -50,9 +46,27 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   const dir = stateDir(config, process.env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const store = openStore(config);
+  // One proxy and one CA for every task of this installation; all state under `dir`.
+  const ca = await CertificateAuthority.loadOrCreate(join(dir, 'proxy', 'ca'));
+  let current = config;
+  const executor = new SandboxExecutor({
+    config: () => current,
+    workspaces: new Workspaces({ root: join(dir, 'workspaces') }),
+    driver: new PodmanSandbox({
+      stateDir: dir,
+      cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
+      imageMaxAgeMs: imageMaxAgeMs(config),
+    }),
+    proxy: new ProxyServer({ ca, runDir: join(dir, 'run') }),
+    ca,
+    caFile: join(dir, 'proxy', 'ca', 'ca.pem'),
+    podmanEnv: await ensurePodmanEnv(dir),
+    agent: new ClaudeCodeRunner(),
+    logger: log,
+  });
   const gateway = new Gateway({
     store,
-    executor: noSandboxExecutor,
+    executor,
     config,
     logger: log,
     // Email and Slack arrive with their own modules; the web channel is always available.
@@ -118,6 +132,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
       );
       return;
     }
+    current = next.config;
     await gateway.applyConfig(next.config);
     log.info({ why }, 'config reloaded');
   };

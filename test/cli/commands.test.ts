@@ -160,8 +160,11 @@ describe('the errand command', () => {
         shown = (await cli(['conversations', 'show', id, '--config', path], { env })).stdout;
         await new Promise((r) => setTimeout(r, 100));
       }
-      // This build has no sandbox yet: the task is answered with that explanation.
-      assert.match(shown, /cannot run tasks yet/);
+      // The checkout has no sandbox definition: the task is answered with what to add.
+      assert.match(
+        shown,
+        /\.errand\/container\/ on branch main does not exist\. Add a Containerfile there by pull request/,
+      );
       assert.match(
         (await cli(['status', '--config', path], { env })).stdout,
         /No tasks running or queued/,
