@@ -31,4 +31,6 @@ export interface SandboxDriver {
   run(cmd: SandboxCommand): Promise<ContainerResult>;
   /** Removes sandboxes an earlier process of this installation left behind. */
   removeOrphans(): Promise<string[]>;
+  /** Removes this installation's old images; images in use stay. */
+  pruneImages(): Promise<string[]>;
 }

@@ -6,6 +6,8 @@ import { runPodman } from './podman.ts';
 /** Images errand builds are named by content: `localhost/errand-sandbox:<hash16>`. */
 export const IMAGE_REPO = 'localhost/errand-sandbox';
 const HASH_LABEL = 'errand.content-hash';
+/** Which installation built an image, so pruning never touches another's. */
+const OWNER_LABEL = 'errand.owner';
 
 export type BuildResult =
   | { ok: true; image: string; hash: string; built: boolean; log: string }
@@ -57,9 +59,12 @@ export class ImageCache {
   /** How many podman builds ran: for tests and the dashboard. */
   builds = 0;
 
-  constructor(opts: { podmanEnv: NodeJS.ProcessEnv; maxAgeMs: number }) {
+  readonly #owner: string | undefined;
+
+  constructor(opts: { podmanEnv: NodeJS.ProcessEnv; maxAgeMs: number; owner?: string }) {
     this.#env = opts.podmanEnv;
     this.#maxAgeMs = opts.maxAgeMs;
+    this.#owner = opts.owner;
   }
 
   /** Returns a ready image for the context, building it when needed. */
@@ -97,6 +102,7 @@ export class ImageCache {
         image,
         '--label',
         `${HASH_LABEL}=${hash}`,
+        ...(this.#owner ? ['--label', `${OWNER_LABEL}=${this.#owner}`] : []),
         '--pull=never',
         '--layers=true',
         contextDir,
@@ -125,21 +131,31 @@ export class ImageCache {
     return Number.isFinite(s) ? s * 1000 : undefined;
   }
 
-  /** Removes errand's images except `keep`; images in use by a container are left alone. */
-  async prune(keep: string[]): Promise<string[]> {
+  /**
+   * Removes this installation's images built more than `olderThanMs` ago. An image a
+   * container still uses is left alone (podman refuses to remove it).
+   */
+  async prune(olderThanMs: number): Promise<string[]> {
+    if (!this.#owner) return [];
     const r = await runPodman(
-      ['images', '--filter', `reference=${IMAGE_REPO}`, '--format', '{{.Repository}}:{{.Tag}}'],
-      {
-        env: this.#env,
-        timeoutMs: 60_000,
-      },
+      [
+        'images',
+        '--filter',
+        `label=${OWNER_LABEL}=${this.#owner}`,
+        '--filter',
+        `until=${Math.floor(olderThanMs / 1000)}s`,
+        '--format',
+        '{{.Repository}}:{{.Tag}}',
+      ],
+      { env: this.#env, timeoutMs: 60_000 },
     );
     const removed: string[] = [];
-    for (const name of r.stdout
-      .split('\n')
-      .map((s) => s.trim())
-      .filter(Boolean)) {
-      if (keep.includes(name)) continue;
+    for (const name of new Set(
+      r.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter((s) => s && !s.endsWith(':<none>')),
+    )) {
       const rm = await runPodman(['rmi', name], { env: this.#env, timeoutMs: 60_000 });
       if (rm.code === 0) removed.push(name);
     }

@@ -28,7 +28,11 @@ export class PodmanSandbox implements SandboxDriver {
 
   async #ready(): Promise<{ env: NodeJS.ProcessEnv; images: ImageCache; entrypoint: string }> {
     this.#env ??= await ensurePodmanEnv(this.#stateDir);
-    this.#images ??= new ImageCache({ podmanEnv: this.#env, maxAgeMs: this.#imageMaxAgeMs });
+    this.#images ??= new ImageCache({
+      podmanEnv: this.#env,
+      maxAgeMs: this.#imageMaxAgeMs,
+      owner: this.#instance,
+    });
     this.#entrypoint ??= writeEntrypoint(this.#stateDir);
     return { env: this.#env, images: this.#images, entrypoint: this.#entrypoint };
   }
@@ -65,6 +69,11 @@ export class PodmanSandbox implements SandboxDriver {
       },
       env,
     );
+  }
+
+  /** Removes this installation's images unused for twice their maximum age. */
+  async pruneImages(): Promise<string[]> {
+    return await (await this.#ready()).images.prune(2 * this.#imageMaxAgeMs);
   }
 
   async removeOrphans(): Promise<string[]> {

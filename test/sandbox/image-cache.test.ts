@@ -154,3 +154,38 @@ describe('the image cache', () => {
     );
   });
 });
+
+describe('pruning images', () => {
+  it("removes this installation's images past the age, keeps newer ones and other installations'", async () => {
+    const mineCtx = context(
+      'prune-mine',
+      `FROM ${BASE_IMAGE}\nRUN echo prune-mine-${process.pid} > /marker\n`,
+    );
+    const theirsCtx = context(
+      'prune-theirs',
+      `FROM ${BASE_IMAGE}\nRUN echo prune-theirs-${process.pid} > /marker\n`,
+    );
+    const mine = new ImageCache({
+      podmanEnv: env,
+      maxAgeMs: 3_600_000,
+      owner: `mine-${process.pid}`,
+    });
+    const theirs = new ImageCache({
+      podmanEnv: env,
+      maxAgeMs: 3_600_000,
+      owner: `theirs-${process.pid}`,
+    });
+    const a = await mine.ensure(mineCtx);
+    const b = await theirs.ensure(theirsCtx);
+    assert.ok(a.ok && b.ok);
+    built.add(a.image);
+    built.add(b.image);
+    assert.deepEqual(await mine.prune(3_600_000), [], 'a fresh image stays');
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await mine.prune(0), [a.image]);
+    const exists = async (image: string) =>
+      (await runPodman(['image', 'exists', image], { env })).code === 0;
+    assert.equal(await exists(a.image), false);
+    assert.equal(await exists(b.image), true, "another installation's image is not touched");
+  });
+});
