@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  CertificateAuthority,
+  ProxyServer,
+  type ProxySession,
+  parseAllowlist,
+} from '../../src/proxy/index.ts';
+import { portSocket } from '../../src/proxy/proxy-server.ts';
+
+let dir: string;
+let ca: CertificateAuthority;
+let session: ProxySession;
+let upstreamPort: number;
+let upgrades = 0;
+let close: () => void;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'errand-ws-'));
+  ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
+  const upstreamCa = await CertificateAuthority.loadOrCreate(join(dir, 'up-ca'));
+  const ctx = await upstreamCa.contextFor('ws.test.example');
+  // An echo server speaking just enough of the upgrade handshake.
+  const server = createServer({ SNICallback: (_n, cb) => cb(null, ctx) }, (_req, res) => res.end());
+  server.on('upgrade', (_req, sock) => {
+    upgrades++;
+    sock.write(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    );
+    sock.pipe(sock);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  upstreamPort = (server.address() as AddressInfo).port;
+  close = () => {
+    server.closeAllConnections();
+    server.close();
+  };
+  const allow = parseAllowlist('allow:\n  - host: ws.test.example\n');
+  assert.ok(allow.ok);
+  session = await new ProxyServer({ ca, runDir: join(dir, 'run') }).openSession({
+    taskId: 't_ws',
+    allowlist: allow.allowlist,
+    surrogates: [],
+    resolve: {
+      'ws.test.example': `127.0.0.1:${upstreamPort}`,
+      'blocked.test.example': `127.0.0.1:${upstreamPort}`,
+    },
+    upstreamCa: upstreamCa.certPem,
+    log: () => undefined,
+  });
+});
+after(async () => {
+  await session.close();
+  close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function upgrade(host: string): Promise<{ head: string; echo: string }> {
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({
+      socket: connect(portSocket(session.socketBase, 443)),
+      servername: host,
+      ca: ca.certPem,
+    });
+    let buf = '';
+    let head = '';
+    tls.on('data', (c) => {
+      buf += c;
+      if (!head) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        if (!head.startsWith('HTTP/1.1 101')) return resolve({ head, echo: '' });
+        tls.write('ping through the tunnel');
+      }
+      if (buf.length >= 'ping through the tunnel'.length) {
+        resolve({ head, echo: buf });
+        tls.destroy();
+      }
+    });
+    tls.on('error', reject);
+    tls.write(
+      `GET /socket HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+  });
+}
+
+describe('WebSocket upgrades', () => {
+  it('work on an allowed host, carrying data both ways', async () => {
+    const r = await upgrade('ws.test.example');
+    assert.match(r.head, /^HTTP\/1\.1 101/);
+    assert.equal(r.echo, 'ping through the tunnel');
+  });
+
+  it('are refused on a host the allowlist does not name, before anything reaches the upstream', async () => {
+    const before = upgrades;
+    const r = await upgrade('blocked.test.example');
+    assert.match(r.head, /^HTTP\/1\.1 403/);
+    assert.match(r.head, /x-errand-block: host_not_allowed/);
+    assert.equal(upgrades, before);
+  });
+});
