@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,18 +13,12 @@ import type { Store } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { Workspaces } from '../../src/workspace/index.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
+import { initRepo } from '../harness/git.ts';
 import { MemoryChannel } from '../harness/memory-channel.ts';
 import { type Scenario, startModelServer } from '../harness/model-server.ts';
 
 const API_HOST = 'api.model.test';
 const REAL_KEY = 'sk-ant-api03-RealKeyForTheScriptedServer0123456789abcdef';
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 't',
-  GIT_AUTHOR_EMAIL: 't@e',
-  GIT_COMMITTER_NAME: 't',
-  GIT_COMMITTER_EMAIL: 't@e',
-};
 
 // The real Claude Code CLI, in a real container, through the proxy, against a scripted
 // model server on loopback.
@@ -69,13 +62,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-agent-'));
   model = await startModelServer(join(dir, 'model-ca'), API_HOST, scenario);
   writeFileSync(join(dir, 'model-ca.pem'), model.caPem);
-  const origin = join(dir, 'origin');
-  mkdirSync(join(origin, '.errand', 'container'), { recursive: true });
-  writeFileSync(join(origin, '.errand', 'container', 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
-  writeFileSync(join(origin, 'README.md'), 'project\n');
-  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: origin });
-  execFileSync('git', ['add', '-A'], { cwd: origin });
-  execFileSync('git', ['commit', '-q', '-m', 'init'], { cwd: origin, env: GIT_ENV });
+  const origin = initRepo(join(dir, 'origin'), {
+    '.errand/container/Containerfile': `FROM ${BASE_IMAGE}\n`,
+    'README.md': 'project\n',
+  });
   const config = await configFrom(
     `repos:\n  app:\n    git_url: ${origin}\n    model: claude-sonnet-4-5\n    agent:\n      api_key: ${REAL_KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
     mkdtempSync(join(dir, 'cfg-')),

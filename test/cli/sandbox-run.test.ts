@@ -1,25 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE, ensurePodmanEnv, runPodman } from '../../src/sandbox/index.ts';
 import { cli, MAIN, tempHome } from '../harness/cli.ts';
+import { git } from '../harness/git.ts';
 
 let home: string;
 let env: NodeJS.ProcessEnv;
 let project: string;
-const g = (...a: string[]) =>
-  execFileSync('git', a, {
-    cwd: project,
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@e',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@e',
-    },
-  });
+const g = (...a: string[]) => git(project, ...a);
 
 before(() => {
   ({ home, env } = tempHome());

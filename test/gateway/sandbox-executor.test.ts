@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,20 +12,12 @@ import type { Store } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { Workspaces } from '../../src/workspace/index.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
+import { initRepo } from '../harness/git.ts';
 import { MemoryChannel } from '../harness/memory-channel.ts';
 import { ShellAgent } from '../harness/shell-agent.ts';
 import { startUpstream } from '../harness/upstream.ts';
 
 const REAL = 'ghp_ServerConfigToken0123456789abcdefABCD';
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 't',
-  GIT_AUTHOR_EMAIL: 't@e',
-  GIT_COMMITTER_NAME: 't',
-  GIT_COMMITTER_EMAIL: 't@e',
-};
-const git = (cwd: string, ...a: string[]) =>
-  execFileSync('git', a, { cwd, env: GIT_ENV, encoding: 'utf8' });
 
 let dir: string;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -36,16 +27,7 @@ let driver: PodmanSandbox;
 const channels = new Map<string, MemoryChannel>();
 
 function origin(name: string, files: Record<string, string>): string {
-  const d = join(dir, name);
-  mkdirSync(d);
-  for (const [f, c] of Object.entries(files)) {
-    mkdirSync(join(d, f, '..'), { recursive: true });
-    writeFileSync(join(d, f), c);
-  }
-  git(d, 'init', '-q', '-b', 'main');
-  git(d, 'add', '-A');
-  git(d, 'commit', '-q', '-m', 'init');
-  return d;
+  return initRepo(join(dir, name), files);
 }
 
 before(async () => {

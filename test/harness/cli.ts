@@ -1,9 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { initRepo } from './git.ts';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -112,21 +113,5 @@ export async function freePort(): Promise<number> {
 
 /** A git checkout with one commit, as a user's project. */
 export function gitCheckout(parent: string, name = 'project'): string {
-  const dir = join(parent, name);
-  mkdirSync(dir, { recursive: true });
-  const git = (...a: string[]) =>
-    execFileSync('git', a, {
-      cwd: dir,
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 't',
-        GIT_AUTHOR_EMAIL: 't@e',
-        GIT_COMMITTER_NAME: 't',
-        GIT_COMMITTER_EMAIL: 't@e',
-      },
-      stdio: 'ignore',
-    });
-  git('init', '-q', '-b', 'main');
-  git('commit', '-q', '--allow-empty', '-m', 'init');
-  return dir;
+  return initRepo(join(parent, name), {});
 }

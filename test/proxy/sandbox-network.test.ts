@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import { cli, tempHome } from '../harness/cli.ts';
+import { git } from '../harness/git.ts';
 import { gitHttpBackend } from '../harness/git-http.ts';
 import { startUpstream } from '../harness/upstream.ts';
 
@@ -17,16 +17,6 @@ let project: string;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 const pushes: string[] = [];
 let resolveArgs: string[];
-
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 't',
-  GIT_AUTHOR_EMAIL: 't@e',
-  GIT_COMMITTER_NAME: 't',
-  GIT_COMMITTER_EMAIL: 't@e',
-};
-const git = (cwd: string, ...a: string[]) =>
-  execFileSync('git', a, { cwd, env: GIT_ENV, encoding: 'utf8' });
 
 before(async () => {
   ({ home, env } = tempHome());

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import {
   runPodman,
 } from '../../src/sandbox/index.ts';
 import { Workspaces } from '../../src/workspace/index.ts';
+import { git } from '../harness/git.ts';
 
 let root: string;
 let env: NodeJS.ProcessEnv;
@@ -102,17 +102,7 @@ describe('the image cache', () => {
   it('builds from the default branch: a merged change is picked up, a workspace-only change is not', async () => {
     const origin = join(root, 'origin');
     mkdirSync(join(origin, '.errand', 'container'), { recursive: true });
-    const g = (cwd: string, ...a: string[]) =>
-      execFileSync('git', a, {
-        cwd,
-        env: {
-          ...process.env,
-          GIT_AUTHOR_NAME: 't',
-          GIT_AUTHOR_EMAIL: 't@e',
-          GIT_COMMITTER_NAME: 't',
-          GIT_COMMITTER_EMAIL: 't@e',
-        },
-      });
+    const g = git;
     const setMarker = (dir: string, text: string) =>
       writeFileSync(
         join(dir, '.errand', 'container', 'Containerfile'),

@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// The tests' own git runs with the host's environment plus an identity; the code under
+// test runs git with its own clean environment.
+export const GIT_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@e',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@e',
+};
+
+/** Runs git in `cwd` and returns its trimmed stdout. */
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8' }).trim();
+}
+
+/** Writes the files (creating folders) and commits everything in `dir`. */
+export function commit(dir: string, files: Record<string, string>, message: string): void {
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), content);
+  }
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '--allow-empty', '-m', message);
+}
+
+/** A new repository at `dir` on branch `main` with one commit of `files`. */
+export function initRepo(dir: string, files: Record<string, string>, branch = 'main'): string {
+  mkdirSync(dir, { recursive: true });
+  git(dir, 'init', '-q', '-b', branch);
+  commit(dir, files, 'init');
+  return dir;
+}
