@@ -86,17 +86,7 @@ async function handle(
   const newTask = /^\/api\/repos\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\/tasks$/.exec(path);
   const reply = /^\/api\/conversations\/(c_[A-Za-z0-9]{1,62})\/messages$/.exec(path);
   if (newTask || reply) {
-    if (req.method !== 'POST') {
-      json(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
-      return;
-    }
-    if (!authorized(req, opts.controlToken)) {
-      json(res, 401, {
-        error: 'unauthorized',
-        message: 'send the control token as Authorization: Bearer TOKEN',
-      });
-      return;
-    }
+    if (!mayChange(req, res, opts.controlToken)) return;
     const body = await readJson(req);
     if (!body.ok) {
       json(res, 400, { error: 'bad_request', message: body.message });
@@ -153,17 +143,7 @@ async function handle(
   }
   const stop = /^\/api\/(tasks|conversations)\/([A-Za-z0-9_]{1,64})\/stop$/.exec(path);
   if (stop) {
-    if (req.method !== 'POST') {
-      json(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
-      return;
-    }
-    if (!authorized(req, opts.controlToken)) {
-      json(res, 401, {
-        error: 'unauthorized',
-        message: 'send the control token as Authorization: Bearer TOKEN',
-      });
-      return;
-    }
+    if (!mayChange(req, res, opts.controlToken)) return;
     const id = stop[2]!;
     const exists =
       stop[1] === 'tasks' ? await opts.store.getTask(id) : await opts.store.getConversation(id);
@@ -231,6 +211,22 @@ function parseSubmission(
     model: o.model as string | undefined,
     requestId: o.request_id as string | undefined,
   };
+}
+
+/** State changes are POSTs with the control token; answers the refusal itself when not. */
+function mayChange(req: IncomingMessage, res: ServerResponse, token: string): boolean {
+  if (req.method !== 'POST') {
+    json(res, 405, { error: 'method_not_allowed', message: 'use POST' }, { allow: 'POST' });
+    return false;
+  }
+  if (!authorized(req, token)) {
+    json(res, 401, {
+      error: 'unauthorized',
+      message: 'send the control token as Authorization: Bearer TOKEN',
+    });
+    return false;
+  }
+  return true;
 }
 
 function authorized(req: IncomingMessage, token: string): boolean {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import {
+  type ClientRequest,
   createServer as createHttpServer,
   Agent as HttpAgent,
   request as httpRequest,
@@ -86,6 +87,30 @@ function loggedUrl(scheme: string, host: string, target: string): string {
     .map((kv) => kv.split('=')[0])
     .filter(Boolean);
   return `${scheme}://${host}${target.slice(0, q)}${keys.length ? `?${keys.map((k) => `${k}=…`).join('&')}` : ''}`;
+}
+
+/** A request to the checked upstream: the checked address, the real name for TLS. */
+function upstreamRequest(
+  c: { host: string; tls: boolean; address: string; family: 4 | 6; port: number },
+  o: {
+    method: string;
+    path: string;
+    headers: IncomingHttpHeaders;
+    agent?: HttpAgent | HttpsAgent;
+    ca?: string[];
+  },
+): ClientRequest {
+  return (c.tls ? httpsRequest : httpRequest)({
+    host: c.address,
+    family: c.family,
+    port: c.port,
+    method: o.method,
+    path: o.path,
+    headers: o.headers as Record<string, string | string[]>,
+    agent: o.agent,
+    servername: c.tls ? c.host : undefined,
+    ca: o.ca,
+  });
 }
 
 interface Refusal {
@@ -363,15 +388,11 @@ export class ProxyServer {
       if (r.kind === 'resigned') swapped.push(r.name);
       target = signing.target;
     }
-    const up = (c.tls ? httpsRequest : httpRequest)({
-      host: c.address,
-      family: c.family,
-      port: c.port,
+    const up = upstreamRequest(c, {
       method,
       path: target,
-      headers: headers as Record<string, string | string[]>,
+      headers,
       agent: c.tls ? agents.https : agents.http,
-      servername: c.tls ? c.host : undefined,
     });
     up.on('response', (upRes) => {
       const out: Record<string, string | string[]> = {};
@@ -444,14 +465,10 @@ export class ProxyServer {
     }
     const headers: IncomingHttpHeaders = { ...req.headers };
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
-    const up = (c.tls ? httpsRequest : httpRequest)({
-      host: c.address,
-      family: c.family,
-      port: c.port,
+    const up = upstreamRequest(c, {
       method,
-      path: req.url,
-      headers: headers as Record<string, string | string[]>,
-      servername: c.tls ? c.host : undefined,
+      path: req.url ?? '/',
+      headers,
       ca: policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {

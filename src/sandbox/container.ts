@@ -19,7 +19,6 @@ export interface SandboxLimits {
   pids?: number;
 }
 
-/** How the container reaches the network: not at all, or through a namespace errand holds. */
 /**
  * How the container reaches the network: not at all; through a namespace errand holds (the
  * proxy); or, when the operator turned the network sandbox off for a repository, podman's
