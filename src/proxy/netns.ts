@@ -73,7 +73,12 @@ export async function startSandboxNetns(
     close: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
+      // Signal the relay itself: `podman unshare` (rootless) does not pass signals on.
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
       await exited;
     },
   };
