@@ -8,6 +8,8 @@ import type {
 } from '../gateway/ports.ts';
 import { SANDBOX_PATHS } from '../gateway/ports.ts';
 import type { TaskUsage } from '../store/types.ts';
+import { chooseReply } from './reply.ts';
+import { type StreamResult, StreamState } from './stream.ts';
 
 /** Claude Code's own state (sessions) lives in the conversation's agent folder. */
 const CONFIG_DIR = `${SANDBOX_PATHS.agentState}/claude`;
@@ -25,38 +27,46 @@ function context(run: TaskRun): string {
     .join('\n');
 }
 
-export function buildPrompt(run: TaskRun): string {
-  const parts = run.parts.map((p: PromptPart) => {
-    const files = p.attachments.length
-      ? `\n(attached, in ${SANDBOX_PATHS.inbox}: ${p.attachments.map((a) => a.name).join(', ')})`
-      : '';
-    return `From ${p.sender} at ${new Date(p.at).toISOString()}:\n${p.text}${files}`;
-  });
-  return `${context(run)}\n\n${parts.join('\n\n')}\n`;
+function messages(run: TaskRun): string {
+  return run.parts
+    .map((p: PromptPart) => {
+      const files = p.attachments.length
+        ? `\n(attached, in ${SANDBOX_PATHS.inbox}: ${p.attachments.map((a) => a.name).join(', ')})`
+        : '';
+      return `From ${p.sender} at ${new Date(p.at).toISOString()}:\n${p.text}${files}`;
+    })
+    .join('\n\n');
 }
 
-interface StreamResult {
-  type: 'result';
-  subtype?: string;
-  is_error?: boolean;
-  result?: string;
-  session_id?: string;
-  total_cost_usd?: number;
-  num_turns?: number;
-  duration_ms?: number;
-  usage?: {
-    input_tokens?: number;
-    output_tokens?: number;
-    cache_read_input_tokens?: number;
-    cache_creation_input_tokens?: number;
-    server_tool_use?: { web_search_requests?: number; web_fetch_requests?: number };
-  };
+export function buildPrompt(run: TaskRun): string {
+  return `${context(run)}\n\n${messages(run)}\n`;
+}
+
+/** A fresh session's prompt after the old one broke: the conversation so far, then the task. */
+export function buildRecoveryPrompt(run: TaskRun): string {
+  const history = (run.history ?? [])
+    .map(
+      (h) =>
+        `${h.role === 'agent' ? 'You replied' : `${h.sender ?? 'The person'} wrote`}:\n${h.text.length > 4000 ? `${h.text.slice(0, 4000)}\n[…]` : h.text}`,
+    )
+    .join('\n\n');
+  return `${context(run)}\nThe earlier session of this conversation could not be resumed, so this is a new one. What was said so far:\n\n${history || '(nothing recorded)'}\n\nThe new message:\n\n${messages(run)}\n`;
+}
+
+// The CLI's words when a session cannot go on: too long for the model, or gone or broken.
+const SESSION_BROKEN =
+  /prompt is too long|context (window|length)|too many tokens|No conversation found|session .*(not found|corrupt|invalid)|Invalid session/i;
+
+interface Attempt {
+  r: SandboxExecResult;
+  state: StreamState;
 }
 
 /**
  * Runs the Claude Code CLI in the task's sandbox (`claude -p`, stream-json), resuming the
  * conversation's session when there is one, recording every event as it arrives, and
- * turning the result event into the reply, cost and usage.
+ * turning the result event into the reply, cost and usage. A session that is too long or
+ * broken is retried once as a fresh session whose prompt carries the conversation so far.
  */
 export class ClaudeCodeRunner implements AgentRunner {
   async run(
@@ -65,6 +75,31 @@ export class ClaudeCodeRunner implements AgentRunner {
     events: EventSink,
   ): Promise<TaskOutcome> {
     const { run } = input;
+    let attempt = await this.#attempt(input, run.conversation.sessionId, buildPrompt(run), events);
+    if (run.conversation.sessionId && !signal.aborted && this.#sessionBroken(attempt)) {
+      await events.event('agent_recovery', {
+        reason: 'the session could not be resumed; starting a fresh one with a summary',
+      });
+      attempt = await this.#attempt(input, undefined, buildRecoveryPrompt(run), events);
+    }
+    return this.#outcome(attempt, signal);
+  }
+
+  #sessionBroken(a: Attempt): boolean {
+    if (a.state.result && !a.state.result.is_error && a.state.result.subtype === 'success')
+      return false;
+    if (a.r.outcome !== 'exited') return false;
+    return SESSION_BROKEN.test(
+      `${a.state.result?.result ?? ''}\n${a.state.tail.join('\n')}\n${a.r.stderrTail}`,
+    );
+  }
+
+  async #attempt(
+    input: Parameters<AgentRunner['run']>[0],
+    resume: string | undefined,
+    prompt: string,
+    events: EventSink,
+  ): Promise<Attempt> {
     const args = [
       'claude',
       '-p',
@@ -75,63 +110,26 @@ export class ClaudeCodeRunner implements AgentRunner {
       '--model',
       input.model,
     ];
-    if (run.conversation.sessionId) args.push('--resume', run.conversation.sessionId);
+    if (resume) args.push('--resume', resume);
     if (input.effort) args.push('--effort', input.effort);
-    let buffer = '';
-    let result: StreamResult | undefined;
-    let sessionId = run.conversation.sessionId;
-    let lastText = '';
-    const tail: string[] = [];
-    let pending = Promise.resolve();
-    const onLine = (line: string) => {
-      if (!line.trim()) return;
-      tail.push(line);
-      if (tail.length > 20) tail.shift();
-      let ev: {
-        type?: string;
-        session_id?: string;
-        message?: { content?: Array<{ type: string; text?: string }> };
-      };
-      try {
-        ev = JSON.parse(line);
-      } catch {
-        pending = pending.then(() => events.event('agent_output', { line }));
-        return;
-      }
-      if (ev.session_id) sessionId = ev.session_id;
-      if (ev.type === 'assistant') {
-        const text =
-          ev.message?.content
-            ?.filter((c) => c.type === 'text')
-            .map((c) => c.text ?? '')
-            .join('') ?? '';
-        if (text.trim()) lastText = text;
-      }
-      if (ev.type === 'result') result = ev as StreamResult;
-      // Events are stored in order, one after another, as they arrive.
-      pending = pending.then(() => events.event(`claude.${ev.type ?? 'unknown'}`, ev));
-    };
-    const r: SandboxExecResult = await input.exec({
+    const state = new StreamState(resume, events);
+    const r = await input.exec({
       command: args,
-      stdin: buildPrompt(run),
+      stdin: prompt,
       env: {
         CLAUDE_CONFIG_DIR: CONFIG_DIR,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
         DISABLE_AUTOUPDATER: '1',
         CLAUDE_CODE_MAX_RETRIES: '2',
       },
-      onStdout: (c) => {
-        buffer += c.toString('utf8');
-        let i = buffer.indexOf('\n');
-        while (i >= 0) {
-          onLine(buffer.slice(0, i));
-          buffer = buffer.slice(i + 1);
-          i = buffer.indexOf('\n');
-        }
-      },
+      onStdout: (c) => state.push(c),
     });
-    if (buffer) onLine(buffer);
-    await pending;
+    await state.end();
+    return { r, state };
+  }
+
+  #outcome({ r, state }: Attempt, signal: AbortSignal): TaskOutcome {
+    const result: StreamResult | undefined = state.result;
     const usage: TaskUsage | undefined = result && {
       costUsd: result.total_cost_usd,
       turns: result.num_turns,
@@ -143,9 +141,13 @@ export class ClaudeCodeRunner implements AgentRunner {
       webSearches: result.usage?.server_tool_use?.web_search_requests,
       webFetches: result.usage?.server_tool_use?.web_fetch_requests,
     };
-    const lastLines = [...tail.slice(-5), r.stderrTail].filter(Boolean).join('\n').slice(-2000);
+    const sessionId = state.sessionId;
+    const lastLines = [...state.tail.slice(-5), r.stderrTail]
+      .filter(Boolean)
+      .join('\n')
+      .slice(-2000);
     if (r.outcome === 'stopped' || signal.aborted)
-      return { kind: 'stopped', text: lastText, files: [], sessionId, usage };
+      return { kind: 'stopped', text: state.texts.at(-1) ?? '', files: [], sessionId, usage };
     if (r.outcome === 'timeout') {
       return {
         kind: 'timeout',
@@ -156,18 +158,49 @@ export class ClaudeCodeRunner implements AgentRunner {
         detail: 'timeout',
       };
     }
-    if (result && !result.is_error && result.subtype === 'success') {
-      const text =
-        result.result?.trim() || lastText.trim() || 'The agent finished without writing a reply.';
-      return { kind: 'success', text, files: [], sessionId, usage };
+    if (r.outcome === 'oom') {
+      return {
+        kind: 'failure',
+        text: `The sandbox ran out of memory and the agent was stopped. Work done so far is saved; reply to continue, or ask the operator to raise repos.REPO.limits.memory.\n\nLast output:\n${lastLines}`,
+        files: [],
+        sessionId,
+        usage,
+        detail: 'oom',
+      };
     }
+    if (r.outcome === 'failed_to_start') {
+      return {
+        kind: 'failure',
+        text: `The sandbox could not start: ${r.stderrTail.split('\n').pop() ?? 'no detail'}. The operator can run errand check.`,
+        files: [],
+        sessionId,
+        detail: 'container_failed',
+      };
+    }
+    if (result && !result.is_error && result.subtype === 'success') {
+      return {
+        kind: 'success',
+        text: chooseReply(result.result ?? '', state.texts),
+        files: [],
+        sessionId,
+        usage,
+      };
+    }
+    const why =
+      result?.is_error && result.result
+        ? result.result
+        : r.outcome === 'exited'
+          ? `exit ${r.exitCode}`
+          : r.outcome;
     return {
       kind: 'failure',
-      text: `The agent did not finish (${r.outcome === 'exited' ? `exit ${r.exitCode}` : r.outcome}${result?.subtype ? `, ${result.subtype}` : ''}). Reply to try again.\n\nLast output:\n${lastLines}`,
+      text: `The agent did not finish: ${why}. Reply to try again.\n\nLast output:\n${lastLines}`,
       files: [],
       sessionId,
       usage,
-      detail: r.outcome === 'exited' ? 'agent_failed' : r.outcome,
+      detail: /API Error|status code|overloaded|rate.?limit/i.test(lastLines)
+        ? 'api_error'
+        : 'agent_failed',
     };
   }
 }

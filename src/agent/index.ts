@@ -1,1 +1,2 @@
-export { buildPrompt, ClaudeCodeRunner } from './claude-runner.ts';
+export { buildPrompt, buildRecoveryPrompt, ClaudeCodeRunner } from './claude-runner.ts';
+export { chooseReply } from './reply.ts';

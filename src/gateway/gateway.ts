@@ -13,7 +13,14 @@ import type {
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';
-import type { Channel, MessageSink, OutcomeKind, PromptPart, TaskExecutor } from './ports.ts';
+import type {
+  Channel,
+  MessageSink,
+  OutcomeKind,
+  PromptPart,
+  TaskExecutor,
+  TaskRun,
+} from './ports.ts';
 import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
 import { TaskQueue } from './task-queue.ts';
 import { notices } from './texts.ts';
@@ -421,6 +428,7 @@ export class Gateway {
         text: m.text,
         attachments: m.attachments,
       }));
+    const history = await this.#history(conversation.id, task.id);
     const events = {
       event: async (kind: string, data: unknown) => {
         const ev = await this.#store.appendEvent(task.id, kind, data);
@@ -430,7 +438,7 @@ export class Gateway {
     let outcome: Awaited<ReturnType<TaskExecutor['run']>>;
     try {
       outcome = await this.#executor.run(
-        { task: running, conversation, parts, firstTask: !conversation.sessionId },
+        { task: running, conversation, parts, firstTask: !conversation.sessionId, history },
         signal,
         events,
       );
@@ -472,6 +480,29 @@ export class Gateway {
         outcome,
       );
     }
+  }
+
+  /** What was said in the conversation before this task: for an agent that must start over. */
+  async #history(conversationId: string, taskId: string): Promise<NonNullable<TaskRun['history']>> {
+    const [messages, deliveries] = await Promise.all([
+      this.#store.listMessages({ conversationId }),
+      this.#store.listDeliveries({ conversationId }),
+    ]);
+    return [
+      ...messages
+        .filter((m) => m.taskId !== taskId && m.state !== 'rejected')
+        .map((m) => ({
+          at: m.receivedAt,
+          role: 'person' as const,
+          sender: m.sender.name ?? m.sender.id,
+          text: m.text,
+        })),
+      ...deliveries
+        .filter((d) => d.kind === 'reply')
+        .map((d) => ({ at: d.createdAt, role: 'agent' as const, text: d.text })),
+    ]
+      .sort((a, b) => a.at - b.at)
+      .map(({ at: _at, ...h }) => h);
   }
 
   async #finish(

@@ -86,6 +86,8 @@ export interface TaskRun {
   parts: PromptPart[];
   /** True when this is the conversation's first task (no session to resume). */
   firstTask: boolean;
+  /** The conversation before this task, oldest first: what people wrote and errand replied. */
+  history?: Array<{ role: 'person' | 'agent'; sender?: string; text: string }>;
 }
 
 export type OutcomeKind = 'success' | 'failure' | 'timeout' | 'stopped';

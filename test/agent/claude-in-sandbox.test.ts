@@ -22,8 +22,13 @@ const REAL_KEY = 'sk-ant-api03-RealKeyForTheScriptedServer0123456789abcdef';
 
 // The real Claude Code CLI, in a real container, through the proxy, against a scripted
 // model server on loopback.
+const LONG = `Here is the full analysis.\n\n${'The build fails because the lockfile pins an old compiler. '.repeat(30)}`;
 const scenario: Scenario = (req) => {
-  if (req.lastUserText.includes('write a greeting file')) {
+  const t = req.lastUserText;
+  // A recovery prompt quotes the earlier messages: it is recognised first.
+  if (t.includes('could not be resumed'))
+    return [{ type: 'text', text: 'Starting over: I know we wrote greeting.txt before.' }];
+  if (t.includes('write a greeting file')) {
     return req.afterToolResult
       ? [{ type: 'text', text: 'I wrote greeting.txt in the repository.' }]
       : [
@@ -37,9 +42,47 @@ const scenario: Scenario = (req) => {
           },
         ];
   }
+  if (t.includes('make a plan')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'Planned.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'TodoWrite',
+            input: {
+              todos: [
+                { content: 'Read the code', status: 'in_progress', activeForm: 'Reading the code' },
+                { content: 'Fix the bug', status: 'pending', activeForm: 'Fixing the bug' },
+              ],
+            },
+          },
+        ];
+  }
+  if (t.includes('analyse the build')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'Done!' }]
+      : [
+          { type: 'text', text: LONG },
+          { type: 'tool_use', name: 'Bash', input: { command: 'true', description: 'check' } },
+        ];
+  }
+  if (t.includes('break the api'))
+    return [{ type: 'http_error', status: 400, message: 'scripted invalid request' }];
+  if (t.includes('sleep for a long time'))
+    return [
+      {
+        type: 'tool_use',
+        name: 'Bash',
+        input: {
+          command: 'node -e "setTimeout(() => {}, 60000)"',
+          description: 'wait',
+          timeout: 120000,
+        },
+      },
+    ];
   if (req.afterToolResult)
     return [{ type: 'text', text: 'I wrote greeting.txt in the repository.' }];
-  if (req.lastUserText.includes('what did you do')) {
+  if (t.includes('what did you do')) {
     const turns = req.body.messages?.length ?? 0;
     return [
       {
@@ -56,6 +99,7 @@ let model: Awaited<ReturnType<typeof startModelServer>>;
 let store: Store;
 let gateway: Gateway;
 let channel: MemoryChannel;
+let slowChannel: MemoryChannel;
 let workspaces: Workspaces;
 
 before(async () => {
@@ -67,7 +111,12 @@ before(async () => {
     'README.md': 'project\n',
   });
   const config = await configFrom(
-    `repos:\n  app:\n    git_url: ${origin}\n    model: claude-sonnet-4-5\n    agent:\n      api_key: ${REAL_KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
+    ['app', 'slow']
+      .map(
+        (id) =>
+          `  ${id}:\n    git_url: ${origin}\n    model: claude-sonnet-4-5\n${id === 'slow' ? '    limits: { timeout_seconds: 8 }\n' : ''}    agent:\n      api_key: ${REAL_KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
+      )
+      .reduce((a, b) => a + b, 'repos:\n'),
     mkdtempSync(join(dir, 'cfg-')),
   );
   const state = join(dir, 'state');
@@ -94,8 +143,10 @@ before(async () => {
       logger: silentLogger(),
     }),
     channelFactory: (repoId) => {
-      channel = new MemoryChannel(repoId);
-      return [channel];
+      const c = new MemoryChannel(repoId);
+      if (repoId === 'app') channel = c;
+      else slowChannel = c;
+      return [c];
     },
   });
   await gateway.start();
@@ -137,5 +188,63 @@ describe('Claude Code in the sandbox', () => {
     assert.match(sent[1]!.delivery.text, /Earlier in this conversation I wrote greeting\.txt/);
     const withTools = model.requests.slice(before).find((r) => (r.body.tools?.length ?? 0) > 0)!;
     assert.ok((withTools.body.messages?.length ?? 0) > 1, 'the server sees the earlier turns');
+  });
+
+  async function ask(text: string, thread: string, ch = channel) {
+    const n = ch.sent.length;
+    await ch.send(text, { thread, id: `${thread}-${n}-${Date.now()}` });
+    return (await ch.waitForSent(n + 1, 180_000))[n]!;
+  }
+
+  it('exposes TodoWrite updates as the task plan', async () => {
+    const s = await ask('Please make a plan.', 'plan');
+    assert.equal(s.delivery.text, 'Planned.');
+    const [task] = await store.listTasks({ conversationId: s.conversation!.id });
+    const plan = (await store.listEvents(task!.id)).find((e) => e.kind === 'plan');
+    assert.deepEqual((plan?.data as { items: unknown }).items, [
+      { content: 'Read the code', status: 'in_progress' },
+      { content: 'Fix the bug', status: 'pending' },
+    ]);
+  });
+
+  it('sends the long answer, not a short sign-off after it', async () => {
+    const s = await ask('Please analyse the build.', 'long');
+    assert.ok(
+      s.delivery.text.startsWith('Here is the full analysis.'),
+      s.delivery.text.slice(0, 80),
+    );
+    assert.ok(s.delivery.text.endsWith('Done!'));
+  });
+
+  it('answers an API error with what happened and the last lines of output', async () => {
+    const s = await ask('Please break the api.', 'api');
+    assert.equal(s.delivery.kind, 'error');
+    assert.match(s.delivery.text, /The agent did not finish/);
+    assert.match(s.delivery.text, /scripted invalid request|400/);
+  });
+
+  it('answers a task that runs past its time limit, and leaves no container behind', async () => {
+    const s = await ask('Please sleep for a long time.', 'slow', slowChannel);
+    assert.equal(s.delivery.kind, 'error');
+    assert.match(s.delivery.text, /ran past its time limit/);
+  });
+
+  it('starts a fresh session with a summary when the old one cannot be resumed', async () => {
+    const first = await ask('Please write a greeting file.', 'broken');
+    const conv = first.conversation!;
+    // Break the session: the CLI's own state for it is gone.
+    rmSync(join(workspaces.dirs('app', conv.id).agentState, 'claude', 'projects'), {
+      recursive: true,
+      force: true,
+    });
+    const s = await ask('And what did you do?', 'broken');
+    assert.equal(s.delivery.kind, 'reply', s.delivery.text);
+    assert.equal(s.delivery.text, 'Starting over: I know we wrote greeting.txt before.');
+    const recovery = model.requests.find((r) => r.lastUserText.includes('could not be resumed'))!;
+    assert.match(
+      recovery.lastUserText,
+      /I wrote greeting\.txt in the repository\./,
+      'the summary carries the earlier reply',
+    );
   });
 });

@@ -5,7 +5,9 @@ import { CertificateAuthority } from '../../src/proxy/index.ts';
 
 export type Block =
   | { type: 'text'; text: string }
-  | { type: 'tool_use'; name: string; input: Record<string, unknown> };
+  | { type: 'tool_use'; name: string; input: Record<string, unknown> }
+  /** Answers the whole request with this HTTP error instead. */
+  | { type: 'http_error'; status: number; message: string };
 
 export interface ModelRequest {
   headers: IncomingHttpHeaders;
@@ -15,7 +17,7 @@ export interface ModelRequest {
     tools?: unknown[];
     stream?: boolean;
   };
-  /** The last user turn's text, without the CLI's <system-reminder> blocks. */
+  /** The latest user turn with text, without the CLI's <system-reminder> blocks. */
   lastUserText: string;
   /** True when the last user turn carries tool results. */
   afterToolResult: boolean;
@@ -62,29 +64,49 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
           .end(JSON.stringify({ input_tokens: 10 }));
         return;
       }
-      const last = [...(body.messages ?? [])].reverse().find((m) => m.role === 'user');
-      const t = textOf(last?.content);
-      const lastUserText = t.text
-        .replace(/<system-reminder>[\s\S]*?<\/system-reminder>/g, '')
-        .trim();
-      const request: ModelRequest = {
-        headers: req.headers,
-        body,
-        lastUserText,
-        afterToolResult: t.toolResult,
-      };
+      // The task's text is the latest user turn with words in it; turns that only carry
+      // tool results (and the CLI's reminders) come after it.
+      const users = (body.messages ?? []).filter((m) => m.role === 'user');
+      const strip = (t: string) =>
+        t.replace(/<system-reminder>[\s\S]*?<\/system-reminder>/g, '').trim();
+      const lastUserText =
+        [...users]
+          .reverse()
+          .map((m) => strip(textOf(m.content).text))
+          .find((t) => t.length > 0) ?? '';
+      const afterToolResult = textOf(users.at(-1)?.content).toolResult;
+      const request: ModelRequest = { headers: req.headers, body, lastUserText, afterToolResult };
       requests.push(request);
       // Side requests without tools (titles, summaries) get a short text.
       const blocks =
         body.tools && body.tools.length > 0
           ? scenario(request)
           : [{ type: 'text' as const, text: 'Untitled' }];
+      const failure = blocks.find((b) => b.type === 'http_error');
+      if (failure?.type === 'http_error') {
+        res.writeHead(failure.status, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            type: 'error',
+            error: {
+              type: failure.status === 400 ? 'invalid_request_error' : 'api_error',
+              message: failure.message,
+            },
+          }),
+        );
+        return;
+      }
       const id = `msg_${++n}`;
       const stopReason = blocks.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn';
-      const content = blocks.map((b, i) =>
+      type Out =
+        | { type: 'text'; text: string }
+        | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
+      const content = blocks.flatMap((b, i): Out[] =>
         b.type === 'text'
-          ? b
-          : { type: 'tool_use', id: `toolu_${n}_${i}`, name: b.name, input: b.input },
+          ? [b]
+          : b.type === 'tool_use'
+            ? [{ type: 'tool_use', id: `toolu_${n}_${i}`, name: b.name, input: b.input }]
+            : [],
       );
       const usage = {
         input_tokens: 100,
