@@ -201,7 +201,8 @@ describe('Claude Code in the sandbox', () => {
     assert.equal(s.delivery.text, 'Planned.');
     const [task] = await store.listTasks({ conversationId: s.conversation!.id });
     const plan = (await store.listEvents(task!.id)).find((e) => e.kind === 'plan');
-    assert.deepEqual((plan?.data as { items: unknown }).items, [
+    assert.ok(plan, 'a plan event was stored');
+    assert.deepEqual((plan.data as { items: unknown }).items, [
       { content: 'Read the code', status: 'in_progress' },
       { content: 'Fix the bug', status: 'pending' },
     ]);
