@@ -209,6 +209,13 @@ export class SandboxExecutor implements TaskExecutor {
     }
     await events.event('sandbox', { step: 'image' });
     const built = await this.#o.driver.prepareImage(context);
+    // The build output is kept with the task, for the dashboard and for the error reply.
+    await events.event('sandbox_image', {
+      ok: built.ok,
+      image: built.ok ? built.image : undefined,
+      built: built.ok ? built.built : true,
+      log: built.log.trimEnd().split('\n').slice(-200).join('\n'),
+    });
     if (!built.ok) {
       const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
       throw new Unready(

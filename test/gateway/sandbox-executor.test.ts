@@ -103,6 +103,10 @@ describe('a task in its sandbox', () => {
     assert.equal(d.kind, 'reply', d.text);
     assert.equal(d.text, 'hello\nsurrogate-only\n200\n403\n');
     assert.equal(upstream.seen[before]!.headers.authorization, `token ${REAL}`);
+    const [task] = await store.listTasks({ conversationId: d.conversationId! });
+    const image = (await store.listEvents(task!.id)).find((e) => e.kind === 'sandbox_image');
+    assert.ok(image, 'the image step is recorded with its build output');
+    assert.equal((image.data as { ok: boolean }).ok, true);
   });
 
   it('keeps the workspace for the next task of the conversation, and apart from other conversations', async () => {
