@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CertificateAuthority } from '../../src/proxy/index.ts';
@@ -184,14 +185,23 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
   };
   const server = createHttpsServer({ SNICallback: (_n, cb) => cb(null, ctx) }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // The same API on plain HTTP, for running the CLI on the host without errand (benchmarks).
+  const plain = createHttpServer(handler);
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
   return {
     requests,
     caPem: ca.certPem,
     port: (server.address() as AddressInfo).port,
+    plainPort: (plain.address() as AddressInfo).port,
     close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+      Promise.all(
+        [server, plain].map(
+          (s) =>
+            new Promise<void>((r) => {
+              s.closeAllConnections();
+              s.close(() => r());
+            }),
+        ),
+      ).then(() => undefined),
   };
 }

@@ -1,0 +1,164 @@
+/**
+ * What errand adds around one agent turn: the same Claude Code CLI against the same
+ * scripted model server, run directly on the host (baseline, plain HTTP on loopback) and
+ * through errand (mirror refresh, trusted files, cached image, proxy session and
+ * namespace, container start, CLI start, event parsing and storing), measured in the same
+ * run. Target (issue "Agent"): under 1.3x. Needs podman and the base image.
+ *
+ *   bash scripts/node.sh bench/agent-turn.ts [--runs N]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ClaudeCodeRunner } from '../src/agent/index.ts';
+import { SandboxExecutor } from '../src/gateway/sandbox-executor.ts';
+import { CertificateAuthority, ProxyServer } from '../src/proxy/index.ts';
+import {
+  BASE_IMAGE,
+  DEFAULT_CLAUDE_CODE_VERSION,
+  ensureClaudeCli,
+  ensurePodmanEnv,
+  PodmanSandbox,
+} from '../src/sandbox/index.ts';
+import { silentLogger } from '../src/util/logger.ts';
+import { Workspaces } from '../src/workspace/index.ts';
+import { configFrom } from '../test/harness/gateway-fixture.ts';
+import { initRepo } from '../test/harness/git.ts';
+import { startModelServer } from '../test/harness/model-server.ts';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+const RUNS = Number(values.runs);
+const API_HOST = 'api.model.test';
+const KEY = 'sk-ant-api03-BenchKey0123456789abcdefghijklmnopqrstuv';
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const dir = mkdtempSync(join(tmpdir(), 'errand-agent-bench-'));
+try {
+  const model = await startModelServer(join(dir, 'model-ca'), API_HOST, () => [
+    { type: 'text', text: 'ok' },
+  ]);
+  writeFileSync(join(dir, 'model-ca.pem'), model.caPem);
+  const origin = initRepo(join(dir, 'origin'), {
+    '.errand/container/Containerfile': `FROM ${BASE_IMAGE}\n`,
+    'README.md': 'x\n',
+  });
+  const config = await configFrom(
+    `repos:\n  app:\n    git_url: ${origin}\n    agent:\n      api_key: ${KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
+    mkdtempSync(join(dir, 'cfg-')),
+  );
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand');
+  const claude = await ensureClaudeCli(cache, DEFAULT_CLAUDE_CODE_VERSION);
+
+  // Baseline: the CLI on the host, straight to the server, the prompt on stdin as errand gives it.
+  const direct = async (i: number) => {
+    const home = mkdtempSync(join(dir, `direct-${i}-`));
+    const env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      CLAUDE_CONFIG_DIR: join(home, 'claude'),
+      IS_SANDBOX: '1',
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: `http://127.0.0.1:${model.plainPort}`,
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      CLAUDE_CODE_MAX_RETRIES: '1',
+    };
+    const t0 = performance.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(
+        claude,
+        [
+          '-p',
+          '--output-format',
+          'stream-json',
+          '--verbose',
+          '--dangerously-skip-permissions',
+          '--model',
+          'claude-sonnet-4-5',
+        ],
+        {
+          cwd: origin,
+          env,
+          stdio: ['pipe', 'ignore', 'ignore'],
+        },
+      );
+      child.stdin.end('hello');
+      child.once('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`the CLI on the host exited ${code}`);
+    return performance.now() - t0;
+  };
+
+  const state = join(dir, 'state');
+  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
+  const executor = new SandboxExecutor({
+    config: () => config,
+    workspaces: new Workspaces({ root: join(state, 'workspaces') }),
+    driver: new PodmanSandbox({ stateDir: state, cacheDir: cache, imageMaxAgeMs: 3_600_000 }),
+    proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
+    ca,
+    caFile: join(state, 'proxy', 'ca', 'ca.pem'),
+    podmanEnv: await ensurePodmanEnv(state),
+    agent: new ClaudeCodeRunner(),
+    logger: silentLogger(),
+  });
+  let stored = 0;
+  const viaErrand = async (i: number) => {
+    const now = Date.now();
+    const t0 = performance.now();
+    const outcome = await executor.run(
+      {
+        task: {
+          id: `t_bench${i + 1}`,
+          conversationId: `c_bench${i + 1}`,
+          repoId: 'app',
+          state: 'running',
+          seq: i + 1,
+          createdAt: now,
+        },
+        conversation: {
+          id: `c_bench${i + 1}`,
+          repoId: 'app',
+          channel: 'web',
+          threadKey: `k${i}`,
+          title: 'bench',
+          createdAt: now,
+          updatedAt: now,
+        },
+        parts: [{ sender: 'bench', at: now, text: 'hello', attachments: [] }],
+        firstTask: true,
+      },
+      new AbortController().signal,
+      {
+        event: async () => {
+          stored++;
+        },
+      },
+    );
+    if (outcome.kind !== 'success') throw new Error(`errand turn failed: ${outcome.text}`);
+    return performance.now() - t0;
+  };
+
+  await direct(-1);
+  await viaErrand(-1);
+  const base: number[] = [];
+  const ours: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    base.push(await direct(i));
+    ours.push(await viaErrand(i));
+  }
+  const b = median(base);
+  const o = median(ours);
+  console.log(
+    `one agent turn, ${RUNS} runs each, Claude Code ${DEFAULT_CLAUDE_CODE_VERSION} against a scripted model server`,
+  );
+  console.log(`  baseline: the CLI on the host, direct to the server   median ${b.toFixed(0)} ms`);
+  console.log(
+    `  errand: workspace, image, proxy, container, CLI      median ${o.toFixed(0)} ms  (${stored} events stored)`,
+  );
+  console.log(`  ratio ${(o / b).toFixed(2)} (target < 1.3)`);
+  await model.close();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
