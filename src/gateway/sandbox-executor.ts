@@ -189,51 +189,81 @@ export class SandboxExecutor implements TaskExecutor {
       pids: lower(base.pids, settings.limits.pids),
     };
 
-    // Image, from the default branch's .errand/container/.
-    const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
-    cleanup.push(() => rmSync(context, { recursive: true, force: true }));
-    let found: boolean;
+    // The network starts while the image and the clone are prepared.
+    const networkReady = this.#network(run, repo, repoConfig, onBranch, events, cleanup);
+    let image: string;
+    let mounts: SandboxMount[];
+    let outbox: string;
     try {
-      found = await ws.extractTrustedDir(repo, CONTAINER_DIR, context);
+      // Image, from the default branch's .errand/container/.
+      const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+      cleanup.push(() => rmSync(context, { recursive: true, force: true }));
+      let found: boolean;
+      try {
+        found = await ws.extractTrustedDir(repo, CONTAINER_DIR, context);
+      } catch (e) {
+        throw new Unready(
+          'container_invalid',
+          `${onBranch(`${CONTAINER_DIR}/`)}: ${describeError(e)}`,
+        );
+      }
+      if (!found) {
+        throw new Unready(
+          'container_missing',
+          `${onBranch(`${CONTAINER_DIR}/`)} does not exist. Add a Containerfile there by pull request (see docs/repo-onboarding.md); errand builds the sandbox from it.`,
+        );
+      }
+      await events.event('sandbox', { step: 'image' });
+      const built = await this.#o.driver.prepareImage(context);
+      // The build output is kept with the task, for the dashboard and for the error reply.
+      await events.event('sandbox_image', {
+        ok: built.ok,
+        image: built.ok ? built.image : undefined,
+        built: built.ok ? built.built : true,
+        log: built.log.trimEnd().split('\n').slice(-200).join('\n'),
+      });
+      if (!built.ok) {
+        const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
+        throw new Unready(
+          'image_failed',
+          `Building the sandbox image from ${onBranch(`${CONTAINER_DIR}/`)} failed: ${built.reason}\n\nLast lines of the build:\n${tail}`,
+        );
+      }
+      image = built.image;
+      // The conversation's own folders: the only host paths the sandbox sees.
+      const { dirs } = await ws.prepareConversation(repo, run.conversation.id);
+      copyAttachments(run, dirs.inbox);
+      outbox = dirs.outbox;
+      mounts = [
+        { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
+        { source: dirs.agentState, target: SANDBOX_PATHS.agentState },
+        { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
+        { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
+        { source: dirs.storage, target: SANDBOX_PATHS.storage },
+      ];
     } catch (e) {
-      throw new Unready(
-        'container_invalid',
-        `${onBranch(`${CONTAINER_DIR}/`)}: ${describeError(e)}`,
-      );
+      // Its cleanup is registered once it settles; wait so nothing outlives the task.
+      await networkReady.catch(() => undefined);
+      throw e;
     }
-    if (!found) {
-      throw new Unready(
-        'container_missing',
-        `${onBranch(`${CONTAINER_DIR}/`)} does not exist. Add a Containerfile there by pull request (see docs/repo-onboarding.md); errand builds the sandbox from it.`,
-      );
-    }
-    await events.event('sandbox', { step: 'image' });
-    const built = await this.#o.driver.prepareImage(context);
-    // The build output is kept with the task, for the dashboard and for the error reply.
-    await events.event('sandbox_image', {
-      ok: built.ok,
-      image: built.ok ? built.image : undefined,
-      built: built.ok ? built.built : true,
-      log: built.log.trimEnd().split('\n').slice(-200).join('\n'),
-    });
-    if (!built.ok) {
-      const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
-      throw new Unready(
-        'image_failed',
-        `Building the sandbox image from ${onBranch(`${CONTAINER_DIR}/`)} failed: ${built.reason}\n\nLast lines of the build:\n${tail}`,
-      );
-    }
+    const { env, network } = await networkReady;
+    if (network.kind === 'netns')
+      mounts.push({ source: this.#o.caFile, target: CA_CERT, readOnly: true });
+    return { image, mounts, env, limits, network, outbox };
+  }
 
-    // The conversation's own folders: the only host paths the sandbox sees.
-    const { dirs } = await ws.prepareConversation(repo, run.conversation.id);
-    copyAttachments(run, dirs.inbox);
-    const mounts: SandboxMount[] = [
-      { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
-      { source: dirs.agentState, target: SANDBOX_PATHS.agentState },
-      { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
-      { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
-      { source: dirs.storage, target: SANDBOX_PATHS.storage },
-    ];
+  /** The task's network and the environment that goes with it (surrogates, API host). */
+  async #network(
+    run: TaskRun,
+    repo: WorkspaceRepo,
+    repoConfig: RepoConfig,
+    onBranch: (path: string) => string,
+    events: EventSink,
+    cleanup: Array<() => Promise<void> | void>,
+  ): Promise<{ env: Record<string, string>; network: SandboxNetwork }> {
+    const ws = this.#o.workspaces;
+    const repoId = repo.id;
+    const dirs = ws.dirs(repoId, run.conversation.id);
     const env: Record<string, string> = { ...repoConfig.env };
     const agent = repoConfig.agent;
     if (agent.api_host !== 'api.anthropic.com')
@@ -322,7 +352,6 @@ export class SandboxExecutor implements TaskExecutor {
       }
       cleanup.push(() => netns.close());
       network = { kind: 'netns', path: netns.path, dns: netns.dns };
-      mounts.push({ source: this.#o.caFile, target: CA_CERT, readOnly: true });
     } else {
       this.#o.logger.warn(
         { repo: repoId, task: run.task.id },
@@ -335,7 +364,7 @@ export class SandboxExecutor implements TaskExecutor {
       for (const s of agentSecrets) env[s.name] = s.real;
       network = { kind: 'unrestricted' };
     }
-    return { image: built.image, mounts, env, limits, network, outbox: dirs.outbox };
+    return { env, network };
   }
 
   async #allowlist(

@@ -60,6 +60,7 @@ export class ImageCache {
   builds = 0;
 
   readonly #owner: string | undefined;
+  #created = new Map<string, number>();
 
   constructor(opts: { podmanEnv: NodeJS.ProcessEnv; maxAgeMs: number; owner?: string }) {
     this.#env = opts.podmanEnv;
@@ -88,8 +89,10 @@ export class ImageCache {
 
   async #ensure(contextDir: string, file: string, hash: string): Promise<BuildResult> {
     const image = `${IMAGE_REPO}:${hash.slice(0, 16)}`;
-    const created = await this.#createdAt(image);
+    // Known images skip podman's own lookup (tens of milliseconds on every task).
+    const created = this.#created.get(image) ?? (await this.#createdAt(image));
     if (created !== undefined && Date.now() - created < this.#maxAgeMs) {
+      this.#created.set(image, created);
       return { ok: true, image, hash, built: false, log: '' };
     }
     this.builds++;
@@ -118,6 +121,7 @@ export class ImageCache {
         reason: `podman build failed (exit ${r.code}): ${lastLines(r.stderr || r.stdout, 5)}`,
       };
     }
+    this.#created.set(image, Date.now());
     return { ok: true, image, hash, built: true, log };
   }
 
@@ -129,6 +133,11 @@ export class ImageCache {
     if (r.code !== 0) return undefined;
     const s = Number(r.stdout.trim());
     return Number.isFinite(s) ? s * 1000 : undefined;
+  }
+
+  /** Forgets what is known of an image, e.g. after a container could not find it. */
+  forget(image: string): void {
+    this.#created.delete(image);
   }
 
   /**
@@ -157,7 +166,10 @@ export class ImageCache {
         .filter((s) => s && !s.endsWith(':<none>')),
     )) {
       const rm = await runPodman(['rmi', name], { env: this.#env, timeoutMs: 60_000 });
-      if (rm.code === 0) removed.push(name);
+      if (rm.code === 0) {
+        removed.push(name);
+        this.forget(name);
+      }
     }
     return removed;
   }

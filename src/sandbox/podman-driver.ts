@@ -51,7 +51,7 @@ export class PodmanSandbox implements SandboxDriver {
         readOnly: true,
       });
     }
-    return await runContainer(
+    const result = await runContainer(
       {
         image: cmd.image,
         name: `errand-${this.#instance}-${cmd.taskId}-${Date.now().toString(36)}`,
@@ -69,6 +69,9 @@ export class PodmanSandbox implements SandboxDriver {
       },
       env,
     );
+    // An image removed behind errand's back is looked up (and rebuilt) next time.
+    if (result.outcome === 'failed_to_start') this.#images?.forget(cmd.image);
+    return result;
   }
 
   /** Removes this installation's images unused for twice their maximum age. */
