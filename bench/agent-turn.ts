@@ -7,23 +7,17 @@
  *
  *   bash scripts/node.sh bench/agent-turn.ts [--runs N]
  */
+
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClaudeCodeRunner } from '../src/agent/index.ts';
+import { defaultCacheDir } from '../src/config/index.ts';
 import { SandboxExecutor } from '../src/gateway/sandbox-executor.ts';
-import { CertificateAuthority, ProxyServer } from '../src/proxy/index.ts';
-import {
-  BASE_IMAGE,
-  DEFAULT_CLAUDE_CODE_VERSION,
-  ensureClaudeCli,
-  ensurePodmanEnv,
-  PodmanSandbox,
-} from '../src/sandbox/index.ts';
+import { BASE_IMAGE, DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli } from '../src/sandbox/index.ts';
 import { silentLogger } from '../src/util/logger.ts';
-import { Workspaces } from '../src/workspace/index.ts';
 import { configFrom } from '../test/harness/gateway-fixture.ts';
 import { initRepo } from '../test/harness/git.ts';
 import { startModelServer } from '../test/harness/model-server.ts';
@@ -48,7 +42,7 @@ try {
     `repos:\n  app:\n    git_url: ${origin}\n    agent:\n      api_key: ${KEY}\n      api_host: ${API_HOST}\n    network:\n      resolve: { ${API_HOST}: "127.0.0.1:${model.port}" }\n      upstream_ca: ${join(dir, 'model-ca.pem')}\n`,
     mkdtempSync(join(dir, 'cfg-')),
   );
-  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand');
+  const cache = defaultCacheDir();
   const claude = await ensureClaudeCli(cache, DEFAULT_CLAUDE_CODE_VERSION);
 
   // Baseline: the CLI on the host, straight to the server, the prompt on stdin as errand gives it.
@@ -90,16 +84,11 @@ try {
     return performance.now() - t0;
   };
 
-  const state = join(dir, 'state');
-  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
-  const executor = new SandboxExecutor({
+  const executor = await SandboxExecutor.onHost({
+    stateDir: join(dir, 'state'),
+    cacheDir: cache,
+    imageMaxAgeMs: 3_600_000,
     config: () => config,
-    workspaces: new Workspaces({ root: join(state, 'workspaces') }),
-    driver: new PodmanSandbox({ stateDir: state, cacheDir: cache, imageMaxAgeMs: 3_600_000 }),
-    proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
-    ca,
-    caFile: join(state, 'proxy', 'ca', 'ca.pem'),
-    podmanEnv: await ensurePodmanEnv(state),
     agent: new ClaudeCodeRunner(),
     logger: silentLogger(),
   });

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  defaultStateDir,
   formatConfigIssues,
   loadServerConfig,
   type ServerConfig,
@@ -90,10 +90,7 @@ export async function runChecks(
   const config: ServerConfig | undefined = loaded.status === 'ok' ? loaded.config : undefined;
   const state = config ? stateDir(config, env) : undefined;
 
-  const podmanEnv = await ensurePodmanEnv(
-    state ?? join(env.HOME ?? '/tmp', '.local', 'state', 'errand'),
-    env,
-  ).catch(() => env);
+  const podmanEnv = await ensurePodmanEnv(state ?? defaultStateDir(env), env).catch(() => env);
   const pv = await podmanVersion(podmanEnv);
   if (!pv) {
     out.push(result('podman', 'fail', 'podman was not found or does not answer', APT));

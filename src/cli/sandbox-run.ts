@@ -9,20 +9,19 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { defaultStateDir } from '../config/index.ts';
 import {
   ALLOWLIST_FILE,
   type Allowlist,
-  awsEnv,
-  awsSurrogatesFor,
   CertificateAuthority,
   fileNetworkLog,
+  openTaskNetwork,
   ProxyServer,
   parseAllowlist,
-  startSandboxNetns,
-  surrogatesFor,
+  type TaskNetwork,
 } from '../proxy/index.ts';
 import {
   CA_CERT,
@@ -64,14 +63,6 @@ export interface SandboxRunOptions {
 /** Label of containers started by the CLI; exited ones left by a killed CLI are removed. */
 const CLI_INSTANCE = 'cli';
 const DEFAULT_TIMEOUT_SECONDS = 3600;
-
-function stateDir(env: NodeJS.ProcessEnv): string {
-  const base =
-    env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)
-      ? env.XDG_STATE_HOME
-      : join(env.HOME ?? homedir(), '.local', 'state');
-  return join(base, 'errand');
-}
 
 function setup(message: string): ErrandError {
   return new ErrandError('sandbox_setup', message);
@@ -190,7 +181,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   const mappings = parseResolve(o.resolve);
   const upstreamCa = o.upstreamCa ? readUpstreamCa(resolvePath(o.cwd, o.upstreamCa)) : undefined;
 
-  const state = stateDir(o.processEnv);
+  const state = defaultStateDir(o.processEnv);
   const podmanEnv = await ensurePodmanEnv(state, o.processEnv);
   // Containers a killed `errand sandbox run` left behind; running ones belong to others.
   await removeOrphans(CLI_INSTANCE, podmanEnv, { exitedOnly: true });
@@ -199,42 +190,37 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   // The network: errand's proxy on the host, reached only through a private namespace.
   const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
   const proxy = new ProxyServer({ ca, runDir: join(state, 'run') });
-  const surrogates = surrogatesFor(
-    Object.entries(settings.masked_secrets).map(([name, m]) => ({
-      name,
-      real: m.value,
-      hosts: m.hosts,
-      headers: m.headers,
-    })),
-  );
-  for (const s of surrogates) env[s.name] = s.surrogate;
-  const aws = awsSurrogatesFor(
-    Object.entries(settings.aws_credentials).map(([name, a]) => ({
-      name,
-      accessKeyId: a.access_key_id,
-      secretAccessKey: a.secret_access_key,
-      sessionToken: a.session_token,
-      hosts: a.hosts,
-    })),
-  );
-  Object.assign(env, awsEnv(aws));
   const taskId = `run-${randomBytes(5).toString('hex')}`;
-  const session = await proxy.openSession({
-    taskId,
-    allowlist,
-    surrogates,
-    aws,
-    resolve: mappings,
-    upstreamCa,
-    log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,
-  });
-  let netns: Awaited<ReturnType<typeof startSandboxNetns>>;
+  let net: TaskNetwork;
   try {
-    netns = await startSandboxNetns(session.socketBase, podmanEnv);
+    net = await openTaskNetwork(
+      proxy,
+      {
+        taskId,
+        allowlist,
+        secrets: Object.entries(settings.masked_secrets).map(([name, m]) => ({
+          name,
+          real: m.value,
+          hosts: m.hosts,
+          headers: m.headers,
+        })),
+        aws: Object.entries(settings.aws_credentials).map(([name, a]) => ({
+          name,
+          accessKeyId: a.access_key_id,
+          secretAccessKey: a.secret_access_key,
+          sessionToken: a.session_token,
+          hosts: a.hosts,
+        })),
+        resolve: mappings,
+        upstreamCa,
+        log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,
+      },
+      podmanEnv,
+    );
   } catch (e) {
-    await session.close();
     throw setup((e as Error).message);
   }
+  Object.assign(env, net.env);
   mounts.push(
     { source: join(state, 'proxy', 'ca', 'ca.pem'), target: CA_CERT, readOnly: true },
     { source: writeEntrypoint(state), target: ENTRYPOINT, readOnly: true },
@@ -257,7 +243,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
           cpus: settings.limits.cpus,
           pids: settings.limits.pids,
         },
-        network: { kind: 'netns', path: netns.path, dns: netns.dns },
+        network: { kind: 'netns', ...net.netns },
         labels: { 'errand.instance': CLI_INSTANCE },
         timeoutMs: timeoutSeconds * 1000,
         stdin: process.stdin.isTTY ? undefined : process.stdin,
@@ -290,8 +276,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await netns.close();
-    await session.close();
+    await net.close();
   }
 }
 
@@ -347,7 +332,7 @@ export async function sandboxImage(
   cwd: string,
   processEnv: NodeJS.ProcessEnv,
 ): Promise<string> {
-  const podmanEnv = await ensurePodmanEnv(stateDir(processEnv), processEnv);
+  const podmanEnv = await ensurePodmanEnv(defaultStateDir(processEnv), processEnv);
   if (action === 'load') {
     if (!dir) throw setup('usage: errand sandbox image load DIR');
     const tars = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.tar')) : [];

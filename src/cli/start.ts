@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { ClaudeCodeRunner } from '../agent/index.ts';
 import { WebChannel } from '../channels/web/index.ts';
 import {
+  defaultCacheDir,
   formatConfigIssues,
   loadServerConfig,
   type ServerConfig,
@@ -15,11 +15,8 @@ import {
 import { createControlApi } from '../dashboard/index.ts';
 import { Gateway } from '../gateway/index.ts';
 import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
-import { CertificateAuthority, ProxyServer } from '../proxy/index.ts';
-import { ensurePodmanEnv, PodmanSandbox } from '../sandbox/index.ts';
 import { ErrandError } from '../util/errors.ts';
 import { createLogger } from '../util/logger.ts';
-import { Workspaces } from '../workspace/index.ts';
 import { controlTokenPath, openStore, requireConfig } from './context.ts';
 import { VERSION } from './version.ts';
 
@@ -46,21 +43,13 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   const dir = stateDir(config, process.env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const store = openStore(config);
-  // One proxy and one CA for every task of this installation; all state under `dir`.
-  const ca = await CertificateAuthority.loadOrCreate(join(dir, 'proxy', 'ca'));
   let current = config;
-  const executor = new SandboxExecutor({
+  // One proxy and one CA for every task of this installation; all state under `dir`.
+  const executor = await SandboxExecutor.onHost({
+    stateDir: dir,
+    cacheDir: defaultCacheDir(process.env),
+    imageMaxAgeMs: imageMaxAgeMs(config),
     config: () => current,
-    workspaces: new Workspaces({ root: join(dir, 'workspaces') }),
-    driver: new PodmanSandbox({
-      stateDir: dir,
-      cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
-      imageMaxAgeMs: imageMaxAgeMs(config),
-    }),
-    proxy: new ProxyServer({ ca, runDir: join(dir, 'run') }),
-    ca,
-    caFile: join(dir, 'proxy', 'ca', 'ca.pem'),
-    podmanEnv: await ensurePodmanEnv(dir),
     agent: new ClaudeCodeRunner(),
     logger: log,
   });

@@ -1,7 +1,9 @@
 export {
   type ConfigIssue,
   type ConfigLoadResult,
+  defaultCacheDir,
   defaultConfigPath,
+  defaultStateDir,
   formatConfigIssues,
   loadServerConfig,
   parseDotenv,

@@ -33,20 +33,27 @@ export type ConfigLoadResult =
   | { status: 'invalid'; path: string; issues: ConfigIssue[] };
 
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME)
-      ? env.XDG_CONFIG_HOME
-      : join(env.HOME ?? homedir(), '.config');
-  return join(base, 'errand', 'errand.yaml');
+  return join(xdgBase(env, 'XDG_CONFIG_HOME', ['.config']), 'errand', 'errand.yaml');
+}
+
+/** An XDG base folder: the variable when it holds an absolute path, else the usual default under HOME. */
+function xdgBase(env: NodeJS.ProcessEnv, variable: string, fallback: string[]): string {
+  const v = env[variable];
+  return v && isAbsolute(v) ? v : join(env.HOME ?? homedir(), ...fallback);
+}
+
+/** errand's state folder when the config names none: $XDG_STATE_HOME/errand. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(xdgBase(env, 'XDG_STATE_HOME', ['.local', 'state']), 'errand');
+}
+
+/** errand's cache (Node, Claude Code binaries): $XDG_CACHE_HOME/errand, as scripts/node.sh uses. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(xdgBase(env, 'XDG_CACHE_HOME', ['.cache']), 'errand');
 }
 
 export function stateDir(config: ServerConfig, env: NodeJS.ProcessEnv = process.env): string {
-  if (config.execution.state_dir) return resolve(config.execution.state_dir);
-  const base =
-    env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)
-      ? env.XDG_STATE_HOME
-      : join(env.HOME ?? homedir(), '.local', 'state');
-  return join(base, 'errand');
+  return config.execution.state_dir ? resolve(config.execution.state_dir) : defaultStateDir(env);
 }
 
 /** A `!env NAME` or `!secret NAME` reference, resolved after the whole file is read. */

@@ -6,19 +6,18 @@ import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
   ALLOWLIST_FILE,
   type Allowlist,
-  awsEnv,
-  awsSurrogatesFor,
-  type CertificateAuthority,
+  CertificateAuthority,
   fileNetworkLog,
-  type ProxyServer,
+  openTaskNetwork,
+  ProxyServer,
   parseAllowlist,
-  type SandboxNetns,
-  startSandboxNetns,
-  surrogatesFor,
+  type TaskNetwork,
 } from '../proxy/index.ts';
 import {
   CA_CERT,
   DEFAULT_CLAUDE_CODE_VERSION,
+  ensurePodmanEnv,
+  PodmanSandbox,
   type SandboxDriver,
   type SandboxFile,
   type SandboxMount,
@@ -28,7 +27,7 @@ import {
 import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import type { WorkspaceRepo, Workspaces } from '../workspace/index.ts';
+import { type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
 import {
   type AgentRunner,
   type EventSink,
@@ -44,7 +43,6 @@ export interface SandboxExecutorOptions {
   workspaces: Workspaces;
   driver: SandboxDriver;
   proxy: ProxyServer;
-  ca: CertificateAuthority;
   /** File holding the CA certificate, mounted into sandboxes. */
   caFile: string;
   podmanEnv: NodeJS.ProcessEnv;
@@ -95,6 +93,44 @@ export class SandboxExecutor implements TaskExecutor {
 
   constructor(o: SandboxExecutorOptions) {
     this.#o = o;
+  }
+
+  /**
+   * The executor of one installation on this host: workspaces, the CA and the proxy's
+   * sockets under `stateDir`, podman sandboxes, the Claude Code CLI cached in `cacheDir`.
+   */
+  static async onHost(o: {
+    stateDir: string;
+    cacheDir: string;
+    imageMaxAgeMs: number;
+    config: () => ServerConfig;
+    agent: AgentRunner;
+    logger: Logger;
+  }): Promise<SandboxExecutor> {
+    const caDir = join(o.stateDir, 'proxy', 'ca');
+    const ca = await CertificateAuthority.loadOrCreate(caDir);
+    return new SandboxExecutor({
+      config: o.config,
+      workspaces: new Workspaces({ root: join(o.stateDir, 'workspaces') }),
+      driver: new PodmanSandbox({
+        stateDir: o.stateDir,
+        cacheDir: o.cacheDir,
+        imageMaxAgeMs: o.imageMaxAgeMs,
+      }),
+      proxy: new ProxyServer({ ca, runDir: join(o.stateDir, 'run') }),
+      caFile: join(caDir, 'ca.pem'),
+      podmanEnv: await ensurePodmanEnv(o.stateDir),
+      agent: o.agent,
+      logger: o.logger,
+    });
+  }
+
+  get workspaces(): Workspaces {
+    return this.#o.workspaces;
+  }
+
+  get driver(): SandboxDriver {
+    return this.#o.driver;
   }
 
   async run(run: TaskRun, signal: AbortSignal, events: EventSink): Promise<TaskOutcome> {
@@ -307,51 +343,46 @@ export class SandboxExecutor implements TaskExecutor {
           { host: agent.api_host.toLowerCase(), paths: ['/v1/messages*'], methods: ['POST'] },
         ],
       };
-      const surrogates = surrogatesFor([
-        ...agentSecrets,
-        ...Object.entries(repoConfig.masked_secrets).map(([name, m]) => ({
-          name,
-          real: m.value.reveal(),
-          hosts: m.hosts,
-          headers: m.headers,
-        })),
-      ]);
-      const aws = awsSurrogatesFor(
-        Object.entries(repoConfig.aws_credentials).map(([name, a]) => ({
-          name,
-          accessKeyId: a.access_key_id.reveal(),
-          secretAccessKey: a.secret_access_key.reveal(),
-          sessionToken: a.session_token?.reveal(),
-          hosts: a.hosts,
-        })),
-      );
-      for (const s of surrogates) env[s.name] = s.surrogate;
-      Object.assign(env, awsEnv(aws));
-      const session = await this.#o.proxy.openSession({
-        taskId: run.task.id,
-        allowlist,
-        surrogates,
-        aws,
-        resolve: Object.fromEntries(
-          Object.entries(repoConfig.network.resolve).map(([h, a]) => [h.toLowerCase(), a]),
-        ),
-        upstreamCa: repoConfig.network.upstream_ca
-          ? readFileSync(repoConfig.network.upstream_ca, 'utf8')
-          : undefined,
-        log: fileNetworkLog(join(dirs.root, 'network.log')),
-      });
-      cleanup.push(() => session.close());
-      let netns: SandboxNetns;
+      let net: TaskNetwork;
       try {
-        netns = await startSandboxNetns(session.socketBase, this.#o.podmanEnv);
+        net = await openTaskNetwork(
+          this.#o.proxy,
+          {
+            taskId: run.task.id,
+            allowlist,
+            secrets: [
+              ...agentSecrets,
+              ...Object.entries(repoConfig.masked_secrets).map(([name, m]) => ({
+                name,
+                real: m.value.reveal(),
+                hosts: m.hosts,
+                headers: m.headers,
+              })),
+            ],
+            aws: Object.entries(repoConfig.aws_credentials).map(([name, a]) => ({
+              name,
+              accessKeyId: a.access_key_id.reveal(),
+              secretAccessKey: a.secret_access_key.reveal(),
+              sessionToken: a.session_token?.reveal(),
+              hosts: a.hosts,
+            })),
+            resolve: repoConfig.network.resolve,
+            upstreamCa: repoConfig.network.upstream_ca
+              ? readFileSync(repoConfig.network.upstream_ca, 'utf8')
+              : undefined,
+            log: fileNetworkLog(join(dirs.root, 'network.log')),
+          },
+          this.#o.podmanEnv,
+        );
       } catch (e) {
         throw new Unready(
           'network_failed',
           `errand could not start the sandbox network: ${describeError(e)}`,
         );
       }
-      cleanup.push(() => netns.close());
-      network = { kind: 'netns', path: netns.path, dns: netns.dns };
+      cleanup.push(() => net.close());
+      Object.assign(env, net.env);
+      network = { kind: 'netns', ...net.netns };
     } else {
       this.#o.logger.warn(
         { repo: repoId, task: run.task.id },

@@ -27,3 +27,4 @@ export {
   surrogatesFor,
   swapSurrogates,
 } from './surrogates.ts';
+export { openTaskNetwork, type TaskNetwork } from './task-network.ts';

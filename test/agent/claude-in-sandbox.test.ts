@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClaudeCodeRunner } from '../../src/agent/index.ts';
+import { defaultCacheDir } from '../../src/config/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
-import { CertificateAuthority, ProxyServer } from '../../src/proxy/index.ts';
-import { BASE_IMAGE, ensurePodmanEnv, PodmanSandbox } from '../../src/sandbox/index.ts';
+import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';
-import { Workspaces } from '../../src/workspace/index.ts';
+import type { Workspaces } from '../../src/workspace/index.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { initRepo } from '../harness/git.ts';
 import { MemoryChannel } from '../harness/memory-channel.ts';
@@ -120,28 +120,21 @@ before(async () => {
     mkdtempSync(join(dir, 'cfg-')),
   );
   const state = join(dir, 'state');
-  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
-  workspaces = new Workspaces({ root: join(state, 'workspaces') });
+  const executor = await SandboxExecutor.onHost({
+    stateDir: state,
+    cacheDir: defaultCacheDir(),
+    imageMaxAgeMs: 3_600_000,
+    config: () => config,
+    agent: new ClaudeCodeRunner(),
+    logger: silentLogger(),
+  });
+  workspaces = executor.workspaces;
   store = openSqliteStore(join(state, 'errand.db'));
   gateway = new Gateway({
     store,
     config,
     logger: silentLogger(),
-    executor: new SandboxExecutor({
-      config: () => config,
-      workspaces,
-      driver: new PodmanSandbox({
-        stateDir: state,
-        cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
-        imageMaxAgeMs: 3_600_000,
-      }),
-      proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
-      ca,
-      caFile: join(state, 'proxy', 'ca', 'ca.pem'),
-      podmanEnv: await ensurePodmanEnv(state),
-      agent: new ClaudeCodeRunner(),
-      logger: silentLogger(),
-    }),
+    executor,
     channelFactory: (repoId) => {
       const c = new MemoryChannel(repoId);
       if (repoId === 'app') channel = c;

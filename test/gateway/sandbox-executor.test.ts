@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { defaultCacheDir } from '../../src/config/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
-import { CertificateAuthority, ProxyServer } from '../../src/proxy/index.ts';
-import { BASE_IMAGE, ensurePodmanEnv, PodmanSandbox } from '../../src/sandbox/index.ts';
+import type { SandboxDriver } from '../../src/sandbox/index.ts';
+import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';
-import { Workspaces } from '../../src/workspace/index.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { initRepo } from '../harness/git.ts';
 import { MemoryChannel } from '../harness/memory-channel.ts';
@@ -23,7 +23,7 @@ let dir: string;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let store: Store;
 let gateway: Gateway;
-let driver: PodmanSandbox;
+let driver: SandboxDriver;
 const channels = new Map<string, MemoryChannel>();
 
 function origin(name: string, files: Record<string, string>): string {
@@ -45,23 +45,15 @@ before(async () => {
     mkdtempSync(join(dir, 'cfg-')),
   );
   const state = join(dir, 'state');
-  const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
-  driver = new PodmanSandbox({
+  const executor = await SandboxExecutor.onHost({
     stateDir: state,
-    cacheDir: join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand'),
+    cacheDir: defaultCacheDir(),
     imageMaxAgeMs: 3_600_000,
-  });
-  const executor = new SandboxExecutor({
     config: () => config,
-    workspaces: new Workspaces({ root: join(state, 'workspaces') }),
-    driver,
-    proxy: new ProxyServer({ ca, runDir: join(state, 'run') }),
-    ca,
-    caFile: join(state, 'proxy', 'ca', 'ca.pem'),
-    podmanEnv: await ensurePodmanEnv(state),
     agent: new ShellAgent(),
     logger: silentLogger(),
   });
+  driver = executor.driver;
   store = openSqliteStore(join(state, 'errand.db'));
   gateway = new Gateway({
     store,

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { defaultCacheDir } from '../../src/config/index.ts';
 import {
   BASE_IMAGE,
   DEFAULT_CLAUDE_CODE_VERSION,
@@ -13,7 +14,7 @@ import {
 } from '../../src/sandbox/index.ts';
 
 // The CLI binary is large: keep it in the user's cache so a machine downloads it once.
-const CACHE = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'errand');
+const CACHE = defaultCacheDir();
 let root: string;
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'errand-driver-'));
