@@ -9,6 +9,7 @@ import {
   type IncomingMessage,
   type Server,
   type ServerResponse,
+  STATUS_CODES,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
@@ -119,6 +120,37 @@ interface Refusal {
   message: string;
 }
 
+/** A refusal written straight to the socket: CONNECT and upgrades have no response object. */
+function refuseOnSocket(sock: Socket, r: Refusal): void {
+  const body = JSON.stringify({
+    error: 'blocked_by_errand',
+    code: r.code,
+    message: `errand's network sandbox refused this request: ${r.message}`,
+  });
+  sock.end(
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? 'Refused'}\r\ncontent-type: application/json\r\nx-errand-block: ${r.code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+function logBlocked(
+  policy: ProxyPolicy,
+  started: number,
+  method: string,
+  url: string,
+  r: Refusal,
+  swapped: string[],
+): void {
+  policy.log({
+    time: new Date(started).toISOString(),
+    action: 'blocked',
+    method,
+    url,
+    status: r.status,
+    code: r.code,
+    swapped,
+  });
+}
+
 /**
  * The host-side proxy: one instance for all tasks, one Unix socket per task session.
  * TLS is terminated with a certificate from errand's CA for the SNI name; every request is
@@ -160,27 +192,17 @@ export class ProxyServer {
     );
     http.on('connect', (req: IncomingMessage, sock: Socket) => {
       // A CONNECT would open a tunnel the proxy cannot see into: refused.
-      const body = JSON.stringify({
-        error: 'blocked_by_errand',
+      const r: Refusal = {
+        status: 403,
         code: 'connect_refused',
         message:
           "CONNECT tunnels are not allowed; connect to the host directly, its name already leads to errand's proxy",
-      });
-      sock.end(
-        `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nx-errand-block: connect_refused\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-      policy.log({
-        time: new Date().toISOString(),
-        action: 'blocked',
-        method: 'CONNECT',
-        url: String(req.url),
-        status: 403,
-        code: 'connect_refused',
-        swapped: [],
-      });
+      };
+      refuseOnSocket(sock, r);
+      logBlocked(policy, Date.now(), 'CONNECT', String(req.url), r, []);
     });
     http.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
-      this.#upgrade(policy, req, sock, head).catch(() => sock.destroy());
+      this.#upgrade(policy, ca, req, sock, head).catch(() => sock.destroy());
     });
     http.on('clientError', (_e, sock: Socket) => {
       if (sock.writable)
@@ -323,18 +345,13 @@ export class ProxyServer {
     const c = await this.#check(policy, req);
     const url = loggedUrl(c.tls ? 'https' : 'http', c.host || '-', req.url ?? '');
     const method = req.method ?? 'GET';
+    const block = (r: Refusal, swapped: string[]) => {
+      this.#refuse(res, r, { method, url });
+      logBlocked(policy, started, method, url, r, swapped);
+    };
     if (!c.ok) {
       req.resume();
-      this.#refuse(res, c, { method, url });
-      policy.log({
-        time: new Date(started).toISOString(),
-        action: 'blocked',
-        method,
-        url,
-        status: c.status,
-        code: c.code,
-        swapped: [],
-      });
+      block(c, []);
       return;
     }
     const headers: IncomingHttpHeaders = {};
@@ -348,24 +365,14 @@ export class ProxyServer {
       if (r.kind === 'needs_body') {
         body = await readBody(req, MAX_SIGNED_BODY);
         if (!body) {
-          this.#refuse(
-            res,
+          block(
             {
               status: 413,
               code: 'aws_body_too_large',
               message: `an AWS request body over ${MAX_SIGNED_BODY} bytes without x-amz-content-sha256 cannot be re-signed; send the payload hash header`,
             },
-            { method, url },
-          );
-          policy.log({
-            time: new Date(started).toISOString(),
-            action: 'blocked',
-            method,
-            url,
-            status: 413,
-            code: 'aws_body_too_large',
             swapped,
-          });
+          );
           return;
         }
         signing.body = body;
@@ -373,16 +380,7 @@ export class ProxyServer {
       }
       if (r.kind === 'refused') {
         req.resume();
-        this.#refuse(res, { status: 403, code: r.code, message: r.reason }, { method, url });
-        policy.log({
-          time: new Date(started).toISOString(),
-          action: 'blocked',
-          method,
-          url,
-          status: 403,
-          code: r.code,
-          swapped,
-        });
+        block({ status: 403, code: r.code, message: r.reason }, swapped);
         return;
       }
       if (r.kind === 'resigned') swapped.push(r.name);
@@ -436,6 +434,7 @@ export class ProxyServer {
 
   async #upgrade(
     policy: ProxyPolicy,
+    ca: string[] | undefined,
     req: IncomingMessage,
     sock: Socket,
     head: Buffer,
@@ -444,23 +443,8 @@ export class ProxyServer {
     const method = req.method ?? 'GET';
     const url = loggedUrl(c.tls ? 'wss' : 'ws', c.host || '-', req.url ?? '');
     if (!c.ok) {
-      const body = JSON.stringify({
-        error: 'blocked_by_errand',
-        code: c.code,
-        message: `errand's network sandbox refused this request: ${c.message}`,
-      });
-      sock.end(
-        `HTTP/1.1 ${c.status} Refused\r\ncontent-type: application/json\r\nx-errand-block: ${c.code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-      policy.log({
-        time: new Date().toISOString(),
-        action: 'blocked',
-        method,
-        url,
-        status: c.status,
-        code: c.code,
-        swapped: [],
-      });
+      refuseOnSocket(sock, c);
+      logBlocked(policy, Date.now(), method, url, c, []);
       return;
     }
     const headers: IncomingHttpHeaders = { ...req.headers };
@@ -469,7 +453,7 @@ export class ProxyServer {
       method,
       path: req.url ?? '/',
       headers,
-      ca: policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined,
+      ca,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {
       let head101 = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
