@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ClaudeCodeRunner } from '../src/agent/index.ts';
+import { ClaudeCodeRunner, claudeArgs } from '../src/agent/index.ts';
 import { defaultCacheDir } from '../src/config/index.ts';
 import { SandboxExecutor } from '../src/gateway/sandbox-executor.ts';
 import { BASE_IMAGE, DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli } from '../src/sandbox/index.ts';
@@ -60,23 +60,11 @@ try {
     };
     const t0 = performance.now();
     const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(
-        claude,
-        [
-          '-p',
-          '--output-format',
-          'stream-json',
-          '--verbose',
-          '--dangerously-skip-permissions',
-          '--model',
-          'claude-sonnet-4-5',
-        ],
-        {
-          cwd: origin,
-          env,
-          stdio: ['pipe', 'ignore', 'ignore'],
-        },
-      );
+      const child = spawn(claude, claudeArgs('claude-sonnet-4-5'), {
+        cwd: origin,
+        env,
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
       child.stdin.end('hello');
       child.once('exit', resolve);
     });

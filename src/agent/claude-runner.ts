@@ -1,6 +1,7 @@
 import type {
   AgentRunner,
   EventSink,
+  HistoryEntry,
   PromptPart,
   SandboxExecResult,
   TaskOutcome,
@@ -42,9 +43,25 @@ export function buildPrompt(run: TaskRun): string {
   return `${context(run)}\n\n${messages(run)}\n`;
 }
 
+/** The CLI's flags for one non-interactive task (the prompt goes on stdin). */
+export function claudeArgs(model: string, resume?: string, effort?: string): string[] {
+  const args = [
+    '-p',
+    '--output-format',
+    'stream-json',
+    '--verbose',
+    '--dangerously-skip-permissions',
+    '--model',
+    model,
+  ];
+  if (resume) args.push('--resume', resume);
+  if (effort) args.push('--effort', effort);
+  return args;
+}
+
 /** A fresh session's prompt after the old one broke: the conversation so far, then the task. */
-export function buildRecoveryPrompt(run: TaskRun): string {
-  const history = (run.history ?? [])
+export function buildRecoveryPrompt(run: TaskRun, past: HistoryEntry[]): string {
+  const history = past
     .map(
       (h) =>
         `${h.role === 'agent' ? 'You replied' : `${h.sender ?? 'The person'} wrote`}:\n${h.text.length > 4000 ? `${h.text.slice(0, 4000)}\n[…]` : h.text}`,
@@ -80,7 +97,12 @@ export class ClaudeCodeRunner implements AgentRunner {
       await events.event('agent_recovery', {
         reason: 'the session could not be resumed; starting a fresh one with a summary',
       });
-      attempt = await this.#attempt(input, undefined, buildRecoveryPrompt(run), events);
+      attempt = await this.#attempt(
+        input,
+        undefined,
+        buildRecoveryPrompt(run, (await run.history?.()) ?? []),
+        events,
+      );
     }
     return this.#outcome(attempt, signal);
   }
@@ -100,18 +122,7 @@ export class ClaudeCodeRunner implements AgentRunner {
     prompt: string,
     events: EventSink,
   ): Promise<Attempt> {
-    const args = [
-      'claude',
-      '-p',
-      '--output-format',
-      'stream-json',
-      '--verbose',
-      '--dangerously-skip-permissions',
-      '--model',
-      input.model,
-    ];
-    if (resume) args.push('--resume', resume);
-    if (input.effort) args.push('--effort', input.effort);
+    const args = ['claude', ...claudeArgs(input.model, resume, input.effort)];
     const state = new StreamState(resume, events);
     const r = await input.exec({
       command: args,

@@ -1,2 +1,2 @@
-export { buildPrompt, buildRecoveryPrompt, ClaudeCodeRunner } from './claude-runner.ts';
+export { buildPrompt, buildRecoveryPrompt, ClaudeCodeRunner, claudeArgs } from './claude-runner.ts';
 export { chooseReply } from './reply.ts';

@@ -1,7 +1,7 @@
 import type { Delivery, Store } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { KeyedSerial } from './keyed-serial.ts';
+import { WorkQueue } from './work-queue.ts';
 
 export interface DeliveryQueueOptions {
   store: Store;
@@ -22,7 +22,8 @@ export interface DeliveryQueueOptions {
 export class DeliveryQueue {
   readonly #opts: Required<Omit<DeliveryQueueOptions, 'logger' | 'store' | 'send'>> &
     DeliveryQueueOptions;
-  #serial = new KeyedSerial();
+  // In order per conversation; #attempt handles its own errors, as WorkQueue requires.
+  #serial = new WorkQueue<Delivery>((d) => this.#attempt(d));
   #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
@@ -32,7 +33,7 @@ export class DeliveryQueue {
 
   enqueue(d: Delivery): void {
     if (this.#closed) return;
-    void this.#serial.run(d.conversationId ?? d.id, () => this.#attempt(d));
+    this.#serial.push(d.conversationId ?? d.id, d);
   }
 
   /** Waits up to `ms` for deliveries in flight (not for scheduled retries). */

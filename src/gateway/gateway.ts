@@ -15,11 +15,11 @@ import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';
 import type {
   Channel,
+  HistoryEntry,
   MessageSink,
   OutcomeKind,
   PromptPart,
   TaskExecutor,
-  TaskRun,
 } from './ports.ts';
 import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
 import { TaskQueue } from './task-queue.ts';
@@ -428,7 +428,7 @@ export class Gateway {
         text: m.text,
         attachments: m.attachments,
       }));
-    const history = await this.#history(conversation.id, task.id);
+    const history = () => this.#history(conversation.id, task.id);
     const events = {
       event: async (kind: string, data: unknown) => {
         const ev = await this.#store.appendEvent(task.id, kind, data);
@@ -483,7 +483,7 @@ export class Gateway {
   }
 
   /** What was said in the conversation before this task: for an agent that must start over. */
-  async #history(conversationId: string, taskId: string): Promise<NonNullable<TaskRun['history']>> {
+  async #history(conversationId: string, taskId: string): Promise<HistoryEntry[]> {
     const [messages, deliveries] = await Promise.all([
       this.#store.listMessages({ conversationId }),
       this.#store.listDeliveries({ conversationId }),

@@ -86,8 +86,17 @@ export interface TaskRun {
   parts: PromptPart[];
   /** True when this is the conversation's first task (no session to resume). */
   firstTask: boolean;
-  /** The conversation before this task, oldest first: what people wrote and errand replied. */
-  history?: Array<{ role: 'person' | 'agent'; sender?: string; text: string }>;
+  /**
+   * The conversation before this task, oldest first: what people wrote and errand replied.
+   * Read from the store only when asked (an agent starting over); absent: none recorded.
+   */
+  history?: () => Promise<HistoryEntry[]>;
+}
+
+export interface HistoryEntry {
+  role: 'person' | 'agent';
+  sender?: string;
+  text: string;
 }
 
 export type OutcomeKind = 'success' | 'failure' | 'timeout' | 'stopped';
