@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ClaudeCodeRunner } from '../agent/index.ts';
+import { EmailChannel } from '../channels/email/index.ts';
 import { WebChannel } from '../channels/web/index.ts';
 import {
   defaultCacheDir,
@@ -58,8 +59,17 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
     executor,
     config,
     logger: log,
-    // Email and Slack arrive with their own modules; the web channel is always available.
-    channelFactory: (repoId, repo) => (repo.web.enabled ? [new WebChannel(repoId, repo.web)] : []),
+    channelFactory: (repoId, repo) => [
+      ...(repo.web.enabled ? [new WebChannel(repoId, repo.web)] : []),
+      ...(repo.email
+        ? [
+            new EmailChannel(repoId, repo.email, {
+              logger: log,
+              attachmentsDir: join(dir, 'attachments'),
+            }),
+          ]
+        : []),
+    ],
     commandCwd: result.path ? dirname(result.path) : process.cwd(),
   });
   await gateway.start();

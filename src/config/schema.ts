@@ -227,6 +227,10 @@ const repo = z
       .describe('where the repository lives: a URL or an absolute local path'),
     default_branch: z.string().min(1).optional().describe('detected from the remote when absent'),
     model: z.string().min(1).default('claude-sonnet-4-5').describe('model for new conversations'),
+    usage_footer: z
+      .boolean()
+      .default(false)
+      .describe('show cost, duration, turns and tokens under each reply'),
     email: emailChannel.optional().describe('email channel'),
     slack: slackChannel.optional().describe('Slack channel'),
     web: webChannel.default({ enabled: true, authorized_users: [] }).describe('web channel'),

@@ -15,6 +15,7 @@ import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';
 import type {
   Channel,
+  DeliveryContext,
   HistoryEntry,
   MessageSink,
   OutcomeKind,
@@ -23,7 +24,7 @@ import type {
 } from './ports.ts';
 import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
 import { TaskQueue } from './task-queue.ts';
-import { notices } from './texts.ts';
+import { conversationUrl, formatUsage, notices } from './texts.ts';
 import { WorkQueue } from './work-queue.ts';
 
 /** Builds the channels of one repository from its config; called at start and on reload. */
@@ -299,7 +300,7 @@ export class Gateway {
         text: prompt.text,
         attachments: [],
         receivedAt: now,
-        meta: { channel: schedule.channel, scheduleId },
+        meta: { channel: schedule.channel, scheduleId, to: schedule.to },
       });
       log.info('schedule started a task');
       return 'started';
@@ -358,8 +359,20 @@ export class Gateway {
     if (!scheduled) {
       const auth = await channel.authorize(message);
       if (!auth.ok) {
-        // The sender learns nothing: no reply, no sign a repository or agent exists.
+        // The sender learns nothing (no reply, no sign a repository or agent exists) unless
+        // the channel vouches for them and has something to say, like a size limit.
         await this.#reject(message, auth.reason);
+        if (auth.notice) {
+          this.#deliveries.enqueue(
+            await this.#store.createDelivery({
+              repoId: message.repoId,
+              channel: message.channel,
+              messageId: message.id,
+              kind: 'rejected',
+              text: auth.notice,
+            }),
+          );
+        }
         return;
       }
     }
@@ -368,6 +381,7 @@ export class Gateway {
       conversation = await this.#store.findConversationByThread(message.repoId, replyChannel, key);
       if (conversation) break;
     }
+    const isNew = !conversation;
     if (!conversation) {
       conversation = await this.#store.createConversation({
         repoId: message.repoId,
@@ -383,6 +397,17 @@ export class Gateway {
       scheduleId: scheduled ? String(message.meta?.scheduleId) : undefined,
     });
     this.events.emit('task', task);
+    if (isNew && !scheduled && channel.acknowledgesNewConversations) {
+      const ack = await this.#store.createDelivery({
+        repoId: message.repoId,
+        channel: replyChannel,
+        conversationId: conversation.id,
+        messageId: message.id,
+        kind: 'ack',
+        text: notices.acknowledged(),
+      });
+      this.#deliveries.enqueue(ack);
+    }
     if (!merged) {
       this.#queue.push({ taskId: task.id, conversationId: conversation.id, repoId: task.repoId });
       this.#pump();
@@ -539,11 +564,24 @@ export class Gateway {
     const channel = this.#repos.get(d.repoId)?.channels.get(d.channel);
     if (!channel)
       throw new Error(`no ${d.channel} channel is configured for repository ${d.repoId}`);
-    const conversation = d.conversationId
-      ? await this.#store.getConversation(d.conversationId)
-      : undefined;
-    await channel.deliver(d, conversation);
+    await channel.deliver(d, await this.#deliveryContext(d));
     this.events.emit('delivery', d);
+  }
+
+  async #deliveryContext(d: Delivery): Promise<DeliveryContext> {
+    const [conversation, replyTo, task] = await Promise.all([
+      d.conversationId ? this.#store.getConversation(d.conversationId) : undefined,
+      d.messageId ? this.#store.getMessage(d.messageId) : undefined,
+      d.taskId && d.kind === 'reply' ? this.#store.getTask(d.taskId) : undefined,
+    ]);
+    const baseUrl = this.#config.dashboard.base_url;
+    const wantsFooter = this.#repos.get(d.repoId)?.config.usage_footer;
+    return {
+      conversation,
+      replyTo,
+      footer: wantsFooter && task?.usage ? formatUsage(task.usage) : undefined,
+      link: baseUrl && conversation ? conversationUrl(baseUrl, conversation.id) : undefined,
+    };
   }
 
   // ---- recovery -----------------------------------------------------------------------

@@ -33,7 +33,12 @@ export interface MessageSink {
   receive(msg: IncomingMessage): Promise<{ messageId: string; duplicate: boolean }>;
 }
 
-export type AuthorizationResult = { ok: true } | { ok: false; reason: string };
+/**
+ * `notice`: text sent back into the thread although the message is refused. Only for a
+ * sender the channel authenticated and authorized (e.g. a message over the size limit);
+ * everyone else learns nothing.
+ */
+export type AuthorizationResult = { ok: true } | { ok: false; reason: string; notice?: string };
 
 /** A new thread opened by errand itself (scheduled tasks). */
 export interface NewThread {
@@ -64,11 +69,31 @@ export interface Channel {
    * retries: a channel that can should make a repeat with the same id a no-op.
    * Throws when the delivery could not be made; the gateway retries with backoff.
    */
-  deliver(delivery: Delivery, conversation: Conversation | undefined): Promise<void>;
+  deliver(delivery: Delivery, context: DeliveryContext): Promise<void>;
+  /**
+   * True when the channel wants an `ack` delivery for each new conversation (a short "got
+   * it" in the thread, e.g. for email, where nothing else shows the message arrived).
+   */
+  readonly acknowledgesNewConversations?: boolean;
   /** Live progress of a running task (plan updates). Best effort; may be undefined. */
   progress?(conversation: Conversation, task: Task, text: string): Promise<void>;
   /** Opens a new thread for a scheduled task and returns its thread key. */
   openThread?(thread: NewThread): Promise<string>;
+}
+
+/** What a channel may need besides the delivery itself to reply in the right thread. */
+export interface DeliveryContext {
+  /** Absent for deliveries outside a conversation. */
+  conversation?: Conversation;
+  /** The message this delivery answers (its channel metadata holds the thread headers). */
+  replyTo?: StoredMessage;
+  /**
+   * One line of cost and usage to show under the reply, when the repository asks for it
+   * (`usage_footer: true`); absent otherwise.
+   */
+  footer?: string;
+  /** Link to the conversation on the dashboard, when `dashboard.base_url` is set. */
+  link?: string;
 }
 
 /** One message of a task's prompt, attributed to its sender and time. */

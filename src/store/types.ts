@@ -143,7 +143,15 @@ export interface TaskEvent {
   data: unknown;
 }
 
-export type DeliveryKind = 'reply' | 'error' | 'stopped' | 'interrupted' | 'rejected' | 'notice';
+/** `ack`: the short "got it" some channels send when a conversation starts. */
+export type DeliveryKind =
+  | 'reply'
+  | 'error'
+  | 'stopped'
+  | 'interrupted'
+  | 'rejected'
+  | 'notice'
+  | 'ack';
 export type DeliveryState = 'pending' | 'sent' | 'failed';
 
 /**

@@ -2,6 +2,7 @@ import type {
   AuthorizationResult,
   Channel,
   ChannelHealth,
+  DeliveryContext,
   MessageSink,
   NewThread,
 } from '../../src/gateway/ports.ts';
@@ -16,6 +17,7 @@ import type {
 export interface SentDelivery {
   delivery: Delivery;
   conversation: Conversation | undefined;
+  context?: DeliveryContext;
 }
 
 /**
@@ -63,14 +65,15 @@ export class MemoryChannel implements Channel {
       : { ok: false, reason: 'sender not authorized' };
   }
 
-  async deliver(delivery: Delivery, conversation: Conversation | undefined): Promise<void> {
+  async deliver(delivery: Delivery, context: DeliveryContext): Promise<void> {
+    const { conversation } = context;
     this.attempts.push(delivery);
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('simulated delivery failure');
     }
     if (!this.sent.some((s) => s.delivery.id === delivery.id))
-      this.sent.push({ delivery, conversation });
+      this.sent.push({ delivery, conversation, context });
     for (const w of this.#waiters.splice(0)) w();
   }
 

@@ -1,0 +1,277 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { RepoConfig } from '../../config/index.ts';
+import type {
+  AuthorizationResult,
+  Channel,
+  ChannelHealth,
+  DeliveryContext,
+  MessageSink,
+  NewThread,
+} from '../../gateway/ports.ts';
+import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
+import type { Logger } from '../../util/logger.ts';
+import { safeFileName, uniqueFileNames } from './file-names.ts';
+import { parseIncomingMail } from './incoming-mail.ts';
+import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
+import { rawHeaders } from './raw-headers.ts';
+import { renderReply } from './render-reply.ts';
+import { type DnsResolver, isAuthorizedSender, verifySender } from './sender-auth.ts';
+import { type SmtpOptions, SmtpSender } from './smtp-sender.ts';
+import {
+  conversationTag,
+  errandMessageId,
+  replySubject,
+  taggedSubject,
+  tagKey,
+} from './threading.ts';
+
+export type EmailConfig = NonNullable<RepoConfig['email']>;
+
+/** What the channel keeps with each stored message to answer it in its thread. */
+interface EmailMeta {
+  auth: 'pass' | 'fail';
+  authReason?: string;
+  messageId: string;
+  references: string[];
+  subject: string;
+  /** Other addressees of the message, copied on the reply (reply-all). */
+  others: string[];
+  /** Size in bytes when the message was over the limit and not read. */
+  tooLarge?: number;
+  /** Recipient of a scheduled task's thread (from the schedule's `to`). */
+  to?: string;
+}
+
+export interface EmailChannelOptions {
+  logger: Logger;
+  /** Where attachments are saved before the gateway copies them into the inbox. */
+  attachmentsDir: string;
+  /** DNS for DKIM verification (tests); default: `dns_servers` or the system's. */
+  resolver?: DnsResolver;
+  /** First reconnect delay of the mailbox connection. */
+  reconnectBackoffMs?: number;
+}
+
+/** Largest message read, in bytes; larger ones get a notice instead of an agent. */
+export const MAX_MESSAGE_BYTES = 25 * 1024 * 1024;
+const MAX_ATTACHMENTS = 50;
+
+/**
+ * The email channel of one repository: IMAP in (IDLE, polling fallback), SMTP out. Every
+ * message is authenticated (DMARC with aligned DKIM) before anything else reads it; see
+ * docs/email-setup.md.
+ */
+export class EmailChannel implements Channel {
+  readonly kind = 'email' as const;
+  readonly acknowledgesNewConversations = true;
+  readonly repoId: string;
+  readonly #config: EmailConfig;
+  readonly #opts: EmailChannelOptions;
+  readonly #smtp: SmtpSender;
+  #watcher: MailboxWatcher | undefined;
+  #sink: MessageSink | undefined;
+  readonly #domain: string;
+
+  constructor(repoId: string, config: EmailConfig, opts: EmailChannelOptions) {
+    this.repoId = repoId;
+    this.#config = config;
+    this.#opts = opts;
+    this.#domain = config.address.slice(config.address.lastIndexOf('@') + 1).toLowerCase();
+    const smtp: SmtpOptions = {
+      host: config.smtp.host,
+      port: config.smtp.port,
+      security: config.smtp.security,
+      user: config.smtp.user,
+      password: config.smtp.password.reveal(),
+    };
+    this.#smtp = new SmtpSender(smtp);
+  }
+
+  async start(sink: MessageSink): Promise<void> {
+    this.#sink = sink;
+    const imap = this.#config.imap;
+    this.#watcher = new MailboxWatcher({
+      server: { ...imap, password: imap.password.reveal() },
+      pollMs: this.#config.poll_seconds * 1000,
+      maxBytes: MAX_MESSAGE_BYTES,
+      logger: this.#opts.logger.child({ repo: this.repoId, channel: 'email' }),
+      handle: (mail) => this.#receive(mail),
+      backoffMs: this.#opts.reconnectBackoffMs,
+    });
+    this.#watcher.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#watcher?.stop();
+    this.#watcher = undefined;
+    this.#sink = undefined;
+    this.#smtp.close();
+  }
+
+  health(): ChannelHealth {
+    return this.#watcher?.health() ?? { state: 'stopped', since: Date.now() };
+  }
+
+  async authorize(msg: StoredMessage): Promise<AuthorizationResult> {
+    const meta = msg.meta as EmailMeta | undefined;
+    if (meta?.auth !== 'pass') {
+      return { ok: false, reason: `email not authenticated: ${meta?.authReason ?? 'unknown'}` };
+    }
+    // Checked again here: the list may have changed since the message arrived.
+    if (!isAuthorizedSender(msg.sender.id, this.#config.authorized_senders)) {
+      return { ok: false, reason: `${msg.sender.id} is not in authorized_senders` };
+    }
+    if (meta.tooLarge) {
+      return {
+        ok: false,
+        reason: `message of ${meta.tooLarge} bytes is over the limit`,
+        notice: `Your message is ${mb(meta.tooLarge)} MB; errand reads messages of up to ${mb(MAX_MESSAGE_BYTES)} MB. Send smaller attachments or a link to them, and write again.`,
+      };
+    }
+    return { ok: true };
+  }
+
+  async openThread(thread: NewThread): Promise<string> {
+    if (!thread.to) throw new Error('an email schedule needs `to:` (the recipient)');
+    // A tag key: replies to the first mail carry the tag in their References.
+    return tagKey(randomBytes(6).toString('hex'));
+  }
+
+  async deliver(d: Delivery, ctx: DeliveryContext): Promise<void> {
+    const replyTo = ctx.replyTo;
+    const meta = replyTo?.meta as EmailMeta | undefined;
+    const threadKey = ctx.conversation?.threadKey ?? replyTo?.ownThreadKey;
+    if (!threadKey) throw new Error(`delivery ${d.id} has no thread to answer`);
+    const tag = conversationTag(threadKey);
+    const scheduled = replyTo?.channel === 'schedule';
+    const to = scheduled ? meta?.to : replyTo?.sender.id;
+    if (!to) throw new Error(`delivery ${d.id} has no recipient`);
+    const subject = taggedSubject(
+      scheduled
+        ? (ctx.conversation?.title ?? 'errand')
+        : replySubject(meta?.subject || ctx.conversation?.title || 'errand'),
+      tag,
+    );
+    const { attachments, missing } = attachable(d.files);
+    let text = d.text;
+    if (missing.length) {
+      text += `\n\n(Not attached: ${missing.join('; ')})`;
+    }
+    if (d.kind === 'ack' && ctx.link) text += `\n\nFollow along: ${ctx.link}`;
+    const body = renderReply(text, { footer: ctx.footer });
+    const references = meta ? [...meta.references, meta.messageId] : [];
+    await this.#smtp.send({
+      from: this.#config.address,
+      to,
+      cc: scheduled ? [] : (meta?.others ?? []),
+      subject,
+      messageId: errandMessageId(tag, d.id, this.#domain),
+      inReplyTo: meta?.messageId,
+      references,
+      text: body.text,
+      html: body.html,
+      attachments,
+    });
+  }
+
+  async #receive(mail: FetchedMail): Promise<void> {
+    const sink = this.#sink;
+    if (!sink) throw new Error('the email channel is stopped');
+    const headers = rawHeaders(mail.source);
+    const verdict = await verifySender(mail.source, headers, {
+      trustedAuthservId: this.#config.trusted_authserv_id,
+      verifyDkim: this.#config.verify_dkim,
+      dnsServers: this.#config.dns_servers,
+      resolver: this.#opts.resolver,
+      authorizedSenders: this.#config.authorized_senders,
+    });
+    const log = this.#opts.logger.child({ repo: this.repoId, channel: 'email', uid: mail.uid });
+    if (!verdict.ok && verdict.temporary) {
+      throw new Error(`sender check could not finish (${verdict.reason}); will try again`);
+    }
+    const parsed = await parseIncomingMail(
+      mail.truncated ? Buffer.concat([mail.source, Buffer.from('\r\n')]) : mail.source,
+      headers,
+      this.#config.address,
+    );
+    const meta: EmailMeta = {
+      auth: verdict.ok ? 'pass' : 'fail',
+      authReason: verdict.ok ? undefined : verdict.reason,
+      messageId: parsed.messageId,
+      references: parsed.references,
+      subject: parsed.subject,
+      others: parsed.others,
+      tooLarge: mail.truncated ? mail.size : undefined,
+    };
+    const msg: IncomingMessage = {
+      repoId: this.repoId,
+      channel: 'email',
+      // A refused message must not claim a Message-ID: a forger could otherwise make the
+      // real message look like a duplicate.
+      externalId: verdict.ok ? parsed.messageId : `refused.${parsed.contentHash}`,
+      contentHash: parsed.contentHash,
+      threadKeys: [...parsed.threadKeys, tagKey(conversationTag(parsed.ownThreadKey))],
+      ownThreadKey: parsed.ownThreadKey,
+      sender: { id: verdict.address ?? 'unknown', name: verdict.ok ? verdict.name : undefined },
+      text: verdict.ok && !mail.truncated ? parsed.text : '',
+      subject: parsed.subject,
+      attachments:
+        verdict.ok && !mail.truncated
+          ? await this.#saveAttachments(parsed.contentHash, parsed.attachments)
+          : [],
+      receivedAt: Date.now(),
+      model: parsed.model,
+      meta: { ...meta },
+    };
+    const r = await sink.receive(msg);
+    if (!verdict.ok) log.warn({ message: r.messageId, reason: verdict.reason }, 'mail refused');
+    else if (r.duplicate) log.info({ message: r.messageId }, 'mail seen before; not run again');
+  }
+
+  async #saveAttachments(
+    hash: string,
+    files: Array<{ name: string | undefined; contentType: string; content: Uint8Array }>,
+  ): Promise<Attachment[]> {
+    if (files.length === 0) return [];
+    const dir = join(this.#opts.attachmentsDir, this.repoId, hash.slice(0, 24));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const kept = files.slice(0, MAX_ATTACHMENTS);
+    const names = uniqueFileNames(kept.map((f, i) => safeFileName(f.name, `attachment-${i + 1}`)));
+    const out: Attachment[] = [];
+    for (const [i, f] of kept.entries()) {
+      const path = join(dir, names[i]!);
+      await writeFile(path, f.content, { mode: 0o600 });
+      out.push({ name: names[i]!, path, size: f.content.byteLength, contentType: f.contentType });
+    }
+    return out;
+  }
+}
+
+function attachable(files: string[]): {
+  attachments: Array<{ filename: string; path: string }>;
+  missing: string[];
+} {
+  const attachments: Array<{ filename: string; path: string }> = [];
+  const missing: string[] = [];
+  let total = 0;
+  for (const path of files) {
+    if (!existsSync(path)) {
+      missing.push(`${basename(path)}, no longer on disk`);
+      continue;
+    }
+    total += statSync(path).size;
+    if (total > MAX_MESSAGE_BYTES) {
+      missing.push(`${basename(path)}, over the ${mb(MAX_MESSAGE_BYTES)} MB mail limit`);
+      continue;
+    }
+    attachments.push({ filename: basename(path), path });
+  }
+  return { attachments, missing };
+}
+
+function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '');
+}

@@ -1,0 +1,1 @@
+export { EmailChannel, type EmailChannelOptions, MAX_MESSAGE_BYTES } from './email-channel.ts';
