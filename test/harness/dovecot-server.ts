@@ -120,6 +120,8 @@ userdb {
   async #launch(): Promise<void> {
     const proc = spawn(DOVECOT, ['-F', '-c', join(this.#dir, 'dovecot.conf')], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so stop() also ends the imap processes serving clients.
+      detached: true,
     });
     let output = '';
     proc.stdout?.on('data', (b: Buffer) => (output += b));
@@ -154,6 +156,12 @@ userdb {
     const gone = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGTERM');
     await gone;
+    // Connections served by child processes would otherwise outlive the server.
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // The group is already gone.
+    }
   }
 
   async close(): Promise<void> {
