@@ -37,6 +37,15 @@ export function controlTokenPath(config: ServerConfig): string {
   return join(stateDir(config, process.env), 'control-token');
 }
 
+/** Where the running errand's API answers, for commands on the same machine. */
+export function controlBaseUrl(config: ServerConfig): string {
+  const host =
+    config.dashboard.host === '0.0.0.0' || config.dashboard.host === '::'
+      ? '127.0.0.1'
+      : config.dashboard.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.dashboard.port}`;
+}
+
 export function openStore(config: ServerConfig): Store {
   return openSqliteStore(storePath(config));
 }

@@ -1,5 +1,7 @@
+import type { ServerConfig } from '../config/index.ts';
 import type { Conversation, Store, Task } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
+import { controlBaseUrl } from './context.ts';
 
 /** Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL). */
 
@@ -24,11 +26,49 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-export async function statusReport(store: Store, json: boolean): Promise<string> {
+/** A channel's health as the running errand reports it (`GET /api/health`). */
+export interface ChannelStatus {
+  repo: string;
+  channel: string;
+  state: string;
+  lastError?: string;
+  since: number;
+}
+
+/** Channel health from the running errand; undefined when it does not answer. */
+export async function channelHealth(config: ServerConfig): Promise<ChannelStatus[] | undefined> {
+  try {
+    const res = await fetch(`${controlBaseUrl(config)}/api/health`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    if (!res.ok) return undefined;
+    return ((await res.json()) as { channels?: ChannelStatus[] }).channels ?? [];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Tasks from the store, and channel health from the running errand when it answers
+ * (`channels` undefined: it did not).
+ */
+export async function statusReport(
+  store: Store,
+  json: boolean,
+  channels?: ChannelStatus[],
+): Promise<string> {
   const running = await store.listTasks({ states: ['running'] });
   const queued = await store.listTasks({ states: ['queued'] });
-  if (json) return JSON.stringify({ running, queued }, null, 2);
-  if (running.length + queued.length === 0) return 'No tasks running or queued.';
+  if (json) return JSON.stringify({ running, queued, channels: channels ?? null }, null, 2);
+  const health = channels
+    ? channels.length
+      ? `${table([
+          ['REPO', 'CHANNEL', 'STATE', 'SINCE', 'LAST ERROR'],
+          ...channels.map((c) => [c.repo, c.channel, c.state, ago(c.since), c.lastError ?? '']),
+        ])}\n\n`
+      : 'No channels configured.\n\n'
+    : 'errand is not running (start it with: errand start).\n\n';
+  if (running.length + queued.length === 0) return `${health}No tasks running or queued.`;
   const rows = [['TASK', 'STATE', 'REPO', 'CONVERSATION', 'FOR']];
   for (const t of [...running, ...queued]) {
     rows.push([
@@ -39,7 +79,7 @@ export async function statusReport(store: Store, json: boolean): Promise<string>
       ago(t.state === 'running' ? t.startedAt : t.createdAt),
     ]);
   }
-  return `${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
+  return `${health}${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
 }
 
 export async function conversationsList(

@@ -9,7 +9,7 @@ import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors
 import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
-import { conversationShow, conversationsList, statusReport } from './inspect.ts';
+import { channelHealth, conversationShow, conversationsList, statusReport } from './inspect.ts';
 import { SANDBOX_EXIT, type SandboxRunOptions, sandboxImage, sandboxRun } from './sandbox-run.ts';
 import { installService, uninstallService } from './service.ts';
 import { startCommand } from './start.ts';
@@ -134,7 +134,7 @@ function program(): Command {
     });
 
   p.command('status')
-    .description('show running and queued tasks')
+    .description('show channel health, running and queued tasks')
     .option(CONFIG_FLAG, CONFIG_HELP)
     .option('--json', 'print as JSON')
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
@@ -142,7 +142,7 @@ function program(): Command {
       const { config } = await requireConfig(o.config);
       const store = openStore(config);
       try {
-        out(await statusReport(store, o.json ?? false));
+        out(await statusReport(store, o.json ?? false, await channelHealth(config)));
       } finally {
         await store.close();
       }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { ServerConfig } from '../config/index.ts';
 import { ErrandError } from '../util/errors.ts';
-import { controlTokenPath } from './context.ts';
+import { controlBaseUrl, controlTokenPath } from './context.ts';
 
 /** `errand stop ID`: asks the running errand to stop a task or a conversation's tasks. */
 export async function stopViaApi(config: ServerConfig, id: string): Promise<string[]> {
@@ -21,11 +21,7 @@ export async function stopViaApi(config: ServerConfig, id: string): Promise<stri
       'errand has not been started with this config (no control token). Start it with: errand start',
     );
   }
-  const host =
-    config.dashboard.host === '0.0.0.0' || config.dashboard.host === '::'
-      ? '127.0.0.1'
-      : config.dashboard.host;
-  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.dashboard.port}`;
+  const base = controlBaseUrl(config);
   const kind = id.startsWith('t_') ? 'tasks' : 'conversations';
   let res: Response;
   try {

@@ -165,10 +165,9 @@ describe('the errand command', () => {
         shown,
         /\.errand\/container\/ on branch main does not exist\. Add a Containerfile there by pull request/,
       );
-      assert.match(
-        (await cli(['status', '--config', path], { env })).stdout,
-        /No tasks running or queued/,
-      );
+      const status = (await cli(['status', '--config', path], { env })).stdout;
+      assert.match(status, /No tasks running or queued/);
+      assert.match(status, /demo\s+web\s+connected/, 'channel health from the running errand');
       const stopMissing = await cli(['stop', 't_doesnotexist', '--config', path], { env });
       assert.equal(stopMissing.code, 5, stopMissing.stderr);
       const notAnId = await cli(['stop', '../etc', '--config', path], { env });
@@ -190,6 +189,9 @@ describe('the errand command', () => {
       const r = await cli(['stop', 't_abc', '--config', path], { env });
       assert.equal(r.code, 4);
       assert.match(r.stderr, /errand start/);
+      const status = await cli(['status', '--config', path], { env });
+      assert.equal(status.code, 0);
+      assert.match(status.stdout, /errand is not running \(start it with: errand start\)/);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -197,7 +197,8 @@ userdb {
     });
   }
 
-  async #with<T>(user: ImapUser, fn: (c: ImapFlow) => Promise<T>): Promise<T> {
+  /** A plain IMAP client for `user`, not yet connected. */
+  client(user = this.users[0]!): ImapFlow {
     const c = new ImapFlow({
       host: this.host,
       port: this.port,
@@ -207,6 +208,11 @@ userdb {
       logger: false,
     });
     c.on('error', () => undefined);
+    return c;
+  }
+
+  async #with<T>(user: ImapUser, fn: (c: ImapFlow) => Promise<T>): Promise<T> {
+    const c = this.client(user);
     await c.connect();
     try {
       return await fn(c);

@@ -172,35 +172,65 @@ export class MailboxWatcher {
     const client = this.#client;
     if (!client) return;
     try {
-      const uids = (await client.search({ seen: false }, { uid: true })) || [];
-      for (const uid of uids.sort((a, b) => a - b)) {
+      const uids = ((await client.search({ seen: false }, { uid: true })) || []).sort(
+        (a, b) => a - b,
+      );
+      if (uids.length === 0) return;
+      const sizes = new Map<number, number>();
+      for (const m of await client.fetchAll(uids, { uid: true, size: true }, { uid: true })) {
+        sizes.set(m.uid, m.size ?? 0);
+      }
+      for (const batch of batches(uids, sizes, this.#opts.maxBytes)) {
         if (this.#stopped || this.#client !== client) return;
-        const meta = await client.fetchOne(String(uid), { uid: true, size: true }, { uid: true });
-        if (!meta) continue;
-        const truncated = (meta.size ?? 0) > this.#opts.maxBytes;
-        const full = await client.fetchOne(
-          String(uid),
-          truncated ? { uid: true, headers: true } : { uid: true, source: true },
-          { uid: true },
-        );
-        if (!full) continue;
-        const source = (truncated ? full.headers : full.source) ?? Buffer.alloc(0);
-        try {
-          await this.#opts.handle({ uid, size: meta.size ?? source.length, source, truncated });
-        } catch (e) {
-          // Not stored: leave it unread, so the next pass tries again.
-          this.#opts.logger.error(
-            { uid, err: (e as Error).message },
-            'mail could not be stored; will retry',
-          );
-          continue;
+        const handled = await this.#handleBatch(client, batch, sizes);
+        // One STORE per batch; a crash before it only means these are fetched again.
+        if (handled.length > 0) {
+          await client.messageFlagsAdd(handled, ['\\Seen'], { uid: true });
         }
-        await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
       }
     } catch (e) {
       // A broken connection surfaces here and through 'close'; the reconnect drains again.
       this.#opts.logger.warn({ err: describeImapError(e as Error) }, 'mailbox check failed');
     }
+  }
+
+  async #handleBatch(
+    client: ImapFlow,
+    batch: number[],
+    sizes: Map<number, number>,
+  ): Promise<number[]> {
+    const whole = batch.filter((uid) => (sizes.get(uid) ?? 0) <= this.#opts.maxBytes);
+    const headerOnly = batch.filter((uid) => !whole.includes(uid));
+    const fetched = [
+      ...(whole.length
+        ? await client.fetchAll(whole, { uid: true, source: true }, { uid: true })
+        : []
+      ).map((m) => ({ uid: m.uid, source: m.source, truncated: false })),
+      ...(headerOnly.length
+        ? await client.fetchAll(headerOnly, { uid: true, headers: true }, { uid: true })
+        : []
+      ).map((m) => ({ uid: m.uid, source: m.headers, truncated: true })),
+    ].sort((a, b) => a.uid - b.uid);
+    const handled: number[] = [];
+    for (const m of fetched) {
+      const source = m.source ?? Buffer.alloc(0);
+      try {
+        await this.#opts.handle({
+          uid: m.uid,
+          size: sizes.get(m.uid) ?? source.length,
+          source,
+          truncated: m.truncated,
+        });
+        handled.push(m.uid);
+      } catch (e) {
+        // Not stored: leave it unread, so the next pass tries again.
+        this.#opts.logger.error(
+          { uid: m.uid, err: (e as Error).message },
+          'mail could not be stored; will retry',
+        );
+      }
+    }
+    return handled;
   }
 
   #setHealth(state: ChannelHealth['state'], lastError?: string): void {
@@ -212,4 +242,23 @@ export class MailboxWatcher {
 function describeImapError(e: Error): string {
   const r = e as Error & { responseText?: string; code?: string };
   return [r.code, r.responseText ?? r.message].filter(Boolean).join(': ');
+}
+
+/** Groups of messages small enough together to hold in memory at once. */
+function batches(uids: number[], sizes: Map<number, number>, maxBytes: number): number[][] {
+  const out: number[][] = [];
+  let current: number[] = [];
+  let bytes = 0;
+  for (const uid of uids) {
+    const size = Math.min(sizes.get(uid) ?? 0, maxBytes);
+    if (current.length > 0 && (current.length >= 100 || bytes + size > 2 * maxBytes)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(uid);
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
