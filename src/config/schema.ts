@@ -79,6 +79,12 @@ const emailChannel = z
       .max(3600)
       .default(60)
       .describe('polling interval when IDLE is unavailable'),
+    max_message_mb: z
+      .number()
+      .positive()
+      .max(100)
+      .default(25)
+      .describe('larger mail is not read (the sender gets a notice); also caps attachments sent'),
   })
   .strict()
   .superRefine((e, ctx) => {

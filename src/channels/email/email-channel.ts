@@ -55,8 +55,6 @@ export interface EmailChannelOptions {
   reconnectBackoffMs?: number;
 }
 
-/** Largest message read, in bytes; larger ones get a notice instead of an agent. */
-export const MAX_MESSAGE_BYTES = 25 * 1024 * 1024;
 const MAX_ATTACHMENTS = 50;
 
 /**
@@ -74,11 +72,14 @@ export class EmailChannel implements Channel {
   #watcher: MailboxWatcher | undefined;
   #sink: MessageSink | undefined;
   readonly #domain: string;
+  /** Largest message read; larger ones get a notice instead of an agent. */
+  readonly #maxBytes: number;
 
   constructor(repoId: string, config: EmailConfig, opts: EmailChannelOptions) {
     this.repoId = repoId;
     this.#config = config;
     this.#opts = opts;
+    this.#maxBytes = Math.round(config.max_message_mb * 1024 * 1024);
     this.#domain = config.address.slice(config.address.lastIndexOf('@') + 1).toLowerCase();
     const smtp: SmtpOptions = {
       host: config.smtp.host,
@@ -96,7 +97,7 @@ export class EmailChannel implements Channel {
     this.#watcher = new MailboxWatcher({
       server: { ...imap, password: imap.password.reveal() },
       pollMs: this.#config.poll_seconds * 1000,
-      maxBytes: MAX_MESSAGE_BYTES,
+      maxBytes: this.#maxBytes,
       logger: this.#opts.logger.child({ repo: this.repoId, channel: 'email' }),
       handle: (mail) => this.#receive(mail),
       backoffMs: this.#opts.reconnectBackoffMs,
@@ -128,7 +129,7 @@ export class EmailChannel implements Channel {
       return {
         ok: false,
         reason: `message of ${meta.tooLarge} bytes is over the limit`,
-        notice: `Your message is ${mb(meta.tooLarge)} MB; errand reads messages of up to ${mb(MAX_MESSAGE_BYTES)} MB. Send smaller attachments or a link to them, and write again.`,
+        notice: `Your message is ${mb(meta.tooLarge)} MB; errand reads messages of up to ${mb(this.#maxBytes)} MB. Send smaller attachments or a link to them, and write again.`,
       };
     }
     return { ok: true };
@@ -142,12 +143,13 @@ export class EmailChannel implements Channel {
 
   async deliver(d: Delivery, ctx: DeliveryContext): Promise<void> {
     const replyTo = ctx.replyTo;
-    const meta = replyTo?.meta as EmailMeta | undefined;
     const threadKey = ctx.conversation?.threadKey ?? replyTo?.ownThreadKey;
     if (!threadKey) throw new Error(`delivery ${d.id} has no thread to answer`);
     const tag = conversationTag(threadKey);
+    // A schedule's message carries only the recipient; everything else answers a mail.
     const scheduled = replyTo?.channel === 'schedule';
-    const to = scheduled ? meta?.to : replyTo?.sender.id;
+    const meta = scheduled ? undefined : (replyTo?.meta as EmailMeta | undefined);
+    const to = scheduled ? (replyTo?.meta as { to?: string } | undefined)?.to : replyTo?.sender.id;
     if (!to) throw new Error(`delivery ${d.id} has no recipient`);
     const subject = taggedSubject(
       scheduled
@@ -155,7 +157,7 @@ export class EmailChannel implements Channel {
         : replySubject(meta?.subject || ctx.conversation?.title || 'errand'),
       tag,
     );
-    const { attachments, missing } = attachable(d.files);
+    const { attachments, missing } = attachable(d.files, this.#maxBytes);
     let text = d.text;
     if (missing.length) {
       text += `\n\n(Not attached: ${missing.join('; ')})`;
@@ -166,7 +168,7 @@ export class EmailChannel implements Channel {
     await this.#smtp.send({
       from: this.#config.address,
       to,
-      cc: scheduled ? [] : (meta?.others ?? []),
+      cc: meta?.others ?? [],
       subject,
       messageId: errandMessageId(tag, d.id, this.#domain),
       inReplyTo: meta?.messageId,
@@ -250,7 +252,10 @@ export class EmailChannel implements Channel {
   }
 }
 
-function attachable(files: string[]): {
+function attachable(
+  files: string[],
+  maxBytes: number,
+): {
   attachments: Array<{ filename: string; path: string }>;
   missing: string[];
 } {
@@ -263,8 +268,8 @@ function attachable(files: string[]): {
       continue;
     }
     total += statSync(path).size;
-    if (total > MAX_MESSAGE_BYTES) {
-      missing.push(`${basename(path)}, over the ${mb(MAX_MESSAGE_BYTES)} MB mail limit`);
+    if (total > maxBytes) {
+      missing.push(`${basename(path)}, over the ${mb(maxBytes)} MB mail limit`);
       continue;
     }
     attachments.push({ filename: basename(path), path });
@@ -273,5 +278,5 @@ function attachable(files: string[]): {
 }
 
 function mb(bytes: number): string {
-  return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '');
+  return String(Number((bytes / 1024 / 1024).toPrecision(2)));
 }

@@ -1,1 +1,1 @@
-export { EmailChannel, type EmailChannelOptions, MAX_MESSAGE_BYTES } from './email-channel.ts';
+export { EmailChannel, type EmailChannelOptions } from './email-channel.ts';

@@ -7,6 +7,7 @@
 import { Resolver } from 'node:dns/promises';
 import { authenticate } from 'mailauth';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { decodeWords } from 'postal-mime';
 import { headerValues, type RawHeader } from './raw-headers.ts';
 
 export type SenderVerdict =
@@ -43,7 +44,7 @@ export function fromAddress(
   if (!/^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$/.test(address ?? '')) {
     return { ok: false, reason: 'the From address is malformed' };
   }
-  return { ok: true, address: address.toLowerCase(), name: name || undefined };
+  return { ok: true, address: address.toLowerCase(), name: name ? decodeWords(name) : undefined };
 }
 
 /** Whether `address` matches one of the patterns: exact, or `*@domain`. */

@@ -9,8 +9,13 @@ import { messageIds } from './raw-headers.ts';
 
 const TAG = /^[0-9a-f]{12}$/;
 
-/** The conversation tag of a thread key: short, stable, not guessable from the subject. */
+/**
+ * The conversation tag of a thread key: short, stable, not guessable from the subject. A
+ * thread errand opened itself (a schedule) is keyed by its tag already.
+ */
 export function conversationTag(threadKey: string): string {
+  const own = threadKey.startsWith('tag:') ? threadKey.slice(4) : '';
+  if (TAG.test(own)) return own;
   return createHash('sha256').update(threadKey).digest('hex').slice(0, 12);
 }
 
