@@ -13,7 +13,7 @@ import {
   stateDir,
   watchConfig,
 } from '../config/index.ts';
-import { createControlApi } from '../dashboard/index.ts';
+import { createDashboard, sha256Hex } from '../dashboard/index.ts';
 import { Gateway } from '../gateway/index.ts';
 import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
 import { ErrandError } from '../util/errors.ts';
@@ -35,6 +35,40 @@ function ensureControlToken(config: ServerConfig): string {
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return token;
+}
+
+const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/i;
+
+/**
+ * Login tokens of the dashboard, as hashes. Bound beyond loopback with none configured,
+ * errand makes one for `admin`, keeps only its hash in the state folder, and prints it
+ * once.
+ */
+function loginTokens(
+  config: ServerConfig,
+  dir: string,
+): { hashes: Map<string, string>; notice: string } {
+  const d = config.dashboard;
+  const hashes = new Map<string, string>();
+  for (const [user, token] of Object.entries(d.users)) hashes.set(user, sha256Hex(token.reveal()));
+  if (d.token) hashes.set('admin', sha256Hex(d.token.reveal()));
+  const loginRequired = d.require_login ?? !LOOPBACK_HOST.test(d.host);
+  if (hashes.size > 0 || !loginRequired) return { hashes, notice: '' };
+  const file = join(dir, 'dashboard-token.sha256');
+  if (existsSync(file)) {
+    hashes.set('admin', readFileSync(file, 'utf8').trim());
+    return {
+      hashes,
+      notice: `  login:  with the token printed when errand first started (lost? delete ${file} and restart)\n`,
+    };
+  }
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${sha256Hex(token)}\n`, { mode: 0o600 });
+  hashes.set('admin', sha256Hex(token));
+  return {
+    hashes,
+    notice: `  login:  ${token}   (shown once; errand keeps only its hash)\n`,
+  };
 }
 
 /** `errand start`: runs the gateway in the foreground until SIGTERM or SIGINT. */
@@ -74,13 +108,15 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   });
   await gateway.start();
 
-  const api = createControlApi({
+  const login = loginTokens(config, dir);
+  const dashboard = createDashboard({
     gateway,
-    store,
     logger: log,
     controlToken: ensureControlToken(config),
+    tokenHashes: login.hashes,
     version: VERSION,
   });
+  const api = dashboard.server;
   await new Promise<void>((resolve, reject) => {
     api.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -111,6 +147,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
       `  config: ${result.source === 'file' ? result.path : 'embedded defaults (run `errand init` to write a config)'}\n` +
       `  state:  ${dir}\n` +
       `  repos:  ${repos.length ? repos.join(', ') : 'none (start errand inside a git checkout, or add repos to the config)'}\n` +
+      login.notice +
       'Stop with Ctrl-C.\n',
   );
 
@@ -157,6 +194,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   });
   watcher?.close();
   await gateway.shutdown();
+  dashboard.close();
   await new Promise<void>((resolve) => api.close(() => resolve()));
   api.closeAllConnections();
   await store.close();

@@ -410,10 +410,25 @@ export const serverConfigSchema = z
           .describe('address the dashboard and API bind to'),
         port: z.number().int().min(1).max(65535).default(5200).describe('dashboard port'),
         base_url: z.url().optional().describe('public URL of the dashboard, for links in replies'),
-        token: secret('dashboard login token').optional(),
+        token: secret(
+          'login token of the user `admin` when bound beyond loopback; default: one errand start makes and prints once',
+        ).optional(),
+        require_login: z
+          .boolean()
+          .optional()
+          .describe(
+            'ask for a login token; default: only when bound beyond loopback (set true on a shared machine)',
+          ),
+        users: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, 'a user name'),
+            secret('login token'),
+          )
+          .default({})
+          .describe('more dashboard users, each with a login token of their own'),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 5200 })
+      .default({ host: '127.0.0.1', port: 5200, users: {} })
       .describe('dashboard and API'),
     repos: z
       .record(

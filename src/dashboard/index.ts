@@ -1,1 +1,2 @@
-export { type ControlApiOptions, createControlApi } from './control-api.ts';
+export { sha256Hex } from './access.ts';
+export { createDashboard, type Dashboard, type DashboardOptions } from './server.ts';

@@ -18,8 +18,10 @@ import type {
   DeliveryContext,
   HistoryEntry,
   MessageSink,
+  NetworkRequest,
   OutcomeKind,
   PromptPart,
+  RepoSandboxInfo,
   TaskExecutor,
 } from './ports.ts';
 import { ScheduleTimers, schedulePrompt } from './schedule-runner.ts';
@@ -111,6 +113,11 @@ export class Gateway {
     this.#commandCwd = opts.commandCwd ?? process.cwd();
     this.#retentionSweepMs = opts.retentionSweepMs ?? 3_600_000;
     this.events.setMaxListeners(0);
+  }
+
+  /** The store, for read-only views (dashboard, status). */
+  get store(): Store {
+    return this.#store;
   }
 
   get config(): ServerConfig {
@@ -221,6 +228,18 @@ export class Gateway {
 
   channelsOf(repoId: string): Channel[] {
     return [...(this.#repos.get(repoId)?.channels.values() ?? [])];
+  }
+
+  /** The last `limit` requests of a conversation's sandboxes; empty when none are recorded. */
+  async networkLog(conversation: Conversation, limit = 500): Promise<NetworkRequest[]> {
+    return (await this.#executor.networkLog?.(conversation, limit)) ?? [];
+  }
+
+  /** What the repository's default branch puts in effect; undefined for unknown repos. */
+  async describeRepo(repoId: string): Promise<RepoSandboxInfo | undefined> {
+    const repo = this.#config.repos[repoId];
+    if (!repo) return undefined;
+    return (await this.#executor.describeRepo?.(repoId, repo)) ?? {};
   }
 
   /**

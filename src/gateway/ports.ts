@@ -3,6 +3,7 @@
  * agent behind it) and the store are chosen by the caller; the gateway knows only these
  * shapes, so each side can be built and tested on its own.
  */
+import type { RepoConfig } from '../config/index.ts';
 import type {
   Attachment,
   ChannelKind,
@@ -156,6 +157,32 @@ export interface TaskExecutor {
   removeConversation?(conversation: Conversation): Promise<void>;
   /** Kills sandboxes left behind by an earlier process; called once at start. */
   cleanupOrphans?(): Promise<void>;
+  /** The last `limit` requests the conversation's sandboxes made, oldest first. */
+  networkLog?(conversation: Conversation, limit: number): Promise<NetworkRequest[]>;
+  /** What the repository's default branch puts in effect, for the dashboard. */
+  describeRepo?(repoId: string, repo: RepoConfig): Promise<RepoSandboxInfo>;
+}
+
+/** One request that tried to leave a sandbox (query values and credentials never appear). */
+export interface NetworkRequest {
+  time: string;
+  action: 'allowed' | 'blocked';
+  method: string;
+  url: string;
+  status: number;
+  code?: string;
+  /** Names of the masked secrets whose real values were put in. */
+  swapped: string[];
+}
+
+export interface RepoSandboxInfo {
+  /** The allowlist file's text on the default branch; undefined: none, or not fetched yet. */
+  allowlist?: string;
+  defaultBranch?: string;
+  /** The last image a task of this repository ran in, since errand started. */
+  image?: { ok: boolean; image?: string; built: boolean; at: number };
+  /** Why nothing could be read (e.g. the mirror is not fetched yet). */
+  note?: string;
 }
 
 /** One command run in the task's prepared sandbox (workspace, mounts, network in place). */

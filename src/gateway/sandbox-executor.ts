@@ -1,4 +1,12 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -31,6 +39,8 @@ import { type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
 import {
   type AgentRunner,
   type EventSink,
+  type NetworkRequest,
+  type RepoSandboxInfo,
   SANDBOX_PATHS,
   type SandboxExecRequest,
   type TaskExecutor,
@@ -90,6 +100,7 @@ function bytes(size: string): number {
  */
 export class SandboxExecutor implements TaskExecutor {
   readonly #o: SandboxExecutorOptions;
+  readonly #lastImage = new Map<string, NonNullable<RepoSandboxInfo['image']>>();
 
   constructor(o: SandboxExecutorOptions) {
     this.#o = o;
@@ -252,6 +263,12 @@ export class SandboxExecutor implements TaskExecutor {
       await events.event('sandbox', { step: 'image' });
       const built = await this.#o.driver.prepareImage(context);
       // The build output is kept with the task, for the dashboard and for the error reply.
+      this.#lastImage.set(repoId, {
+        ok: built.ok,
+        image: built.ok ? built.image : undefined,
+        built: built.ok ? built.built : true,
+        at: Date.now(),
+      });
       await events.event('sandbox_image', {
         ok: built.ok,
         image: built.ok ? built.image : undefined,
@@ -431,6 +448,43 @@ export class SandboxExecutor implements TaskExecutor {
 
   async removeConversation(c: Conversation): Promise<void> {
     await this.#o.workspaces.removeConversation(c.repoId, c.id);
+  }
+
+  async networkLog(c: Conversation, limit: number): Promise<NetworkRequest[]> {
+    const path = join(this.#o.workspaces.dirs(c.repoId, c.id).root, 'network.log');
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      return [];
+    }
+    const lines = text.split('\n').filter(Boolean).slice(-limit);
+    return lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as NetworkRequest];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async describeRepo(repoId: string, repoConfig: RepoConfig): Promise<RepoSandboxInfo> {
+    const ws = this.#o.workspaces;
+    const image = this.#lastImage.get(repoId);
+    // Reading the default branch would clone the repository first; leave that to a task.
+    if (!existsSync(join(ws.mirrorPath(repoId), 'HEAD'))) {
+      return { image, note: 'not fetched yet: shown after the first task' };
+    }
+    const repo = repoOf(repoId, repoConfig);
+    try {
+      const [branch, allowlist] = await Promise.all([
+        ws.defaultBranch(repo),
+        ws.readTrustedFile(repo, ALLOWLIST_FILE),
+      ]);
+      return { allowlist: allowlist?.toString('utf8'), defaultBranch: branch, image };
+    } catch (e) {
+      return { image, note: `could not read the default branch: ${describeError(e)}` };
+    }
   }
 
   async cleanupOrphans(): Promise<void> {

@@ -486,7 +486,7 @@ export class SqliteStore implements Store {
       params.push(filter.scheduleId);
     }
     params.push(filter.limit ?? -1);
-    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${filter.newestFirst ? 'DESC' : ''} LIMIT ?`;
     return this.#all(sql, ...params).map(toTask);
   }
 

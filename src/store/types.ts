@@ -201,6 +201,8 @@ export interface TaskFilter {
   conversationId?: string;
   scheduleId?: string;
   limit?: number;
+  /** Newest (highest seq) first; default oldest first. */
+  newestFirst?: boolean;
 }
 
 export interface Store {

@@ -184,6 +184,10 @@ export class Workspaces {
   }
 
   /** The default branch, creating the mirror first when there is none yet. */
+  async defaultBranch(repo: WorkspaceRepo): Promise<string> {
+    return await this.#branch(repo);
+  }
+
   async #branch(repo: WorkspaceRepo): Promise<string> {
     checkRepo(repo);
     const mirror = this.mirrorPath(repo.id);

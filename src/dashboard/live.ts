@@ -1,0 +1,141 @@
+/**
+ * Server-Sent Events for live pages. One subscription to the gateway's events fans out to
+ * every open page. A task page gets each new event rendered (with its seq as the SSE id,
+ * so a reconnect resumes after the last one it has); other pages get a throttled
+ * "changed" and fetch their content again.
+ */
+import type { Gateway } from '../gateway/index.ts';
+import type { Delivery, StoredMessage, Task, TaskEvent } from '../store/types.ts';
+import { renderEvent } from './views/timeline.ts';
+
+export type Topic =
+  | { kind: 'overview' }
+  | { kind: 'conversation'; id: string }
+  | { kind: 'task'; id: string };
+
+export function parseTopic(s: string | undefined): Topic | undefined {
+  if (s === 'overview') return { kind: 'overview' };
+  const m = /^(conversation|task):([ct]_[A-Za-z0-9]{1,62})$/.exec(s ?? '');
+  if (!m) return undefined;
+  return m[1] === 'task' ? { kind: 'task', id: m[2]! } : { kind: 'conversation', id: m[2]! };
+}
+
+/** Where a client's stream goes; `end` closes it. */
+export interface LiveSink {
+  write(chunk: string): void;
+  end(): void;
+}
+
+interface Client {
+  res: LiveSink;
+  topic: Topic;
+  /** Conversation of a task page's task; tasks of a conversation page. */
+  taskIds: Set<string>;
+  changedTimer?: NodeJS.Timeout;
+}
+
+const THROTTLE_MS = 500;
+const KEEPALIVE_MS = 15_000;
+
+export class LiveHub {
+  readonly #clients = new Set<Client>();
+  readonly #gateway: Gateway;
+  readonly #keepalive: NodeJS.Timeout;
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments.
+  readonly #listeners: Array<[string, (...args: any[]) => void]>;
+
+  constructor(gateway: Gateway) {
+    this.#gateway = gateway;
+    this.#listeners = [
+      ['event', (e: TaskEvent) => this.#onEvent(e)],
+      ['task', (t: Task) => this.#onTask(t)],
+      ['delivery', (d: Delivery) => this.#onConversationChange(d.conversationId)],
+      ['message', (m: StoredMessage) => this.#onMessage(m)],
+    ];
+    for (const [name, fn] of this.#listeners) gateway.events.on(name, fn);
+    this.#keepalive = setInterval(() => {
+      for (const c of this.#clients) c.res.write(': keep-alive\n\n');
+    }, KEEPALIVE_MS);
+    this.#keepalive.unref();
+  }
+
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /**
+   * Opens a stream. `after`: for a task page, the last event seq the page has (from
+   * Last-Event-ID on a reconnect); the events after it are sent first.
+   */
+  async open(sink: LiveSink, topic: Topic, after: number, taskIds: string[]): Promise<() => void> {
+    sink.write('retry: 2000\n\n');
+    const client: Client = { res: sink, topic, taskIds: new Set(taskIds) };
+    this.#clients.add(client);
+    if (topic.kind === 'task') {
+      for (const e of await this.#gateway.store.listEvents(topic.id, after)) send(client, e);
+    }
+    return () => {
+      clearTimeout(client.changedTimer);
+      this.#clients.delete(client);
+    };
+  }
+
+  close(): void {
+    clearInterval(this.#keepalive);
+    for (const [name, fn] of this.#listeners) this.#gateway.events.off(name, fn);
+    for (const c of this.#clients) c.res.end();
+    this.#clients.clear();
+  }
+
+  #onEvent(e: TaskEvent): void {
+    for (const c of this.#clients) {
+      if (c.topic.kind === 'task' && c.topic.id === e.taskId) send(c, e);
+      else if (c.topic.kind === 'conversation' && c.taskIds.has(e.taskId)) changed(c);
+    }
+  }
+
+  #onTask(t: Task): void {
+    for (const c of this.#clients) {
+      if (c.topic.kind === 'task' && c.topic.id === t.id && t.state !== 'running') {
+        c.res.write(`event: state\ndata: ${t.state}\n\n`);
+      } else if (c.topic.kind === 'conversation' && c.topic.id === t.conversationId) {
+        c.taskIds.add(t.id);
+        changed(c);
+      } else if (c.topic.kind === 'overview') changed(c);
+    }
+  }
+
+  #onMessage(m: StoredMessage): void {
+    this.#onConversationChange(m.conversationId);
+  }
+
+  #onConversationChange(conversationId: string | undefined): void {
+    for (const c of this.#clients) {
+      if (c.topic.kind === 'overview') changed(c);
+      else if (c.topic.kind === 'conversation' && c.topic.id === conversationId) changed(c);
+    }
+  }
+}
+
+function send(c: Client, e: TaskEvent): void {
+  if (e.kind === 'plan') {
+    const fragment = renderEvent(e).value;
+    c.res.write(`event: plan\ndata: ${oneLine(`<h2>Plan</h2>${fragment}`)}\n\n`);
+  }
+  const html = renderEvent(e).value;
+  if (!html) return;
+  c.res.write(`id: ${e.seq}\nevent: ev\ndata: ${oneLine(html)}\n\n`);
+}
+
+function changed(c: Client): void {
+  if (c.changedTimer) return;
+  c.changedTimer = setTimeout(() => {
+    c.changedTimer = undefined;
+    c.res.write('event: changed\ndata: 1\n\n');
+  }, THROTTLE_MS);
+}
+
+/** SSE data lines end at a newline; a multi-line fragment becomes several data lines. */
+function oneLine(s: string): string {
+  return s.split('\n').join('\ndata: ');
+}

@@ -1,0 +1,585 @@
+/**
+ * The dashboard: server-rendered pages, live updates over SSE, the web channel's forms and
+ * the JSON API, on one port. Access rules are in access.ts; pages never show a secret
+ * (credentials in the config render as "(set)").
+ */
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { getRequestListener } from '@hono/node-server';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { stream } from 'hono/streaming';
+import { WebChannel } from '../channels/web/index.ts';
+import type { Gateway } from '../gateway/index.ts';
+import type { Store, Task } from '../store/index.ts';
+import { describeError } from '../util/errors.ts';
+import type { Logger } from '../util/logger.ts';
+import { Access, type Identity, SESSION_COOKIE } from './access.ts';
+import { CSS, JS } from './assets.ts';
+import { type Html, html } from './html.ts';
+import { LiveHub, parseTopic } from './live.ts';
+import { conversationPage } from './views/conversation.ts';
+import { layout, type PageContext } from './views/layout.ts';
+import { loginPage } from './views/login.ts';
+import { overviewPage, type RepoOverview, type TaskRow } from './views/overview.ts';
+import { reposPage } from './views/repos.ts';
+import { taskPage } from './views/task.ts';
+
+export interface DashboardOptions {
+  gateway: Gateway;
+  logger: Logger;
+  /** Bearer token for scripts and the CLI (state folder, mode 0600). */
+  controlToken: string;
+  /** sha256 (hex) of each login token by user name; used only when bound beyond loopback. */
+  tokenHashes: Map<string, string>;
+  version: string;
+}
+
+type Env = { Variables: { id: Identity } };
+
+const ID = /^[A-Za-z0-9_]{1,64}$/;
+const REPO = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MAX_TEXT = 100_000;
+
+export interface Dashboard {
+  server: Server;
+  /** Ends live streams; call before closing the server. */
+  close(): void;
+}
+
+export function createDashboard(o: DashboardOptions): Dashboard {
+  const { gateway } = o;
+  const store = gateway.store;
+  const cfg = () => gateway.config.dashboard;
+  const access = new Access({
+    host: cfg().host,
+    requireLogin: cfg().require_login,
+    tokenHashes: o.tokenHashes,
+    controlToken: o.controlToken,
+    secureCookies: cfg().base_url?.startsWith('https:') ?? false,
+  });
+  const hub = new LiveHub(gateway);
+  const app = new Hono<Env>();
+
+  app.onError((e, c) => {
+    o.logger.error({ err: describeError(e), url: c.req.path }, 'dashboard request failed');
+    return c.req.path.startsWith('/api/')
+      ? c.json({ error: 'internal', message: 'errand hit an internal error; see its log' }, 500)
+      : c.text('errand hit an internal error; the operator can find details in its log.', 500);
+  });
+  app.notFound((c) =>
+    c.req.path.startsWith('/api/')
+      ? c.json({ error: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404)
+      : page(c, 'Not found', notFound('There is no such page.'), 404),
+  );
+
+  // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 would be
+  // same-origin with the dashboard. Only names the dashboard is known by are served.
+  app.use('*', async (c, next) => {
+    const host = (c.req.header('host') ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    const known = new Set(['localhost', '127.0.0.1', '::1', cfg().host.replace(/^\[|\]$/g, '')]);
+    if (cfg().base_url) known.add(new URL(cfg().base_url!).hostname.replace(/^\[|\]$/g, ''));
+    if (!known.has(host.toLowerCase()) && cfg().host !== '0.0.0.0' && cfg().host !== '::') {
+      return c.text(`errand answers only as ${[...known].join(', ')}`, 421);
+    }
+    await next();
+    c.header('x-content-type-options', 'nosniff');
+    c.header('referrer-policy', 'same-origin');
+    c.header('x-frame-options', 'DENY');
+    c.header(
+      'content-security-policy',
+      "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+  });
+  app.use(
+    '*',
+    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.text('request too large', 413) }),
+  );
+
+  app.get('/assets/app.css', (c) => {
+    c.header('cache-control', 'max-age=300');
+    return c.body(CSS, 200, { 'content-type': 'text/css; charset=utf-8' });
+  });
+  app.get('/assets/app.js', (c) => {
+    c.header('cache-control', 'max-age=300');
+    return c.body(JS, 200, { 'content-type': 'text/javascript; charset=utf-8' });
+  });
+
+  // ---- login ----------------------------------------------------------------------------
+  app.get('/login', (c) =>
+    c.html(loginPage(undefined, safeNext(c.req.query('next')), o.version).value),
+  );
+  app.post('/login', async (c) => {
+    const form = await c.req.parseBody();
+    const next = safeNext(String(form.next ?? '/'));
+    const session = access.login(String(form.token ?? ''));
+    if (!session) {
+      // Slows guessing; tokens errand makes are long enough that this is not the defence.
+      await new Promise((r) => setTimeout(r, 400));
+      o.logger.warn({ ip: c.req.header('x-forwarded-for') }, 'dashboard login refused');
+      return c.html(loginPage('That token is not valid.', next, o.version).value, 401);
+    }
+    setCookie(c, SESSION_COOKIE, session.sessionId, {
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: access.secureCookies,
+      path: '/',
+      maxAge: Math.floor(access.sessionMs / 1000),
+    });
+    o.logger.info({ user: session.user }, 'dashboard login');
+    return c.redirect(next, 303);
+  });
+
+  // ---- identity ---------------------------------------------------------------------------
+  app.use('*', async (c, next) => {
+    const id = access.identify(getCookie(c, SESSION_COOKIE), c.req.header('authorization'));
+    if (!id) {
+      if (c.req.path.startsWith('/api/') || c.req.path === '/live') {
+        return c.json(
+          {
+            error: 'unauthorized',
+            message:
+              'log in on the dashboard, or send the control token as Authorization: Bearer TOKEN',
+          },
+          401,
+        );
+      }
+      return c.redirect(`/login?next=${encodeURIComponent(c.req.path)}`, 303);
+    }
+    c.set('id', id);
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      const submitted =
+        c.req.header('x-csrf-token') ??
+        (/form/.test(c.req.header('content-type') ?? '')
+          ? String((await c.req.parseBody())._csrf ?? '')
+          : undefined);
+      if (!access.allowsChange(id, submitted, c.req.header('sec-fetch-site'))) {
+        if (c.req.path.startsWith('/api/')) {
+          return c.json(
+            {
+              error: 'unauthorized',
+              message: 'send the control token as Authorization: Bearer TOKEN',
+            },
+            401,
+          );
+        }
+        return page(
+          c,
+          'Refused',
+          notFound(
+            'This form is out of date or came from another site. Reload the page and try again.',
+          ),
+          403,
+        );
+      }
+    }
+    await next();
+  });
+
+  app.post('/logout', (c) => {
+    access.logout(c.get('id').sessionId);
+    deleteCookie(c, SESSION_COOKIE, { path: '/' });
+    return c.redirect('/login', 303);
+  });
+
+  // ---- pages ------------------------------------------------------------------------------
+  app.get('/', async (c) => {
+    const { running, queued } = await gateway.status();
+    const repos: RepoOverview[] = [];
+    for (const [id, repo] of Object.entries(gateway.config.repos)) {
+      const active = [...running, ...queued].filter((t) => t.repoId === id);
+      const recent = (await store.listTasks({ repoId: id, newestFirst: true, limit: 15 })).filter(
+        (t) => t.state !== 'running' && t.state !== 'queued',
+      );
+      repos.push({
+        id,
+        channels: gateway.channelsOf(id).map((ch) => ({ kind: ch.kind, ...ch.health() })),
+        webEnabled: repo.web.enabled,
+        models: repo.model,
+        active: await rows(store, active),
+        recent: await rows(store, recent),
+        conversations: await store.listConversations({ repoId: id, limit: 20 }),
+      });
+    }
+    return page(
+      c,
+      'Overview',
+      overviewPage(ctx(c), repos, {
+        running: running.length,
+        queued: queued.length,
+        maxConcurrent: gateway.config.execution.max_concurrent,
+      }),
+      200,
+      { topic: 'overview' },
+    );
+  });
+
+  app.get('/conversations/:id', async (c) => {
+    const id = c.req.param('id');
+    const conversation = ID.test(id) ? await store.getConversation(id) : undefined;
+    if (!conversation) return page(c, 'Not found', notFound(`No conversation ${id}.`), 404);
+    const [messages, deliveries, tasks, network] = await Promise.all([
+      store.listMessages({ conversationId: id }),
+      store.listDeliveries({ conversationId: id }),
+      store.listTasks({ conversationId: id }),
+      gateway.networkLog(conversation),
+    ]);
+    const withEvents = await Promise.all(
+      tasks.map(async (task) => ({ task, events: await store.listEvents(task.id, 0, 2000) })),
+    );
+    return page(
+      c,
+      conversation.title || id,
+      conversationPage(ctx(c), {
+        conversation,
+        messages,
+        deliveries,
+        tasks: withEvents,
+        network,
+        canReply: conversation.channel === 'web' && webChannel(conversation.repoId) !== undefined,
+      }),
+      200,
+      { topic: `conversation:${id}` },
+    );
+  });
+
+  app.get('/conversations/:id/files/:delivery/:name', async (c) => {
+    const { id, delivery, name } = c.req.param();
+    const d = (await store.listDeliveries({ conversationId: id })).find((x) => x.id === delivery);
+    const path = d?.files.find((f) => basename(f) === name);
+    if (!path || !existsSync(path) || !statSync(path).isFile()) {
+      return page(c, 'Not found', notFound('That file is no longer there.'), 404);
+    }
+    return c.body(Readable.toWeb(createReadStream(path)) as ReadableStream, 200, {
+      'content-type': 'application/octet-stream',
+      'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
+    });
+  });
+
+  app.get('/tasks/:id', async (c) => {
+    const id = c.req.param('id');
+    const task = ID.test(id) ? await store.getTask(id) : undefined;
+    if (!task) return page(c, 'Not found', notFound(`No task ${id}.`), 404);
+    const events = await store.listEvents(id, 0, 5000);
+    return page(
+      c,
+      `Task ${id}`,
+      taskPage(ctx(c), task, await store.getConversation(task.conversationId), events),
+      200,
+      { topic: `task:${id}`, after: events.at(-1)?.seq ?? 0 },
+    );
+  });
+
+  app.get('/repos', async (c) => {
+    const repos = await Promise.all(
+      Object.entries(gateway.config.repos).map(async ([id, config]) => ({
+        id,
+        config,
+        sandbox: await gateway.describeRepo(id),
+      })),
+    );
+    return page(c, 'Repositories', reposPage(repos));
+  });
+
+  app.post('/repos/:id/tasks', async (c) => {
+    const form = await c.req.parseBody();
+    const repoId = c.req.param('id');
+    const web = REPO.test(repoId) ? webChannel(repoId) : undefined;
+    const text = String(form.text ?? '').trim();
+    const model = String(form.model ?? '').trim() || undefined;
+    if (!web)
+      return page(c, 'Not found', notFound(`No repository ${repoId} with the web channel.`), 404);
+    if (!text || text.length > MAX_TEXT || (model && !MODEL.test(model))) {
+      return page(
+        c,
+        'Refused',
+        notFound(
+          'Write a task (up to 100,000 characters) and a model name of letters, digits, . and -.',
+        ),
+        400,
+      );
+    }
+    const r = await web.submit({ user: c.get('id').user, text, model });
+    return c.redirect(await whereMessageLands(store, r.messageId), 303);
+  });
+
+  app.post('/conversations/:id/messages', async (c) => {
+    const form = await c.req.parseBody();
+    const conversation = await store.getConversation(c.req.param('id'));
+    const text = String(form.text ?? '').trim();
+    const web = conversation?.channel === 'web' ? webChannel(conversation.repoId) : undefined;
+    if (!conversation || !web)
+      return page(c, 'Not found', notFound('No such web conversation.'), 404);
+    if (!text || text.length > MAX_TEXT)
+      return c.redirect(`/conversations/${conversation.id}`, 303);
+    await web.submit({ user: c.get('id').user, text, threadKey: conversation.threadKey });
+    return c.redirect(`/conversations/${conversation.id}`, 303);
+  });
+
+  app.post('/tasks/:id/stop', async (c) => {
+    const id = c.req.param('id');
+    const task = ID.test(id) ? await store.getTask(id) : undefined;
+    if (!task) return page(c, 'Not found', notFound(`No task ${id}.`), 404);
+    await gateway.stop(id, c.get('id').user);
+    return c.redirect(`/tasks/${id}`, 303);
+  });
+
+  app.post('/conversations/:id/stop', async (c) => {
+    const id = c.req.param('id');
+    const conv = ID.test(id) ? await store.getConversation(id) : undefined;
+    if (!conv) return page(c, 'Not found', notFound(`No conversation ${id}.`), 404);
+    await gateway.stop(id, c.get('id').user);
+    return c.redirect(`/conversations/${id}`, 303);
+  });
+
+  // ---- live -------------------------------------------------------------------------------
+  app.get('/live', async (c) => {
+    const topic = parseTopic(c.req.query('topic'));
+    if (!topic) return c.json({ error: 'bad_request', message: 'unknown topic' }, 400);
+    const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? 0) || 0;
+    const taskIds =
+      topic.kind === 'conversation'
+        ? (await store.listTasks({ conversationId: topic.id })).map((t) => t.id)
+        : [];
+    c.header('content-type', 'text/event-stream; charset=utf-8');
+    c.header('cache-control', 'no-store');
+    c.header('x-accel-buffering', 'no');
+    return stream(c, async (s) => {
+      const closed = new Promise<void>((resolve) => s.onAbort(resolve));
+      const close = await hub.open(
+        { write: (chunk) => void s.write(chunk), end: () => void s.close() },
+        topic,
+        after,
+        taskIds,
+      );
+      await closed;
+      close();
+    });
+  });
+
+  // ---- JSON API ---------------------------------------------------------------------------
+  app.get('/api/health', async (c) => {
+    const { running, queued } = await gateway.status();
+    const channels = Object.keys(gateway.config.repos).flatMap((repo) =>
+      gateway.channelsOf(repo).map((ch) => ({ repo, channel: ch.kind, ...ch.health() })),
+    );
+    return c.json({
+      status: 'ok',
+      version: o.version,
+      running: running.length,
+      queued: queued.length,
+      channels,
+    });
+  });
+  app.get('/api/tasks', async (c) => c.json(await gateway.status()));
+  app.get('/api/tasks/:id', async (c) => {
+    const task = await store.getTask(c.req.param('id'));
+    if (!task) return c.json({ error: 'not_found', message: `no task ${c.req.param('id')}` }, 404);
+    return c.json({ task });
+  });
+  app.get('/api/tasks/:id/events', async (c) => {
+    const id = c.req.param('id');
+    if (!(await store.getTask(id)))
+      return c.json({ error: 'not_found', message: `no task ${id}` }, 404);
+    const after = Math.max(0, Number(c.req.query('after') ?? 0) || 0);
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 200) || 200));
+    const events = await store.listEvents(id, after, limit);
+    return c.json({ events, next: events.length === limit ? events.at(-1)!.seq : null });
+  });
+  app.get('/api/conversations', async (c) =>
+    c.json({
+      conversations: await store.listConversations({
+        repoId: c.req.query('repo') || undefined,
+        limit: Math.min(1000, Number(c.req.query('limit') ?? 200) || 200),
+      }),
+    }),
+  );
+  app.get('/api/conversations/:id', async (c) => {
+    const id = c.req.param('id');
+    const conversation = await store.getConversation(id);
+    if (!conversation) return c.json({ error: 'not_found', message: `no conversation ${id}` }, 404);
+    const [messages, tasks, deliveries] = await Promise.all([
+      store.listMessages({ conversationId: id }),
+      store.listTasks({ conversationId: id }),
+      store.listDeliveries({ conversationId: id }),
+    ]);
+    return c.json({ conversation, messages, tasks, deliveries });
+  });
+  app.get('/api/conversations/:id/network', async (c) => {
+    const conversation = await store.getConversation(c.req.param('id'));
+    if (!conversation) return c.json({ error: 'not_found', message: 'no such conversation' }, 404);
+    return c.json({ requests: await gateway.networkLog(conversation) });
+  });
+
+  const submitApi = async (c: Context<Env>, repoId: string, threadKey?: string) => {
+    const body = await readJson(c);
+    if (typeof body === 'string') return c.json({ error: 'bad_request', message: body }, 400);
+    const web = webChannel(repoId);
+    if (!web) {
+      return c.json(
+        { error: 'not_found', message: `no repository ${repoId} with the web channel enabled` },
+        404,
+      );
+    }
+    const user = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'operator') : c.get('id').user;
+    const r = await web.submit({
+      user,
+      text: body.text,
+      model: body.model,
+      requestId: body.requestId,
+      threadKey,
+    });
+    return c.json(
+      { message_id: r.messageId, thread_key: r.threadKey, duplicate: r.duplicate },
+      202,
+    );
+  };
+  app.post('/api/repos/:id/tasks', (c) => submitApi(c, c.req.param('id')));
+  app.post('/api/conversations/:id/messages', async (c) => {
+    const conversation = await store.getConversation(c.req.param('id'));
+    if (!conversation) {
+      return c.json({ error: 'not_found', message: `no conversation ${c.req.param('id')}` }, 404);
+    }
+    if (conversation.channel !== 'web') {
+      return c.json(
+        {
+          error: 'wrong_channel',
+          message: `conversation ${conversation.id} lives in ${conversation.channel}; reply there`,
+        },
+        409,
+      );
+    }
+    return submitApi(c, conversation.repoId, conversation.threadKey);
+  });
+  app.post('/api/:kind{tasks|conversations}/:id/stop', async (c) => {
+    const { kind, id } = c.req.param();
+    const exists = kind === 'tasks' ? await store.getTask(id) : await store.getConversation(id);
+    if (!exists) {
+      return c.json(
+        { error: 'not_found', message: `no ${kind === 'tasks' ? 'task' : 'conversation'} ${id}` },
+        404,
+      );
+    }
+    const by = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'the operator') : c.get('id').user;
+    return c.json(await gateway.stop(id, by));
+  });
+
+  // ---- helpers ----------------------------------------------------------------------------
+  function ctx(c: Context<Env>): PageContext {
+    const id = c.get('id');
+    return {
+      user: id.user,
+      csrf: id.csrf,
+      loginRequired: access.loginRequired,
+      version: o.version,
+    };
+  }
+
+  function page(
+    c: Context<Env>,
+    title: string,
+    body: Html,
+    status: 200 | 400 | 403 | 404 = 200,
+    live?: { topic: string; after?: number },
+  ) {
+    c.header('cache-control', 'no-store');
+    // A live page asks for its content again when something changed: send only that.
+    if (c.req.header('x-fragment') === '1') return c.html(body.value, status);
+    const id = c.get('id') as Identity | undefined;
+    const context: PageContext = id
+      ? ctx(c)
+      : { user: '', csrf: '', loginRequired: access.loginRequired, version: o.version };
+    return c.html(layout(context, title, body, live).value, status);
+  }
+
+  function webChannel(repoId: string): WebChannel | undefined {
+    return gateway.channelsOf(repoId).find((ch): ch is WebChannel => ch instanceof WebChannel);
+  }
+
+  const server = createServer(getRequestListener(app.fetch));
+  server.requestTimeout = 0; // live streams stay open
+  server.headersTimeout = 10_000;
+  return {
+    server,
+    close: () => hub.close(),
+  };
+}
+
+function notFound(text: string): Html {
+  return html`<p>${text}</p><p><a href="/">Back to the overview</a></p>`;
+}
+
+/** Only local paths: `next` must not send a person to another site after login. */
+function safeNext(next: string | undefined): string {
+  return next && /^\/(?![/\\])[^\s]*$/.test(next) ? next : '/';
+}
+
+function headerUser(c: Context<Env>): string | undefined {
+  return c.req.header('x-errand-user')?.slice(0, 64) || undefined;
+}
+
+async function rows(store: Store, tasks: Task[]): Promise<TaskRow[]> {
+  return await Promise.all(
+    tasks.map(async (task) => {
+      const [conversation, messages] = await Promise.all([
+        store.getConversation(task.conversationId),
+        store.listMessages({ taskId: task.id }),
+      ]);
+      const first = messages[0];
+      return {
+        task,
+        conversation,
+        sender: first ? (first.sender.name ?? first.sender.id) : undefined,
+      };
+    }),
+  );
+}
+
+/** The conversation page of a just-submitted message, once intake has placed it. */
+async function whereMessageLands(store: Store, messageId: string): Promise<string> {
+  for (let i = 0; i < 40; i++) {
+    const m = await store.getMessage(messageId);
+    if (m?.conversationId) return `/conversations/${m.conversationId}`;
+    if (m && m.state === 'rejected') return '/';
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return '/';
+}
+
+async function readJson(
+  c: Context<Env>,
+): Promise<{ text: string; model?: string; requestId?: string } | string> {
+  if (!/^application\/json\b/.test(c.req.header('content-type') ?? '')) {
+    return 'send a JSON body with Content-Type: application/json';
+  }
+  let v: unknown;
+  try {
+    v = await c.req.json();
+  } catch {
+    return 'the body is not valid JSON';
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    return 'expected a JSON object like {"text": "..."}';
+  const b = v as Record<string, unknown>;
+  if (typeof b.text !== 'string' || b.text.trim() === '')
+    return '"text" must be a non-empty string';
+  if (b.text.length > MAX_TEXT) return `"text" is longer than ${MAX_TEXT} characters`;
+  if (b.model !== undefined && (typeof b.model !== 'string' || !MODEL.test(b.model))) {
+    return '"model" must be a model name like claude-sonnet-4-5';
+  }
+  if (
+    b.request_id !== undefined &&
+    (typeof b.request_id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(b.request_id))
+  ) {
+    return '"request_id" must be up to 64 letters, digits, _ or -';
+  }
+  return {
+    text: b.text,
+    model: b.model as string | undefined,
+    requestId: b.request_id as string | undefined,
+  };
+}

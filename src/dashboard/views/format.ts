@@ -1,0 +1,42 @@
+import MarkdownIt from 'markdown-it';
+import type { TaskUsage } from '../../store/types.ts';
+import { type Html, trusted } from '../html.ts';
+
+// Raw HTML off: agent output and mail text are rendered, never trusted as markup.
+const md = new MarkdownIt({ html: false, linkify: true });
+md.validateLink = (url: string) => /^(https?:|mailto:)/i.test(url.trim());
+
+export function markdown(text: string): Html {
+  return trusted(md.render(text));
+}
+
+export function ago(at: number | undefined, now = Date.now()): string {
+  if (!at) return '';
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86_400)}d ago`;
+}
+
+export function duration(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m}m ${s % 60}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+export function cost(u: TaskUsage | undefined): string {
+  return u?.costUsd === undefined ? '' : `$${u.costUsd.toFixed(u.costUsd < 1 ? 4 : 2)}`;
+}
+
+export function time(at: number | undefined): string {
+  return at ? new Date(at).toISOString().replace('T', ' ').slice(0, 19) : '';
+}
+
+/** Long text shortened for a summary line. */
+export function clip(s: string, n: number): string {
+  const one = s.replace(/\s+/g, ' ').trim();
+  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
+}
