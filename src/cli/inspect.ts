@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/index.ts';
 import type { Conversation, Store, Task } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
-import { controlBaseUrl } from './context.ts';
+import { controlBaseUrl, controlTokenPath } from './context.ts';
 
 /** Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL). */
 
@@ -38,7 +39,14 @@ export interface ChannelStatus {
 /** Channel health from the running errand; undefined when it does not answer. */
 export async function channelHealth(config: ServerConfig): Promise<ChannelStatus[] | undefined> {
   try {
+    let token = '';
+    try {
+      token = readFileSync(controlTokenPath(config), 'utf8').trim();
+    } catch {
+      // Not started yet with this config: the request below finds nobody anyway.
+    }
     const res = await fetch(`${controlBaseUrl(config)}/api/health`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
       signal: AbortSignal.timeout(3000),
     });
     if (!res.ok) return undefined;

@@ -41,6 +41,8 @@ form.inline{display:inline}
 .timeline .ev>*:not(time){flex:1;min-width:0}
 details.tool summary,details.tool-result summary{cursor:pointer}
 details.tool-result.error summary{color:var(--bad)}
+.timeline .text p{margin:.15rem 0}
+form.reply button,form.new-task button{justify-self:start}
 ul.plan{list-style:none;padding-left:.2rem} ul.plan li.completed{color:var(--muted);text-decoration:line-through}
 ul.plan li.in_progress{font-weight:600}
 body.login main{max-width:360px;margin-top:10vh}
