@@ -128,6 +128,9 @@ describe('the errand command', () => {
         channels: unknown[];
       };
       assert.equal(health.status, 'ok');
+      const overview = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(overview.status, 200);
+      assert.match(await overview.text(), /New task for demo/, 'the dashboard on embedded defaults');
       assert.deepEqual(health.channels, [
         {
           repo: 'demo',
