@@ -89,6 +89,7 @@ await channel.start({
     storedAt.set(m.subject ?? '', performance.now());
     return { messageId: r.message.id, duplicate: r.duplicate };
   },
+  hasConversation: async () => false,
 });
 while (channel.health().state !== 'connected') await new Promise((r) => setTimeout(r, 20));
 
@@ -138,6 +139,7 @@ await channel.start({
     storedAt.set(m.subject ?? '', performance.now());
     return { messageId: r.message.id, duplicate: r.duplicate };
   },
+  hasConversation: async () => false,
 });
 while (storedAt.size < before + BACKLOG) await new Promise((r) => setTimeout(r, 20));
 const drainRate = BACKLOG / ((performance.now() - t0) / 1000);

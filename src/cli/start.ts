@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ClaudeCodeRunner } from '../agent/index.ts';
 import { EmailChannel } from '../channels/email/index.ts';
+import { SlackChannel } from '../channels/slack/index.ts';
 import { WebChannel } from '../channels/web/index.ts';
 import {
   defaultCacheDir,
@@ -95,6 +96,14 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
     logger: log,
     channelFactory: (repoId, repo) => [
       ...(repo.web.enabled ? [new WebChannel(repoId, repo.web)] : []),
+      ...(repo.slack
+        ? [
+            new SlackChannel(repoId, repo.slack, {
+              logger: log,
+              attachmentsDir: join(dir, 'attachments'),
+            }),
+          ]
+        : []),
       ...(repo.email
         ? [
             new EmailChannel(repoId, repo.email, {
@@ -199,4 +208,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   api.closeAllConnections();
   await store.close();
   log.info('stopped');
+  // Everything of errand's is closed; a library's leftover timer (the Slack client waits up
+  // to 30 s for a close handshake) must not keep the service from exiting.
+  setTimeout(() => process.exit(), 2000).unref();
 }

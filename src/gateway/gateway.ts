@@ -20,6 +20,7 @@ import type {
   MessageSink,
   NetworkRequest,
   OutcomeKind,
+  PlanStep,
   PromptPart,
   RepoSandboxInfo,
   TaskExecutor,
@@ -473,10 +474,17 @@ export class Gateway {
         attachments: m.attachments,
       }));
     const history = () => this.#history(conversation.id, task.id);
+    const channel = this.#repos.get(task.repoId)?.channels.get(conversation.channel);
     const events = {
       event: async (kind: string, data: unknown) => {
         const ev = await this.#store.appendEvent(task.id, kind, data);
         this.events.emit('event', ev);
+        const items = kind === 'plan' ? (data as { items?: PlanStep[] }).items : undefined;
+        if (items && channel?.progress) {
+          channel.progress(conversation, running, items).catch((e: unknown) => {
+            this.#log.warn({ task: task.id, err: describeError(e) }, 'progress update failed');
+          });
+        }
       },
     };
     let outcome: Awaited<ReturnType<TaskExecutor['run']>>;
@@ -667,6 +675,9 @@ export class Gateway {
         }
         return await this.receive(msg);
       },
+      hasConversation: async (threadKey) =>
+        (await this.#store.findConversationByThread(channel.repoId, channel.kind, threadKey)) !==
+        undefined,
     };
   }
 

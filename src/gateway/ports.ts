@@ -32,6 +32,8 @@ export interface MessageSink {
    * stored: the channel must then leave the message unacknowledged at the source.
    */
   receive(msg: IncomingMessage): Promise<{ messageId: string; duplicate: boolean }>;
+  /** Whether a conversation of this channel is recorded under the thread key. */
+  hasConversation(threadKey: string): Promise<boolean>;
 }
 
 /**
@@ -76,8 +78,11 @@ export interface Channel {
    * it" in the thread, e.g. for email, where nothing else shows the message arrived).
    */
   readonly acknowledgesNewConversations?: boolean;
-  /** Live progress of a running task (plan updates). Best effort; may be undefined. */
-  progress?(conversation: Conversation, task: Task, text: string): Promise<void>;
+  /**
+   * The running task's plan changed (the agent's TodoWrite list). Best effort: called
+   * without waiting, failures are logged; the channel decides how often to show it.
+   */
+  progress?(conversation: Conversation, task: Task, plan: PlanStep[]): Promise<void>;
   /** Opens a new thread for a scheduled task and returns its thread key. */
   openThread?(thread: NewThread): Promise<string>;
 }
@@ -95,6 +100,12 @@ export interface DeliveryContext {
   footer?: string;
   /** Link to the conversation on the dashboard, when `dashboard.base_url` is set. */
   link?: string;
+}
+
+export interface PlanStep {
+  content: string;
+  /** `pending`, `in_progress` or `completed`. */
+  status: string;
 }
 
 /** One message of a task's prompt, attributed to its sender and time. */

@@ -130,7 +130,11 @@ describe('the errand command', () => {
       assert.equal(health.status, 'ok');
       const overview = await fetch(`http://127.0.0.1:${port}/`);
       assert.equal(overview.status, 200);
-      assert.match(await overview.text(), /New task for demo/, 'the dashboard on embedded defaults');
+      assert.match(
+        await overview.text(),
+        /New task for demo/,
+        'the dashboard on embedded defaults',
+      );
       assert.deepEqual(health.channels, [
         {
           repo: 'demo',

@@ -12,6 +12,7 @@ import { Gateway } from '../../src/gateway/index.ts';
 import type { MessageSink } from '../../src/gateway/ports.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
+import { dyingAfterStore } from './dying-sink.ts';
 import { ScriptedExecutor } from './scripted-executor.ts';
 
 const dir = process.argv[2]!;
@@ -20,14 +21,7 @@ if (loaded.status !== 'ok') throw new Error(`bad config: ${JSON.stringify(loaded
 
 class DyingAfterStore extends EmailChannel {
   override async start(sink: MessageSink): Promise<void> {
-    await super.start({
-      async receive(msg) {
-        const r = await sink.receive(msg);
-        process.stdout.write(`${JSON.stringify({ ev: 'stored', id: r.messageId })}\n`);
-        process.kill(process.pid, 'SIGKILL');
-        return r;
-      },
-    });
+    await super.start(dyingAfterStore(sink));
   }
 }
 

@@ -12,8 +12,8 @@ import type {
   NewThread,
 } from '../../gateway/ports.ts';
 import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
+import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
-import { safeFileName, uniqueFileNames } from './file-names.ts';
 import { parseIncomingMail } from './incoming-mail.ts';
 import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
 import { rawHeaders } from './raw-headers.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { safeFileName, uniqueFileNames } from '../../../src/channels/email/file-names.ts';
+import { safeFileName, uniqueFileNames } from '../../../src/util/file-names.ts';
 
 const cases: Array<[string, string | undefined, string]> = [
   ['drops a Unix path', '../../etc/passwd', 'passwd'],

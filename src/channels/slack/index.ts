@@ -1,0 +1,1 @@
+export { SlackChannel, type SlackChannelOptions } from './slack-channel.ts';
