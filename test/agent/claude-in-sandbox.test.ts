@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +65,36 @@ const scenario: Scenario = (req) => {
       : [
           { type: 'text', text: LONG },
           { type: 'tool_use', name: 'Bash', input: { command: 'true', description: 'check' } },
+        ];
+  }
+  if (t.includes('summarize the notes')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'The summary is attached.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              command:
+                'wc -l < /inbox/notes.txt > /outbox/summary.txt && cat /inbox/notes.txt >> /outbox/summary.txt',
+              description: 'summarize',
+            },
+          },
+        ];
+  }
+  if (t.includes('commit the greeting')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'Committed.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              command:
+                'cd /workspace && echo hi > committed.txt && git add committed.txt && git -c user.name=agent -c user.email=agent@example.com commit -q -m "Add committed.txt"',
+              description: 'commit',
+            },
+          },
         ];
   }
   if (t.includes('break the api'))
@@ -223,6 +254,71 @@ describe('Claude Code in the sandbox', () => {
     assert.match(s.delivery.text, /ran past its time limit/);
   });
 
+  it('reads an attachment from /inbox and sends back what it put in /outbox', async () => {
+    const notes = join(dir, 'notes.txt');
+    writeFileSync(notes, 'one\ntwo\nthree\n');
+    const n = channel.sent.length;
+    await channel.send('Please summarize the notes.', {
+      thread: 'files',
+      id: 'files-1',
+      attachments: [{ name: 'notes.txt', path: notes, size: 14 }],
+    });
+    const s = (await channel.waitForSent(n + 1, 180_000))[n]!;
+    assert.equal(s.delivery.text, 'The summary is attached.', s.delivery.text);
+    const summary = s.delivery.files.find((f) => f.endsWith('summary.txt'));
+    assert.ok(summary, `outbox files: ${s.delivery.files.join(', ')}`);
+    assert.equal(readFileSync(summary, 'utf8'), '3\none\ntwo\nthree\n');
+  });
+
+  it('commits with git in the workspace', async () => {
+    const s = await ask('Please commit the greeting.', 'git');
+    assert.equal(s.delivery.text, 'Committed.', s.delivery.text);
+    const ws = workspaces.dirs('app', s.conversation!.id).workspace;
+    const log = execFileSync('git', ['-C', ws, 'log', '-1', '--format=%s %an'], {
+      encoding: 'utf8',
+    });
+    assert.equal(log.trim(), 'Add committed.txt agent');
+  });
+
+  it('streams events while the task runs, and a stop kills it', async () => {
+    const seen: string[] = [];
+    const onEvent = (e: { kind: string }) => seen.push(e.kind);
+    gateway.events.on('event', onEvent);
+    try {
+      const n = channel.sent.length;
+      await channel.send('Please sleep for a long time.', { thread: 'stop', id: 'stop-1' });
+      // The tool call has been streamed and stored while the CLI still runs.
+      const running = await waitUntil(async () => {
+        const [t] = await store.listTasks({ states: ['running'] });
+        if (!t) return undefined;
+        const events = await store.listEvents(t.id);
+        return events.some((e) => e.kind === 'claude.assistant') ? t : undefined;
+      });
+      const events = await store.listEvents(running.id);
+      assert.deepEqual(
+        events.map((e) => e.seq),
+        events.map((_, i) => i + 1),
+        'events are stored in order',
+      );
+      await gateway.stop(running.id, 'carol');
+      const s = (await channel.waitForSent(n + 1, 60_000))[n]!;
+      assert.equal(s.delivery.kind, 'stopped');
+      assert.match(s.delivery.text, /Stopped by carol/);
+      assert.ok(seen.includes('claude.assistant'), 'events were emitted live');
+      const left = execFileSync(
+        'podman',
+        ['ps', '-a', '--filter', `label=errand.task=${running.id}`, '--format', '{{.ID}}'],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, CONTAINERS_CONF: join(dir, 'state', 'podman', 'containers.conf') },
+        },
+      );
+      assert.equal(left.trim(), '', 'no container is left');
+    } finally {
+      gateway.events.off('event', onEvent);
+    }
+  });
+
   it('starts a fresh session with a summary when the old one cannot be resumed', async () => {
     const first = await ask('Please write a greeting file.', 'broken');
     const conv = first.conversation!;
@@ -242,3 +338,13 @@ describe('Claude Code in the sandbox', () => {
     );
   });
 });
+
+async function waitUntil<T>(check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -7,6 +7,7 @@ import type {
   NewThread,
 } from '../../src/gateway/ports.ts';
 import type {
+  Attachment,
   ChannelKind,
   Conversation,
   Delivery,
@@ -85,7 +86,14 @@ export class MemoryChannel implements Channel {
   /** Sends a message into the gateway as this channel would. */
   async send(
     text: string,
-    opts: { from?: string; thread?: string; id?: string; model?: string; at?: number } = {},
+    opts: {
+      from?: string;
+      thread?: string;
+      id?: string;
+      model?: string;
+      at?: number;
+      attachments?: Attachment[];
+    } = {},
   ): Promise<{ messageId: string; duplicate: boolean }> {
     const id = opts.id ?? `msg-${++this.#seq}`;
     const msg: IncomingMessage = {
@@ -96,7 +104,7 @@ export class MemoryChannel implements Channel {
       ownThreadKey: opts.thread ?? id,
       sender: { id: opts.from ?? 'alice' },
       text,
-      attachments: [],
+      attachments: opts.attachments ?? [],
       receivedAt: opts.at ?? Date.now(),
       model: opts.model,
     };
