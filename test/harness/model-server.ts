@@ -22,20 +22,27 @@ export interface ModelRequest {
   lastUserText: string;
   /** True when the last user turn carries tool results. */
   afterToolResult: boolean;
+  /** The text of those tool results ('' when there are none). */
+  toolResultText: string;
 }
 
 /** A scenario answers each request with content blocks. */
 export type Scenario = (req: ModelRequest) => Block[];
 
-function textOf(content: unknown): { text: string; toolResult: boolean } {
-  if (typeof content === 'string') return { text: content, toolResult: false };
-  if (!Array.isArray(content)) return { text: '', toolResult: false };
-  const toolResult = content.some((c: { type?: string }) => c.type === 'tool_result');
+function textOf(content: unknown): { text: string; toolResult: boolean; resultText: string } {
+  if (typeof content === 'string') return { text: content, toolResult: false, resultText: '' };
+  if (!Array.isArray(content)) return { text: '', toolResult: false, resultText: '' };
+  const results = content.filter((c: { type?: string }) => c.type === 'tool_result');
   const text = content
     .filter((c: { type?: string }) => c.type === 'text')
     .map((c: { text?: string }) => c.text ?? '')
     .join('\n');
-  return { text, toolResult };
+  const resultText = results
+    .map((r: { content?: unknown }) =>
+      typeof r.content === 'string' ? r.content : textOf(r.content).text,
+    )
+    .join('\n');
+  return { text, toolResult: results.length > 0, resultText };
 }
 
 /**
@@ -75,8 +82,14 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
           .reverse()
           .map((m) => strip(textOf(m.content).text))
           .find((t) => t.length > 0) ?? '';
-      const afterToolResult = textOf(users.at(-1)?.content).toolResult;
-      const request: ModelRequest = { headers: req.headers, body, lastUserText, afterToolResult };
+      const last = textOf(users.at(-1)?.content);
+      const request: ModelRequest = {
+        headers: req.headers,
+        body,
+        lastUserText,
+        afterToolResult: last.toolResult,
+        toolResultText: last.resultText,
+      };
       requests.push(request);
       // Side requests without tools (titles, summaries) get a short text.
       const blocks =

@@ -47,8 +47,7 @@ for (const [name, input, expected] of cases) {
 }
 
 test('long text splits at line ends into parts Slack accepts, closing and reopening code blocks', () => {
-  const text =
-    `intro\n\`\`\`\n${'x'.repeat(80)}\n`.repeat(1) + `${'line of code\n'.repeat(600)}\`\`\`\nend`;
+  const text = `intro\n\`\`\`\n${'x'.repeat(80)}\n${'line of code\n'.repeat(600)}\`\`\`\nend`;
   const parts = splitMessage(text, 1000);
   assert.ok(parts.length > 5);
   for (const p of parts) {
