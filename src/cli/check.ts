@@ -2,10 +2,13 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
+import { probeEmail } from '../channels/email/index.ts';
+import { probeSlack } from '../channels/slack/index.ts';
 import {
   defaultStateDir,
   formatConfigIssues,
   loadServerConfig,
+  type RepoConfig,
   type ServerConfig,
   stateDir,
 } from '../config/index.ts';
@@ -38,6 +41,11 @@ export const CHECKS = [
   { id: 'state', title: 'the state folder is writable', affectsExit: true },
   { id: 'repos', title: 'each repository is reachable with git', affectsExit: false },
   { id: 'agent', title: 'each repository has an agent credential', affectsExit: false },
+  {
+    id: 'channels',
+    title: 'email and Slack logins work (IMAP, SMTP, Slack tokens)',
+    affectsExit: false,
+  },
 ] as const;
 
 type CheckId = (typeof CHECKS)[number]['id'];
@@ -181,6 +189,9 @@ export async function runChecks(
     out.push(
       result('agent', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
     );
+    out.push(
+      result('channels', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
+    );
   } else {
     const reach = await Promise.all(
       repos.map(async ([id, r]) => {
@@ -220,8 +231,30 @@ export async function runChecks(
             `set repos.${missing[0]}.agent.api_key: !secret ANTHROPIC_API_KEY in the config and ANTHROPIC_API_KEY=... in secrets.env`,
           ),
     );
+    out.push(await channelsCheck(repos));
   }
   return out;
+}
+
+async function channelsCheck(repos: Array<[string, RepoConfig]>): Promise<CheckResult> {
+  const configured = repos.filter(([, r]) => r.email || r.slack);
+  if (configured.length === 0) return result('channels', 'skip', 'no email or Slack configured');
+  const problems = (
+    await Promise.all(
+      configured.map(async ([id, r]) => [
+        ...(r.email ? await probeEmail(r.email) : []).map((p) => `${id} email: ${p}`),
+        ...(r.slack ? await probeSlack(r.slack) : []).map((p) => `${id} slack: ${p}`),
+      ]),
+    )
+  ).flat();
+  return problems.length === 0
+    ? result('channels', 'ok', `${configured.length} repositories log in`)
+    : result(
+        'channels',
+        'warn',
+        problems.join('\n'),
+        'check the host, port, user and password (an app password for most providers; docs/email-setup.md) or the Slack tokens (docs/slack-setup.md)',
+      );
 }
 
 function rootlessCheck(): CheckResult {

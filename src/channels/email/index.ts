@@ -1,1 +1,2 @@
 export { EmailChannel, type EmailChannelOptions } from './email-channel.ts';
+export { probeEmail } from './probe.ts';
