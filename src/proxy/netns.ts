@@ -40,9 +40,11 @@ export async function startSandboxNetns(
     SANDBOX_ADDRESS,
   ];
   const argv = process.getuid?.() === 0 ? inner : ['podman', 'unshare', ...inner];
+  // The relay's stdin is a pipe from this process: when errand dies, even by SIGKILL, the
+  // relay reads end-of-file and exits, so no namespace outlives the errand that made it.
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     env: podmanEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (c) => {

@@ -85,3 +85,7 @@ await new Promise<void>((resolve) => tcpDns.listen(53, address, resolve));
 // pid namespace in between, so it is the host's pid.
 process.stdout.write(`ready ${process.pid}\n`);
 process.on('SIGTERM', () => process.exit(0));
+// errand holds the other end of stdin; its end means errand is gone.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
