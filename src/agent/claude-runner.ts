@@ -86,6 +86,8 @@ interface Attempt {
  * broken is retried once as a fresh session whose prompt carries the conversation so far.
  */
 export class ClaudeCodeRunner implements AgentRunner {
+  readonly needsModelCredential = true;
+
   async run(
     input: Parameters<AgentRunner['run']>[0],
     signal: AbortSignal,

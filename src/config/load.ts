@@ -13,6 +13,7 @@ import {
   type ScalarTag,
 } from 'yaml';
 import type { z } from 'zod';
+import { Secret } from '../util/secret.ts';
 import { SECRET_KEYS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -103,7 +104,7 @@ export async function loadServerConfig(
   const path = resolve(opts.cwd ?? process.cwd(), opts.path ?? defaultConfigPath(env));
   if (!existsSync(path)) {
     if (opts.path !== undefined) return { status: 'missing', path };
-    return await embeddedDefaults(path, opts.cwd ?? process.cwd());
+    return await embeddedDefaults(path, opts.cwd ?? process.cwd(), env);
   }
   let text: string;
   try {
@@ -427,8 +428,22 @@ export function formatConfigIssues(issues: ConfigIssue[]): string {
   return issues.map((i) => i.message).join('\n');
 }
 
-async function embeddedDefaults(path: string, cwd: string): Promise<ConfigLoadResult> {
-  const repos: Record<string, { git_url: string }> = {};
+/**
+ * Without a config file: the git checkout errand runs in is the repository, and a model
+ * credential in errand's environment (ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN) is
+ * its agent credential, so `ANTHROPIC_API_KEY=… npm start` is enough to try errand.
+ */
+async function embeddedDefaults(
+  path: string,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): Promise<ConfigLoadResult> {
+  const agent = env.ANTHROPIC_API_KEY
+    ? { api_key: new Secret(env.ANTHROPIC_API_KEY) }
+    : env.CLAUDE_CODE_OAUTH_TOKEN
+      ? { oauth_token: new Secret(env.CLAUDE_CODE_OAUTH_TOKEN) }
+      : {};
+  const repos: Record<string, { git_url: string; agent: typeof agent }> = {};
   try {
     const { stdout } = await promisify(execFile)(
       'git',
@@ -442,7 +457,7 @@ async function embeddedDefaults(path: string, cwd: string): Promise<ConfigLoadRe
           .replace(/[^A-Za-z0-9_.-]/g, '-')
           .replace(/^[^A-Za-z0-9]+/, '')
           .slice(0, 64) || 'repo';
-      repos[id] = { git_url: top };
+      repos[id] = { git_url: top, agent };
     }
   } catch {
     // Not inside a git checkout (or no git): no default repository.

@@ -226,6 +226,8 @@ export const SANDBOX_PATHS = {
  * knows nothing of podman, the proxy or git; the gateway prepares all of that.
  */
 export interface AgentRunner {
+  /** True when the agent needs the repository's model credential (agent.api_key or oauth_token). */
+  readonly needsModelCredential?: boolean;
   run(
     input: {
       run: TaskRun;

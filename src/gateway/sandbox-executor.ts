@@ -6,6 +6,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -22,6 +23,7 @@ import {
   type TaskNetwork,
 } from '../proxy/index.ts';
 import {
+  BASE_IMAGE,
   CA_CERT,
   DEFAULT_CLAUDE_CODE_VERSION,
   ensurePodmanEnv,
@@ -208,6 +210,13 @@ export class SandboxExecutor implements TaskExecutor {
   ) {
     const repo = repoOf(repoId, repoConfig);
     const ws = this.#o.workspaces;
+    const { agent } = repoConfig;
+    if (this.#o.agent.needsModelCredential && !agent.api_key && !agent.oauth_token) {
+      throw new Unready(
+        'agent_credential_missing',
+        `No model credential is configured for ${repoId}, so no agent can run. The operator sets repos.${repoId}.agent.api_key: !secret ANTHROPIC_API_KEY in the config and ANTHROPIC_API_KEY=… in secrets.env beside it (or, without a config file, starts errand with ANTHROPIC_API_KEY in its environment). errand check shows what is missing.`,
+      );
+    }
     await events.event('sandbox', { step: 'refresh_mirror' });
     let branch: string;
     try {
@@ -255,10 +264,12 @@ export class SandboxExecutor implements TaskExecutor {
         );
       }
       if (!found) {
-        throw new Unready(
-          'container_missing',
-          `${onBranch(`${CONTAINER_DIR}/`)} does not exist. Add a Containerfile there by pull request (see docs/repo-onboarding.md); errand builds the sandbox from it.`,
-        );
+        // The operator's own base image, not anything from the repository: a repository
+        // can be tried before it has a Containerfile.
+        await events.event('sandbox', {
+          warning: `${onBranch(`${CONTAINER_DIR}/`)} does not exist: running in errand's base image (git, curl, Node). Add a Containerfile there by pull request for the project's own tools (docs/repo-onboarding.md).`,
+        });
+        writeFileSync(join(context, 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
       }
       await events.event('sandbox', { step: 'image' });
       const built = await this.#o.driver.prepareImage(context);

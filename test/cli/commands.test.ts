@@ -167,10 +167,10 @@ describe('the errand command', () => {
         shown = (await cli(['conversations', 'show', id, '--config', path], { env })).stdout;
         await new Promise((r) => setTimeout(r, 100));
       }
-      // The checkout has no sandbox definition: the task is answered with what to add.
+      // Embedded defaults without ANTHROPIC_API_KEY: the task is answered with what to set.
       assert.match(
         shown,
-        /\.errand\/container\/ on branch main does not exist\. Add a Containerfile there by pull request/,
+        /No model credential is configured for demo, so no agent can run\. .*ANTHROPIC_API_KEY in its environment/,
       );
       const status = (await cli(['status', '--config', path], { env })).stdout;
       assert.match(status, /No tasks running or queued/);

@@ -127,6 +127,20 @@ describe('loading', () => {
     assert.equal(r.config.dashboard.port, 5200);
   });
 
+  it('takes the agent credential from ANTHROPIC_API_KEY on embedded defaults, without showing it', async () => {
+    const project = join(dir, 'keyed');
+    mkdirSync(project);
+    execFileSync('git', ['init', '-q'], { cwd: project });
+    const key = 'sk-ant-api03-FromTheEnvironment0123456789';
+    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), ANTHROPIC_API_KEY: key };
+    const r = await loadServerConfig({ env, cwd: project });
+    assert.equal(r.status, 'ok');
+    if (r.status !== 'ok') return;
+    const agent = r.config.repos.keyed!.agent;
+    assert.equal(agent.api_key?.reveal(), key);
+    assert.doesNotMatch(JSON.stringify(r.config), /FromTheEnvironment/);
+  });
+
   it('has no repository on embedded defaults outside a git checkout', async () => {
     const r = await loadServerConfig({
       env: { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg') },

@@ -113,12 +113,17 @@ describe('a task in its sandbox', () => {
     assert.equal(readFileSync(d.files[0]!, 'utf8'), 'the report\n');
   });
 
-  it('says which file is missing when the default branch has no sandbox definition', async () => {
-    const d = await ask('bare', 'echo never', 'b1');
-    assert.equal(d.kind, 'error');
+  it("runs in errand's base image when the default branch has no sandbox definition, and says so", async () => {
+    const d = await ask('bare', 'echo ran', 'b1');
+    assert.equal(d.kind, 'reply', d.text);
+    assert.equal(d.text, 'ran\n');
+    const [task] = await store.listTasks({ repoId: 'bare' });
+    const warning = (await store.listEvents(task!.id)).find((e) =>
+      String((e.data as { warning?: string }).warning).includes('running in errand'),
+    );
     assert.match(
-      d.text,
-      /\.errand\/container\/ on branch main does not exist\. Add a Containerfile there by pull request/,
+      String((warning?.data as { warning?: string } | undefined)?.warning),
+      /\.errand\/container\/ on branch main does not exist: running in errand's base image/,
     );
   });
 
