@@ -14,7 +14,7 @@ import type {
 import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
-import { parseIncomingMail } from './incoming-mail.ts';
+import { type IncomingMail, parseIncomingMail, unreadableMail } from './incoming-mail.ts';
 import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
 import { rawHeaders } from './raw-headers.ts';
 import { renderReply } from './render-reply.ts';
@@ -194,14 +194,24 @@ export class EmailChannel implements Channel {
     if (!verdict.ok && verdict.temporary) {
       throw new Error(`sender check could not finish (${verdict.reason}); will try again`);
     }
-    const parsed = await parseIncomingMail(
-      mail.truncated ? Buffer.concat([mail.source, Buffer.from('\r\n')]) : mail.source,
-      headers,
-      this.#config.address,
-    );
+    let parsed: IncomingMail;
+    let unreadable: string | undefined;
+    try {
+      parsed = await parseIncomingMail(
+        mail.truncated ? Buffer.concat([mail.source, Buffer.from('\r\n')]) : mail.source,
+        headers,
+        this.#config.address,
+      );
+    } catch (e) {
+      // Stored and refused rather than retried forever: a message that cannot be read now
+      // cannot be read later either.
+      unreadable = `the message could not be read: ${(e as Error).message}`;
+      parsed = unreadableMail(mail.source);
+    }
+    const accepted = verdict.ok && !unreadable;
     const meta: EmailMeta = {
-      auth: verdict.ok ? 'pass' : 'fail',
-      authReason: verdict.ok ? undefined : verdict.reason,
+      auth: accepted ? 'pass' : 'fail',
+      authReason: verdict.ok ? unreadable : verdict.reason,
       messageId: parsed.messageId,
       references: parsed.references,
       subject: parsed.subject,
@@ -213,15 +223,15 @@ export class EmailChannel implements Channel {
       channel: 'email',
       // A refused message must not claim a Message-ID: a forger could otherwise make the
       // real message look like a duplicate.
-      externalId: verdict.ok ? parsed.messageId : `refused.${parsed.contentHash}`,
+      externalId: accepted ? parsed.messageId : `refused.${parsed.contentHash}`,
       contentHash: parsed.contentHash,
       threadKeys: [...parsed.threadKeys, tagKey(conversationTag(parsed.ownThreadKey))],
       ownThreadKey: parsed.ownThreadKey,
       sender: { id: verdict.address ?? 'unknown', name: verdict.ok ? verdict.name : undefined },
-      text: verdict.ok && !mail.truncated ? parsed.text : '',
+      text: accepted && !mail.truncated ? parsed.text : '',
       subject: parsed.subject,
       attachments:
-        verdict.ok && !mail.truncated
+        accepted && !mail.truncated
           ? await this.#saveAttachments(parsed.contentHash, parsed.attachments)
           : [],
       receivedAt: Date.now(),
@@ -229,7 +239,7 @@ export class EmailChannel implements Channel {
       meta: { ...meta },
     };
     const r = await sink.receive(msg);
-    if (!verdict.ok) log.warn({ message: r.messageId, reason: verdict.reason }, 'mail refused');
+    if (!accepted) log.warn({ message: r.messageId, reason: meta.authReason }, 'mail refused');
     else if (r.duplicate) log.info({ message: r.messageId }, 'mail seen before; not run again');
   }
 

@@ -98,3 +98,19 @@ function splitAddress(a: string): [string, string] {
   const at = a.lastIndexOf('@');
   return [a.slice(0, at), a.slice(at + 1)];
 }
+
+/** What is kept of a message that could not be parsed: enough to store and refuse it. */
+export function unreadableMail(raw: Buffer): IncomingMail {
+  const contentHash = createHash('sha256').update(raw).digest('hex');
+  return {
+    messageId: `unreadable.${contentHash}@errand`,
+    contentHash,
+    subject: '',
+    text: '',
+    threadKeys: [],
+    ownThreadKey: `mid:unreadable.${contentHash}@errand`,
+    references: [],
+    others: [],
+    attachments: [],
+  };
+}

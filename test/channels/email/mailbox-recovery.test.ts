@@ -108,6 +108,25 @@ test('errand killed between storing a mail and flagging it handled loses nothing
   }
 });
 
+test('a malformed message is stored as refused and flagged, and mail after it still runs', async () => {
+  const f = await emailFixture({ imap, smtp });
+  try {
+    const seen = await seenCount();
+    await imap.append(Buffer.from('\u0000\u00ff not a mail at all\r\n\r\n\u00ff'));
+    await imap.append(await task('after the garbage', 'Still here?'));
+    await eventually(async () => (await seenCount()) === seen + 2, 'both flagged as handled');
+    const executor = f.executor as ScriptedExecutor;
+    await eventually(
+      () => executor.runs.some((r) => r.parts[0]?.text === 'Still here?'),
+      'the good mail to run',
+    );
+    const refused = await f.store.listMessages({ states: ['rejected'] });
+    assert.ok(refused.some((m) => m.externalId.startsWith('refused.')));
+  } finally {
+    await f.close();
+  }
+});
+
 test('a reply the SMTP server refuses for a while is sent once it accepts again', async () => {
   const f = await emailFixture({ imap, smtp });
   try {
