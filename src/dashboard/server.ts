@@ -12,12 +12,14 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { stream } from 'hono/streaming';
-import { WebChannel } from '../channels/web/index.ts';
+import type { WebChannel } from '../channels/web/index.ts';
 import type { Gateway } from '../gateway/index.ts';
 import type { Store, Task } from '../store/index.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { Access, type Identity, SESSION_COOKIE } from './access.ts';
+import { registerApi } from './api-routes.ts';
+import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 import { CSS, JS } from './assets.ts';
 import { type Html, html } from './html.ts';
 import { LiveHub, parseTopic } from './live.ts';
@@ -38,12 +40,8 @@ export interface DashboardOptions {
   version: string;
 }
 
-type Env = { Variables: { id: Identity } };
-
 const ID = /^[A-Za-z0-9_]{1,64}$/;
 const REPO = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const MAX_TEXT = 100_000;
 
 export interface Dashboard {
   server: Server;
@@ -361,112 +359,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     });
   });
 
-  // ---- JSON API ---------------------------------------------------------------------------
-  app.get('/api/health', async (c) => {
-    const { running, queued } = await gateway.status();
-    const channels = Object.keys(gateway.config.repos).flatMap((repo) =>
-      gateway.channelsOf(repo).map((ch) => ({ repo, channel: ch.kind, ...ch.health() })),
-    );
-    return c.json({
-      status: 'ok',
-      version: o.version,
-      running: running.length,
-      queued: queued.length,
-      channels,
-    });
-  });
-  app.get('/api/tasks', async (c) => c.json(await gateway.status()));
-  app.get('/api/tasks/:id', async (c) => {
-    const task = await store.getTask(c.req.param('id'));
-    if (!task) return c.json({ error: 'not_found', message: `no task ${c.req.param('id')}` }, 404);
-    return c.json({ task });
-  });
-  app.get('/api/tasks/:id/events', async (c) => {
-    const id = c.req.param('id');
-    if (!(await store.getTask(id)))
-      return c.json({ error: 'not_found', message: `no task ${id}` }, 404);
-    const after = Math.max(0, Number(c.req.query('after') ?? 0) || 0);
-    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 200) || 200));
-    const events = await store.listEvents(id, after, limit);
-    return c.json({ events, next: events.length === limit ? events.at(-1)!.seq : null });
-  });
-  app.get('/api/conversations', async (c) =>
-    c.json({
-      conversations: await store.listConversations({
-        repoId: c.req.query('repo') || undefined,
-        limit: Math.min(1000, Number(c.req.query('limit') ?? 200) || 200),
-      }),
-    }),
-  );
-  app.get('/api/conversations/:id', async (c) => {
-    const id = c.req.param('id');
-    const conversation = await store.getConversation(id);
-    if (!conversation) return c.json({ error: 'not_found', message: `no conversation ${id}` }, 404);
-    const [messages, tasks, deliveries] = await Promise.all([
-      store.listMessages({ conversationId: id }),
-      store.listTasks({ conversationId: id }),
-      store.listDeliveries({ conversationId: id }),
-    ]);
-    return c.json({ conversation, messages, tasks, deliveries });
-  });
-  app.get('/api/conversations/:id/network', async (c) => {
-    const conversation = await store.getConversation(c.req.param('id'));
-    if (!conversation) return c.json({ error: 'not_found', message: 'no such conversation' }, 404);
-    return c.json({ requests: await gateway.networkLog(conversation) });
-  });
-
-  const submitApi = async (c: Context<Env>, repoId: string, threadKey?: string) => {
-    const body = await readJson(c);
-    if (typeof body === 'string') return c.json({ error: 'bad_request', message: body }, 400);
-    const web = webChannel(repoId);
-    if (!web) {
-      return c.json(
-        { error: 'not_found', message: `no repository ${repoId} with the web channel enabled` },
-        404,
-      );
-    }
-    const user = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'operator') : c.get('id').user;
-    const r = await web.submit({
-      user,
-      text: body.text,
-      model: body.model,
-      requestId: body.requestId,
-      threadKey,
-    });
-    return c.json(
-      { message_id: r.messageId, thread_key: r.threadKey, duplicate: r.duplicate },
-      202,
-    );
-  };
-  app.post('/api/repos/:id/tasks', (c) => submitApi(c, c.req.param('id')));
-  app.post('/api/conversations/:id/messages', async (c) => {
-    const conversation = await store.getConversation(c.req.param('id'));
-    if (!conversation) {
-      return c.json({ error: 'not_found', message: `no conversation ${c.req.param('id')}` }, 404);
-    }
-    if (conversation.channel !== 'web') {
-      return c.json(
-        {
-          error: 'wrong_channel',
-          message: `conversation ${conversation.id} lives in ${conversation.channel}; reply there`,
-        },
-        409,
-      );
-    }
-    return submitApi(c, conversation.repoId, conversation.threadKey);
-  });
-  app.post('/api/:kind{tasks|conversations}/:id/stop', async (c) => {
-    const { kind, id } = c.req.param();
-    const exists = kind === 'tasks' ? await store.getTask(id) : await store.getConversation(id);
-    if (!exists) {
-      return c.json(
-        { error: 'not_found', message: `no ${kind === 'tasks' ? 'task' : 'conversation'} ${id}` },
-        404,
-      );
-    }
-    const by = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'the operator') : c.get('id').user;
-    return c.json(await gateway.stop(id, by));
-  });
+  registerApi(app, { gateway, version: o.version });
 
   // ---- helpers ----------------------------------------------------------------------------
   function ctx(c: Context<Env>): PageContext {
@@ -497,7 +390,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   }
 
   function webChannel(repoId: string): WebChannel | undefined {
-    return gateway.channelsOf(repoId).find((ch): ch is WebChannel => ch instanceof WebChannel);
+    return webChannelOf(gateway, repoId);
   }
 
   const server = createServer(getRequestListener(app.fetch));
@@ -516,10 +409,6 @@ function notFound(text: string): Html {
 /** Only local paths: `next` must not send a person to another site after login. */
 function safeNext(next: string | undefined): string {
   return next && /^\/(?![/\\])[^\s]*$/.test(next) ? next : '/';
-}
-
-function headerUser(c: Context<Env>): string | undefined {
-  return c.req.header('x-errand-user')?.slice(0, 64) || undefined;
 }
 
 async function rows(store: Store, tasks: Task[]): Promise<TaskRow[]> {
@@ -548,38 +437,4 @@ async function whereMessageLands(store: Store, messageId: string): Promise<strin
     await new Promise((r) => setTimeout(r, 50));
   }
   return '/';
-}
-
-async function readJson(
-  c: Context<Env>,
-): Promise<{ text: string; model?: string; requestId?: string } | string> {
-  if (!/^application\/json\b/.test(c.req.header('content-type') ?? '')) {
-    return 'send a JSON body with Content-Type: application/json';
-  }
-  let v: unknown;
-  try {
-    v = await c.req.json();
-  } catch {
-    return 'the body is not valid JSON';
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v))
-    return 'expected a JSON object like {"text": "..."}';
-  const b = v as Record<string, unknown>;
-  if (typeof b.text !== 'string' || b.text.trim() === '')
-    return '"text" must be a non-empty string';
-  if (b.text.length > MAX_TEXT) return `"text" is longer than ${MAX_TEXT} characters`;
-  if (b.model !== undefined && (typeof b.model !== 'string' || !MODEL.test(b.model))) {
-    return '"model" must be a model name like claude-sonnet-4-5';
-  }
-  if (
-    b.request_id !== undefined &&
-    (typeof b.request_id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(b.request_id))
-  ) {
-    return '"request_id" must be up to 64 letters, digits, _ or -';
-  }
-  return {
-    text: b.text,
-    model: b.model as string | undefined,
-    requestId: b.request_id as string | undefined,
-  };
 }
