@@ -220,6 +220,10 @@ export class SlackChannel implements Channel {
       });
     }
     this.#delivered.add(d.id);
+    // Only recent ids matter (a retry follows within minutes); keep the set small.
+    if (this.#delivered.size > 10_000) {
+      this.#delivered.delete(this.#delivered.values().next().value!);
+    }
     if (meta && d.kind !== 'notice') {
       await this.#react(meta.channel, meta.ts, d.kind === 'reply' ? 'white_check_mark' : 'x');
     }
