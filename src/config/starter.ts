@@ -9,7 +9,7 @@ execution:
   retention_days: 30           # idle conversations are deleted after this many days
 
 dashboard:
-  host: 127.0.0.1              # anything else requires a login token
+  host: 127.0.0.1              # anything else requires a login token (docs/dashboard.md)
   port: 5200
   # base_url: https://errand.example.com
 
@@ -18,6 +18,7 @@ repos:
     git_url: REPO_PATH         # a URL or an absolute local path
     # default_branch: main     # detected when absent
     model: claude-sonnet-4-5
+    # usage_footer: true       # cost, duration, turns and tokens under each reply
     web:
       enabled: true
     # agent:
@@ -28,8 +29,8 @@ repos:
     #   imap: { host: imap.example.com, port: 993, security: tls, user: errand@example.com, password: !secret IMAP_PASSWORD }
     #   smtp: { host: smtp.example.com, port: 465, security: tls, user: errand@example.com, password: !secret SMTP_PASSWORD }
     #   authorized_senders: [alice@example.com]
-    #   trusted_authserv_id: mx.example.com
-    # slack:
+    #   trusted_authserv_id: mx.example.com   # or verify_dkim: true (docs/email-setup.md)
+    # slack:                   # docs/slack-setup.md
     #   app_token: !secret SLACK_APP_TOKEN
     #   bot_token: !secret SLACK_BOT_TOKEN
     #   authorized: { workspace_members: true }
