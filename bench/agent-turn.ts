@@ -3,7 +3,9 @@
  * scripted model server, run directly on the host (baseline, plain HTTP on loopback) and
  * through errand (mirror refresh, trusted files, cached image, proxy session and
  * namespace, container start, CLI start, event parsing and storing), measured in the same
- * run. Target (issue "Agent"): under 1.3x. Needs podman and the base image.
+ * run. errand's turn ends when the answer is known (the CLI's result line), as its reply
+ * does; the container's exit continues in the background. Target (issue "Agent"): under
+ * 1.3x. Needs podman and the base image.
  *
  *   bash scripts/node.sh bench/agent-turn.ts [--runs N]
  */
@@ -125,6 +127,7 @@ try {
     base.push(await direct(i));
     ours.push(await viaErrand(i));
   }
+  await executor.settle();
   const b = median(base);
   const o = median(ours);
   console.log(

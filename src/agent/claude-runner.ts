@@ -77,6 +77,8 @@ const SESSION_BROKEN =
 interface Attempt {
   r: SandboxExecResult;
   state: StreamState;
+  /** Set when the answer came before the CLI and its container had exited. */
+  settled?: Promise<void>;
 }
 
 /**
@@ -106,7 +108,8 @@ export class ClaudeCodeRunner implements AgentRunner {
         events,
       );
     }
-    return this.#outcome(attempt, signal);
+    const outcome = this.#outcome(attempt, signal);
+    return attempt.settled ? { ...outcome, settled: attempt.settled } : outcome;
   }
 
   #sessionBroken(a: Attempt): boolean {
@@ -125,8 +128,12 @@ export class ClaudeCodeRunner implements AgentRunner {
     events: EventSink,
   ): Promise<Attempt> {
     const args = ['claude', ...claudeArgs(input.model, resume, input.effort)];
-    const state = new StreamState(resume, events);
-    const r = await input.exec({
+    let resultArrived = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      resultArrived = resolve;
+    });
+    const state = new StreamState(resume, events, () => resultArrived());
+    const running = input.exec({
       command: args,
       stdin: prompt,
       env: {
@@ -137,8 +144,21 @@ export class ClaudeCodeRunner implements AgentRunner {
       },
       onStdout: (c) => state.push(c),
     });
-    await state.end();
-    return { r, state };
+    const exited = await Promise.race([running, arrived.then(() => undefined)]);
+    const result = state.result;
+    if (exited || !result || result.is_error || result.subtype !== 'success') {
+      const r = exited ?? (await running);
+      await state.end();
+      return { r, state };
+    }
+    // A successful result is the final answer. The CLI and its container take a while
+    // longer to wind down; the reply need not wait for that.
+    await state.flushed();
+    return {
+      r: { outcome: 'exited', exitCode: 0, stderrTail: '' },
+      state,
+      settled: running.then(() => state.end()),
+    };
   }
 
   #outcome({ r, state }: Attempt, signal: AbortSignal): TaskOutcome {

@@ -47,9 +47,18 @@ export class StreamState {
   #pending: Promise<void> = Promise.resolve();
   readonly #events: EventSink;
 
-  constructor(sessionId: string | undefined, events: EventSink) {
+  readonly #onResult: (() => void) | undefined;
+
+  /** `onResult`: called once the result line arrived (the agent's answer is final). */
+  constructor(sessionId: string | undefined, events: EventSink, onResult?: () => void) {
     this.sessionId = sessionId;
     this.#events = events;
+    this.#onResult = onResult;
+  }
+
+  /** Waits until every event parsed so far is stored. */
+  async flushed(): Promise<void> {
+    await this.#pending;
   }
 
   push(chunk: Buffer): void {
@@ -101,7 +110,10 @@ export class StreamState {
         }
       }
     }
-    if (ev.type === 'result') this.result = ev as StreamResult;
     this.#emit(`claude.${ev.type ?? 'unknown'}`, ev);
+    if (ev.type === 'result') {
+      this.result = ev as StreamResult;
+      this.#onResult?.();
+    }
   }
 }

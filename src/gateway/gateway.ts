@@ -266,7 +266,10 @@ export class Gateway {
       }
     }
     await this.#intake.idle();
-    await this.#deliveries.flush(5000);
+    await Promise.all([
+      this.#deliveries.flush(5000),
+      raceTimeout(this.#executor.settle?.() ?? Promise.resolve(), 10_000),
+    ]);
     this.#deliveries.close();
     for (const entry of this.#repos.values()) await this.#stopChannels(entry);
   }

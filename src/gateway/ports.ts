@@ -149,6 +149,12 @@ export interface TaskOutcome {
   usage?: TaskUsage;
   /** Short machine-readable detail, e.g. `api_error`, `container_failed`. */
   detail?: string;
+  /**
+   * Set when the answer is final but the sandbox is still winding down (the agent's
+   * process and container exiting). Resolves when it has; never rejects. The executor
+   * makes the conversation's next task wait for it.
+   */
+  settled?: Promise<void>;
 }
 
 export interface EventSink {
@@ -168,6 +174,8 @@ export interface TaskExecutor {
   removeConversation?(conversation: Conversation): Promise<void>;
   /** Kills sandboxes left behind by an earlier process; called once at start. */
   cleanupOrphans?(): Promise<void>;
+  /** Waits for sandboxes that answered and are still exiting; called on shutdown. */
+  settle?(): Promise<void>;
   /** The last `limit` requests the conversation's sandboxes made, oldest first. */
   networkLog?(conversation: Conversation, limit: number): Promise<NetworkRequest[]>;
   /** What the repository's default branch puts in effect, for the dashboard. */

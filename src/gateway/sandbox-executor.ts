@@ -103,6 +103,7 @@ function bytes(size: string): number {
 export class SandboxExecutor implements TaskExecutor {
   readonly #o: SandboxExecutorOptions;
   readonly #lastImage = new Map<string, NonNullable<RepoSandboxInfo['image']>>();
+  readonly #settling = new Map<string, Promise<void>>();
 
   constructor(o: SandboxExecutorOptions) {
     this.#o = o;
@@ -156,7 +157,11 @@ export class SandboxExecutor implements TaskExecutor {
         files: [],
         detail: 'repo_removed',
       };
+    // The conversation's previous sandbox may still be winding down; its workspace and
+    // agent state are not to be touched before it is gone.
+    await this.#settling.get(run.conversation.id);
     const cleanup: Array<() => Promise<void> | void> = [];
+    let settled: Promise<void> | undefined;
     try {
       const prepared = await this.#prepare(run, repoId, repoConfig, events, cleanup);
       const timeoutMs = prepared.limits.timeout_seconds * 1000;
@@ -191,14 +196,34 @@ export class SandboxExecutor implements TaskExecutor {
         signal,
         events,
       );
-      return { ...outcome, files: [...outcome.files, ...this.#outboxFiles(prepared.outbox)] };
+      settled = outcome.settled;
+      const { settled: _, ...answer } = outcome;
+      return { ...answer, files: [...answer.files, ...this.#outboxFiles(prepared.outbox)] };
     } catch (e) {
       if (e instanceof Unready)
         return { kind: 'failure', text: e.message, files: [], detail: e.detail };
       throw e;
     } finally {
-      for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+      const release = async () => {
+        for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+      };
+      if (settled)
+        this.#windDown(run.conversation.id, settled.catch(() => undefined).then(release));
+      else await release();
     }
+  }
+
+  /** Tracks a sandbox that answered and is still exiting, until it is gone. */
+  #windDown(conversationId: string, done: Promise<void>): void {
+    this.#settling.set(conversationId, done);
+    void done.finally(() => {
+      if (this.#settling.get(conversationId) === done) this.#settling.delete(conversationId);
+    });
+  }
+
+  /** Waits for sandboxes still winding down (for shutdown). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.#settling.values()]);
   }
 
   async #prepare(
