@@ -128,6 +128,7 @@ try {
     ours.push(await viaErrand(i));
   }
   await executor.settle();
+  await executor.close();
   const b = median(base);
   const o = median(ours);
   console.log(

@@ -272,6 +272,7 @@ export class Gateway {
     ]);
     this.#deliveries.close();
     for (const entry of this.#repos.values()) await this.#stopChannels(entry);
+    await this.#executor.close?.().catch(() => undefined);
   }
 
   /**

@@ -176,6 +176,8 @@ export interface TaskExecutor {
   cleanupOrphans?(): Promise<void>;
   /** Waits for sandboxes that answered and are still exiting; called on shutdown. */
   settle?(): Promise<void>;
+  /** Releases what it keeps ready for the next task; called last on shutdown. */
+  close?(): Promise<void>;
   /** The last `limit` requests the conversation's sandboxes made, oldest first. */
   networkLog?(conversation: Conversation, limit: number): Promise<NetworkRequest[]>;
   /** What the repository's default branch puts in effect, for the dashboard. */

@@ -21,6 +21,7 @@ import {
   ProxyServer,
   parseAllowlist,
   type TaskNetwork,
+  WarmNetns,
 } from '../proxy/index.ts';
 import {
   BASE_IMAGE,
@@ -60,6 +61,8 @@ export interface SandboxExecutorOptions {
   podmanEnv: NodeJS.ProcessEnv;
   agent: AgentRunner;
   logger: Logger;
+  /** Keeps a sandbox network started ahead of the next task; absent: one starts per task. */
+  warmNetns?: WarmNetns;
 }
 
 const SANDBOX_FILE = '.errand/sandbox.yaml';
@@ -123,6 +126,7 @@ export class SandboxExecutor implements TaskExecutor {
   }): Promise<SandboxExecutor> {
     const caDir = join(o.stateDir, 'proxy', 'ca');
     const ca = await CertificateAuthority.loadOrCreate(caDir);
+    const podmanEnv = await ensurePodmanEnv(o.stateDir);
     return new SandboxExecutor({
       config: o.config,
       workspaces: new Workspaces({ root: join(o.stateDir, 'workspaces') }),
@@ -133,7 +137,8 @@ export class SandboxExecutor implements TaskExecutor {
       }),
       proxy: new ProxyServer({ ca, runDir: join(o.stateDir, 'run') }),
       caFile: join(caDir, 'ca.pem'),
-      podmanEnv: await ensurePodmanEnv(o.stateDir),
+      podmanEnv,
+      warmNetns: new WarmNetns(podmanEnv),
       agent: o.agent,
       logger: o.logger,
     });
@@ -226,6 +231,10 @@ export class SandboxExecutor implements TaskExecutor {
     await Promise.all([...this.#settling.values()]);
   }
 
+  async close(): Promise<void> {
+    await this.#o.warmNetns?.close();
+  }
+
   async #prepare(
     run: TaskRun,
     repoId: string,
@@ -270,8 +279,10 @@ export class SandboxExecutor implements TaskExecutor {
       pids: lower(base.pids, settings.limits.pids),
     };
 
-    // The network starts while the image and the clone are prepared.
+    // The network, the image and the conversation's clone are prepared side by side.
     const networkReady = this.#network(run, repo, repoConfig, onBranch, events, cleanup);
+    const conversationReady = ws.prepareConversation(repo, run.conversation.id);
+    conversationReady.catch(() => undefined);
     let image: string;
     let mounts: SandboxMount[];
     let outbox: string;
@@ -320,7 +331,7 @@ export class SandboxExecutor implements TaskExecutor {
       }
       image = built.image;
       // The conversation's own folders: the only host paths the sandbox sees.
-      const { dirs } = await ws.prepareConversation(repo, run.conversation.id);
+      const { dirs } = await conversationReady;
       copyAttachments(run, dirs.inbox);
       outbox = dirs.outbox;
       mounts = [
@@ -332,7 +343,7 @@ export class SandboxExecutor implements TaskExecutor {
       ];
     } catch (e) {
       // Its cleanup is registered once it settles; wait so nothing outlives the task.
-      await networkReady.catch(() => undefined);
+      await Promise.all([networkReady.catch(() => undefined), conversationReady.catch(() => {})]);
       throw e;
     }
     const { env, network } = await networkReady;
@@ -426,6 +437,7 @@ export class SandboxExecutor implements TaskExecutor {
             log: fileNetworkLog(join(dirs.root, 'network.log')),
           },
           this.#o.podmanEnv,
+          this.#o.warmNetns ? (base) => this.#o.warmNetns!.take(base) : undefined,
         );
       } catch (e) {
         throw new Unready(

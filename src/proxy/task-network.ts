@@ -1,6 +1,6 @@
 import type { Allowlist } from './allowlist.ts';
 import { type AwsCredential, awsEnv, awsSurrogatesFor } from './aws-resign.ts';
-import { startSandboxNetns } from './netns.ts';
+import { type SandboxNetns, startSandboxNetns } from './netns.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import type { ProxyServer } from './proxy-server.ts';
 import { type MaskedSecret, surrogatesFor } from './surrogates.ts';
@@ -30,6 +30,9 @@ export async function openTaskNetwork(
     log: (e: NetworkLogEntry) => void;
   },
   podmanEnv: NodeJS.ProcessEnv,
+  /** Where the namespace comes from; default: a new one (errand keeps one warm). */
+  netnsFor: (socketBase: string) => Promise<SandboxNetns> = (base) =>
+    startSandboxNetns(base, podmanEnv),
 ): Promise<TaskNetwork> {
   const surrogates = surrogatesFor(o.secrets);
   const aws = awsSurrogatesFor(o.aws);
@@ -46,9 +49,9 @@ export async function openTaskNetwork(
     upstreamCa: o.upstreamCa,
     log: o.log,
   });
-  let netns: Awaited<ReturnType<typeof startSandboxNetns>>;
+  let netns: SandboxNetns;
   try {
-    netns = await startSandboxNetns(session.socketBase, podmanEnv);
+    netns = await netnsFor(session.socketBase);
   } catch (e) {
     await session.close();
     throw e;

@@ -4,6 +4,7 @@
  * TCP connection on ports 80 and 443 to errand's proxy over a Unix socket on the host.
  *
  *   node relay.ts SOCKET_BASE ADDRESS     (connects to SOCKET_BASE-80.sock and -443.sock)
+ *   node relay.ts - ADDRESS               (SOCKET_BASE comes later, as a line on stdin)
  *
  * Prints "ready PID" once listening. Nothing it receives can reach any other network: the
  * namespace has no route anywhere.
@@ -12,15 +13,32 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import * as dnsPacket from 'dns-packet';
 
-const [socketBase, address] = process.argv.slice(2) as [string, string];
+const [socketArg, address] = process.argv.slice(2) as [string, string];
 const PORTS = [80, 443];
+
+// errand holds the other end of stdin: a started relay can wait for its task there (the
+// socket base arrives as the first line), and end-of-file means errand is gone.
+let stdinText = '';
+const socketBase = new Promise<string>((resolve) => {
+  if (socketArg !== '-') resolve(socketArg);
+  process.stdin.on('data', (d: Buffer) => {
+    stdinText += d.toString();
+    const nl = stdinText.indexOf('\n');
+    if (nl >= 0) resolve(stdinText.slice(0, nl).trim());
+  });
+});
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
 
 function relay(port: number) {
   return createServer((client) => {
-    const upstream = connect(`${socketBase}-${port}.sock`);
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
+    // Unread data waits in the client socket until it is piped.
+    void socketBase.then((base) => {
+      const upstream = connect(`${base}-${port}.sock`);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
   });
 }
 
@@ -85,7 +103,3 @@ await new Promise<void>((resolve) => tcpDns.listen(53, address, resolve));
 // pid namespace in between, so it is the host's pid.
 process.stdout.write(`ready ${process.pid}\n`);
 process.on('SIGTERM', () => process.exit(0));
-// errand holds the other end of stdin; its end means errand is gone.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
-process.stdin.resume();
