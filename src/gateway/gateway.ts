@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
 import { changedRepos, type RepoConfig, type ServerConfig } from '../config/index.ts';
 import type {
   ChannelKind,
@@ -342,6 +343,10 @@ export class Gateway {
       for (const c of await this.#store.listIdleConversationsBefore(cutoff)) {
         if (this.#queue.isRunning(c.id)) continue;
         await this.#executor.removeConversation?.(c);
+        // Files channels saved for its messages (mail attachments, Slack files).
+        for (const m of await this.#store.listMessages({ conversationId: c.id })) {
+          for (const a of m.attachments) await rm(a.path, { force: true }).catch(() => undefined);
+        }
         await this.#store.deleteConversation(c.id);
         removed++;
       }

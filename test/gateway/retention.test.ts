@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
 import { gatewayFixture } from '../harness/gateway-fixture.ts';
 
 describe('retention', () => {
-  it('removes conversations idle past retention_days with their workspaces, and keeps busy ones', async () => {
+  it('removes conversations idle past retention_days with their workspaces and attachments, and keeps busy ones', async () => {
     const f = await gatewayFixture();
     try {
-      await f.channel.send('old and finished', { thread: 'old' });
+      const saved = join(f.dir, 'attachment.txt');
+      writeFileSync(saved, 'from a mail');
+      await f.channel.send('old and finished', {
+        thread: 'old',
+        attachments: [{ name: 'attachment.txt', path: saved, size: 11 }],
+      });
       await f.channel.waitForSent(1);
       await f.channel.send('hang: still running', { thread: 'busy' });
       await f.executor.waitForRuns(2);
@@ -22,6 +29,7 @@ describe('retention', () => {
       assert.equal(await f.store.getConversation(old!), undefined);
       assert.ok(await f.store.getConversation(busy!));
       assert.deepEqual(await f.store.listMessages({ conversationId: old! }), []);
+      assert.equal(existsSync(saved), false, 'the files channels saved for it are gone');
     } finally {
       await f.close();
     }
