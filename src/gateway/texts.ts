@@ -1,4 +1,5 @@
 import type { TaskUsage } from '../store/types.ts';
+import { formatCost, formatDuration } from '../util/text.ts';
 
 /**
  * What errand itself says in a thread. Each notice says what happened and what the person
@@ -29,7 +30,7 @@ export function conversationUrl(baseUrl: string, conversationId: string): string
 /** One short line of what a task cost, for the foot of a reply. */
 export function formatUsage(u: TaskUsage): string {
   const parts: string[] = [];
-  if (u.costUsd !== undefined) parts.push(`$${u.costUsd.toFixed(u.costUsd < 1 ? 4 : 2)}`);
+  if (u.costUsd !== undefined) parts.push(formatCost(u.costUsd));
   if (u.durationMs !== undefined) parts.push(formatDuration(u.durationMs));
   if (u.turns !== undefined) parts.push(`${u.turns} turn${u.turns === 1 ? '' : 's'}`);
   if (u.inputTokens !== undefined || u.outputTokens !== undefined) {
@@ -39,13 +40,6 @@ export function formatUsage(u: TaskUsage): string {
   const tools = (u.webSearches ?? 0) + (u.webFetches ?? 0);
   if (tools > 0) parts.push(`${u.webSearches ?? 0} web searches, ${u.webFetches ?? 0} fetches`);
   return parts.join(' · ');
-}
-
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m ${s % 60}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 
 function formatCount(n: number): string {

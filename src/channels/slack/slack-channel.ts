@@ -22,6 +22,7 @@ import type {
 import { describeError } from '../../util/errors.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
+import { clip } from '../../util/text.ts';
 import { escapeMrkdwn, splitMessage, toMrkdwn } from './mrkdwn.ts';
 import { SlackAuthorization } from './slack-authorization.ts';
 
@@ -406,11 +407,6 @@ interface Envelope {
 function splitThreadKey(key: string): [string | undefined, string | undefined] {
   const i = key.indexOf(':');
   return i > 0 ? [key.slice(0, i), key.slice(i + 1)] : [undefined, undefined];
-}
-
-function clip(s: string, n: number): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
 
 /** Bolt's and the Socket Mode client's logs go to errand's log, quietly. */

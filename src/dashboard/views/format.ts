@@ -1,6 +1,9 @@
 import MarkdownIt from 'markdown-it';
 import type { TaskUsage } from '../../store/types.ts';
+import { formatCost, formatDuration } from '../../util/text.ts';
 import { type Html, trusted } from '../html.ts';
+
+export { clip } from '../../util/text.ts';
 
 // Raw HTML off: agent output and mail text are rendered, never trusted as markup.
 const md = new MarkdownIt({ html: false, linkify: true });
@@ -20,23 +23,13 @@ export function ago(at: number | undefined, now = Date.now()): string {
 }
 
 export function duration(ms: number | undefined): string {
-  if (ms === undefined) return '';
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m ${s % 60}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
+  return ms === undefined ? '' : formatDuration(ms);
 }
 
 export function cost(u: TaskUsage | undefined): string {
-  return u?.costUsd === undefined ? '' : `$${u.costUsd.toFixed(u.costUsd < 1 ? 4 : 2)}`;
+  return u?.costUsd === undefined ? '' : formatCost(u.costUsd);
 }
 
 export function time(at: number | undefined): string {
   return at ? new Date(at).toISOString().replace('T', ' ').slice(0, 19) : '';
-}
-
-/** Long text shortened for a summary line. */
-export function clip(s: string, n: number): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
 }
