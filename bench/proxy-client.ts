@@ -58,9 +58,13 @@ if (mode === 'latency') {
   );
 } else {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const got = await Promise.all(Array.from({ length: Number(n) }, () => get(`/big/${size}`)));
   const s = (performance.now() - t0) / 1000;
   const total = got.reduce((a, b) => a + b, 0);
-  console.log(JSON.stringify({ mbPerS: total / 1e6 / s, total }));
+  const cpu = process.cpuUsage(cpu0);
+  console.log(
+    JSON.stringify({ mbPerS: total / 1e6 / s, total, cpuMs: (cpu.user + cpu.system) / 1000 }),
+  );
 }
 agent.destroy();

@@ -8,9 +8,10 @@
  *
  *   bash scripts/node.sh bench/proxy.ts [--requests N] [--mb N]
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -21,7 +22,6 @@ import {
   SANDBOX_ADDRESS,
   startSandboxNetns,
 } from '../src/proxy/index.ts';
-import { startUpstream } from '../test/harness/upstream.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,26 +31,67 @@ const { values } = parseArgs({
 });
 const run = promisify(execFile);
 const CLIENT = fileURLToPath(new URL('./proxy-client.ts', import.meta.url));
+const UPSTREAM = fileURLToPath(new URL('./upstream-process.ts', import.meta.url));
 const HOST = 'api.bench.example';
 
-async function client(args: string[], netnsPid?: number): Promise<Record<string, number>> {
+/** What bench/proxy-client.ts prints: latency or throughput fields. */
+interface Measurement {
+  medianMs?: number;
+  p99Ms?: number;
+  mbPerS?: number;
+  total?: number;
+  cpuMs?: number;
+}
+
+async function client(args: string[], netnsPid?: number): Promise<Measurement> {
   const argv = [process.execPath, CLIENT, ...args];
   const { stdout } = netnsPid
     ? await run('nsenter', [`--net=/proc/${netnsPid}/ns/net`, ...argv], { maxBuffer: 1e6 })
     : await run(argv[0]!, argv.slice(1));
-  return JSON.parse(stdout) as Record<string, number>;
+  return JSON.parse(stdout) as Measurement;
+}
+
+/** CPU time a process used so far, in ms (Linux: utime + stime from /proc). */
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** Runs a throughput measurement and adds the CPU ms per MB each party spent on it. */
+async function withCpu(
+  measure: () => Promise<Measurement>,
+  upstreamPid: number,
+  proxied: boolean,
+): Promise<Measurement & { cpu: Record<'client' | 'upstream' | 'proxy', number> }> {
+  const up0 = cpuMsOf(upstreamPid);
+  const self0 = process.cpuUsage();
+  const r = await measure();
+  const self = process.cpuUsage(self0);
+  const mb = r.total! / 1e6;
+  return {
+    ...r,
+    cpu: {
+      client: r.cpuMs! / mb,
+      upstream: (cpuMsOf(upstreamPid) - up0) / mb,
+      proxy: proxied ? (self.user + self.system) / 1000 / mb : 0,
+    },
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'errand-proxy-bench-'));
 try {
-  const upstream = await startUpstream(join(dir, 'upstream-ca'), [HOST]);
+  const upstreamChild = spawn(process.execPath, [UPSTREAM, join(dir, 'upstream-ca'), HOST], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(upstreamChild.stdout, 'data')) as [Buffer];
+  const upstream = JSON.parse(line.toString()) as { httpsPort: number; caPem: string };
   const ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
   writeFileSync(join(dir, 'upstream.pem'), upstream.caPem);
   writeFileSync(join(dir, 'errand.pem'), ca.certPem);
-  const proxy = new ProxyServer({ ca, runDir: join(dir, 'run') });
+  const proxy = new ProxyServer({ ca });
   const allow = parseAllowlist(`allow:\n  - host: ${HOST}\n`);
   if (!allow.ok) throw new Error(allow.problem);
-  const session = await proxy.openSession({
+  const session = proxy.openSession({
     taskId: 'bench',
     allowlist: allow.allowlist,
     surrogates: [],
@@ -58,7 +99,8 @@ try {
     upstreamCa: upstream.caPem,
     log: () => undefined,
   });
-  const netns = await startSandboxNetns(session.socketBase, process.env);
+  const netns = await startSandboxNetns(process.env);
+  netns.attach(session.accept);
   const pid = Number(/\/proc\/(\d+)\//.exec(netns.path)![1]);
   const direct = (mode: string, n: string, size?: string) =>
     client([
@@ -81,9 +123,10 @@ try {
     direct: await direct('latency', values.requests!),
     proxy: await sandboxed('latency', values.requests!),
   };
+  const up = upstreamChild.pid!;
   const one = {
-    direct: await direct('throughput', '1', String(bytes)),
-    proxy: await sandboxed('throughput', '1', String(bytes)),
+    direct: await withCpu(() => direct('throughput', '1', String(bytes)), up, false),
+    proxy: await withCpu(() => sandboxed('throughput', '1', String(bytes)), up, true),
   };
   const per50 = String(Math.floor(bytes / 50));
   const fifty = {
@@ -106,9 +149,21 @@ try {
   console.log(
     `  50 clients: direct ${fifty.direct.mbPerS!.toFixed(0)} MB/s, via proxy ${fifty.proxy.mbPerS!.toFixed(0)} MB/s, ratio ${(fifty.proxy.mbPerS! / fifty.direct.mbPerS!).toFixed(2)} (target >= 0.70)`,
   );
+  // Where the CPU goes: client, upstream and proxy share this machine's cores, so the
+  // proxied download cannot go faster than the cores can do all three parties' work.
+  const c = one.proxy.cpu;
+  const cores = availableParallelism();
+  const ceiling = (cores * 1000) / (c.client + c.upstream + c.proxy);
+  const ms = (n: number) => n.toFixed(2);
+  console.log(
+    `  CPU ms per MB, 1 client: direct: client ${ms(one.direct.cpu.client)}, upstream ${ms(one.direct.cpu.upstream)}; via proxy: client ${ms(c.client)}, upstream ${ms(c.upstream)}, proxy ${ms(c.proxy)}`,
+  );
+  console.log(
+    `    all three on ${cores} cores: the proxied download is bounded at ${ceiling.toFixed(0)} MB/s, ratio ${(ceiling / one.direct.mbPerS!).toFixed(2)}`,
+  );
   await netns.close();
   await session.close();
-  await upstream.close();
+  upstreamChild.stdin.end();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

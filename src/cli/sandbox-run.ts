@@ -189,7 +189,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
 
   // The network: errand's proxy on the host, reached only through a private namespace.
   const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
-  const proxy = new ProxyServer({ ca, runDir: join(state, 'run') });
+  const proxy = new ProxyServer({ ca });
   const taskId = `run-${randomBytes(5).toString('hex')}`;
   let net: TaskNetwork;
   try {

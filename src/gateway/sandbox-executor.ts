@@ -135,7 +135,7 @@ export class SandboxExecutor implements TaskExecutor {
         cacheDir: o.cacheDir,
         imageMaxAgeMs: o.imageMaxAgeMs,
       }),
-      proxy: new ProxyServer({ ca, runDir: join(o.stateDir, 'run') }),
+      proxy: new ProxyServer({ ca }),
       caFile: join(caDir, 'ca.pem'),
       podmanEnv,
       warmNetns: new WarmNetns(podmanEnv),
@@ -437,7 +437,7 @@ export class SandboxExecutor implements TaskExecutor {
             log: fileNetworkLog(join(dirs.root, 'network.log')),
           },
           this.#o.podmanEnv,
-          this.#o.warmNetns ? (base) => this.#o.warmNetns!.take(base) : undefined,
+          this.#o.warmNetns ? (accept) => this.#o.warmNetns!.take(accept) : undefined,
         );
       } catch (e) {
         throw new Unready(

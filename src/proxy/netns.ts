@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /** The address every name resolves to inside a sandbox; on loopback, so no interface exists. */
@@ -11,25 +12,26 @@ const RELAY = fileURLToPath(
   ),
 );
 
+/** Where the relay's connections go: the proxy session of the task using the network. */
+export type AcceptConnection = (socket: Socket, port: 80 | 443) => void;
+
 export interface SandboxNetns {
   /** Path a container joins with `--network ns:PATH`. */
   path: string;
   /** The address to give the container as its DNS server. */
   dns: string;
-  /** Leads the relay to a proxy session (for one started without one). */
-  attach(socketBase: string): void;
+  /** Leads the relay's connections to a proxy session; until then they are refused. */
+  attach(accept: AcceptConnection): void;
   close(): Promise<void>;
 }
 
 /**
  * Creates a private network namespace (loopback only) held by the relay process, which
- * answers DNS and forwards ports 80 and 443 to the proxy session's sockets. As root with
- * `unshare --net`; as a normal user inside podman's user namespace (`podman unshare`).
+ * answers DNS and hands connections on ports 80 and 443 to errand over an IPC channel. As
+ * root with `unshare --net`; as a normal user inside podman's user namespace
+ * (`podman unshare`). Both keep the channel's file descriptor across their exec.
  */
-export async function startSandboxNetns(
-  socketPath: string | undefined,
-  podmanEnv: NodeJS.ProcessEnv,
-): Promise<SandboxNetns> {
+export async function startSandboxNetns(podmanEnv: NodeJS.ProcessEnv): Promise<SandboxNetns> {
   const inner = [
     'unshare',
     '--net',
@@ -38,30 +40,30 @@ export async function startSandboxNetns(
     'ip link set lo up && exec "$0" "$@"',
     process.execPath,
     RELAY,
-    socketPath ?? '-',
     SANDBOX_ADDRESS,
   ];
   const argv = process.getuid?.() === 0 ? inner : ['podman', 'unshare', ...inner];
-  // The relay's stdin is a pipe from this process: when errand dies, even by SIGKILL, the
-  // relay reads end-of-file and exits, so no namespace outlives the errand that made it.
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     env: podmanEnv,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   let stderr = '';
   child.stderr!.on('data', (c) => {
     stderr = (stderr + c).slice(-2000);
   });
+  let accept: AcceptConnection | undefined;
   const pid = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`the sandbox network did not start in time: ${stderr.trim()}`)),
       20_000,
     );
-    child.stdout!.on('data', (c: Buffer) => {
-      const m = /ready (\d+)/.exec(c.toString());
-      if (m) {
+    child.on('message', (m: { ready?: number; port?: number }, handle?: unknown) => {
+      if (typeof m.ready === 'number') {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve(m.ready);
+      } else if (handle instanceof Socket) {
+        if (accept && (m.port === 80 || m.port === 443)) accept(handle, m.port);
+        else handle.destroy();
       }
     });
     child.once('exit', (code) => {
@@ -72,20 +74,21 @@ export async function startSandboxNetns(
     });
   });
   // Started, the relay must not keep errand's process alive by itself (a spare may sit
-  // unused until errand exits); its stdin pipe still ends it when errand goes.
+  // unused until errand exits); its channel still ends it when errand goes.
   child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) {
-    (stream as unknown as { unref?: () => void } | null)?.unref?.();
-  }
+  child.channel?.unref();
+  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   return {
     path: `/proc/${pid}/ns/net`,
     dns: SANDBOX_ADDRESS,
-    attach: (socketBase) => {
-      child.stdin!.write(`${socketBase}\n`);
+    attach: (a) => {
+      accept = a;
     },
     close: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
+      // Unreferenced since its start, the relay must hold errand open while it is awaited.
+      child.ref();
       // Signal the relay itself: `podman unshare` (rootless) does not pass signals on.
       try {
         process.kill(pid, 'SIGTERM');
@@ -109,14 +112,14 @@ export class WarmNetns {
     this.#env = podmanEnv;
   }
 
-  /** A network whose relay leads to `socketBase`: the spare when it is ready, else a new one. */
-  async take(socketBase: string): Promise<SandboxNetns> {
+  /** A network whose relay leads to `accept`: the spare when it is ready, else a new one. */
+  async take(accept: AcceptConnection): Promise<SandboxNetns> {
     const spare = this.#spare;
     this.#spare = undefined;
     const ready = await spare?.catch(() => undefined);
-    const ns = ready ?? (await startSandboxNetns(undefined, this.#env));
-    ns.attach(socketBase);
-    this.#spare = startSandboxNetns(undefined, this.#env);
+    const ns = ready ?? (await startSandboxNetns(this.#env));
+    ns.attach(accept);
+    this.#spare = startSandboxNetns(this.#env);
     this.#spare.catch(() => undefined);
     return ns;
   }

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
 import {
   type ClientRequest,
   createServer as createHttpServer,
@@ -11,10 +9,19 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { rootCertificates, TLSSocket } from 'node:tls';
+import {
+  Agent as HttpsAgent,
+  type RequestOptions as HttpsRequestOptions,
+  request as httpsRequest,
+} from 'node:https';
+import type { Socket } from 'node:net';
+import {
+  type ConnectionOptions,
+  createSecureContext,
+  rootCertificates,
+  type SecureContext,
+  TLSSocket,
+} from 'node:tls';
 import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
@@ -37,15 +44,15 @@ export interface ProxyPolicy {
 }
 
 export interface ProxySession {
-  /** Base of the Unix socket paths the task's relay connects to (see portSocket). */
-  socketBase: string;
+  /**
+   * Serves one connection the sandbox made to `port`: TLS is terminated on 443, plain HTTP
+   * is read on 80. The relay hands errand the container's own TCP socket, so no process
+   * copies the bytes in between.
+   */
+  accept(socket: Socket, port: 80 | 443): void;
   close(): Promise<void>;
 }
 
-/** The session's socket for a port: the relay connects to the one of the port it accepted on. */
-export function portSocket(base: string, port: 80 | 443): string {
-  return `${base}-${port}.sock`;
-}
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -98,10 +105,11 @@ function upstreamRequest(
     path: string;
     headers: IncomingHttpHeaders;
     agent?: HttpAgent | HttpsAgent;
-    ca?: string[];
+    secureContext?: SecureContext;
   },
 ): ClientRequest {
-  return (c.tls ? httpsRequest : httpRequest)({
+  // tls.connect takes `secureContext`; https.request passes it on, its type omits it.
+  const options: HttpsRequestOptions & ConnectionOptions = {
     host: c.address,
     family: c.family,
     port: c.port,
@@ -110,8 +118,9 @@ function upstreamRequest(
     headers: o.headers as Record<string, string | string[]>,
     agent: o.agent,
     servername: c.tls ? c.host : undefined,
-    ca: o.ca,
-  });
+    secureContext: o.secureContext,
+  };
+  return (c.tls ? httpsRequest : httpRequest)(options);
 }
 
 interface Refusal {
@@ -152,28 +161,25 @@ function logBlocked(
 }
 
 /**
- * The host-side proxy: one instance for all tasks, one Unix socket per task session.
+ * The host-side proxy: one instance for all tasks, one session per task.
  * TLS is terminated with a certificate from errand's CA for the SNI name; every request is
  * checked by `decide` against the task's allowlist before anything is sent upstream.
  */
 export class ProxyServer {
   readonly #ca: CertificateAuthority;
-  readonly #runDir: string;
 
-  constructor(opts: { ca: CertificateAuthority; runDir: string }) {
+  constructor(opts: { ca: CertificateAuthority }) {
     this.#ca = opts.ca;
-    this.#runDir = opts.runDir;
-    mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
   }
 
-  async openSession(policy: ProxyPolicy): Promise<ProxySession> {
-    const socketBase = join(
-      this.#runDir,
-      `${policy.taskId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}-${randomBytes(4).toString('hex')}`,
-    );
-    const ca = policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined;
+  openSession(policy: ProxyPolicy): ProxySession {
+    // One context for every upstream connection of the session: without it, each new
+    // connection parses the whole CA list again (about 5 ms).
+    const secureContext = createSecureContext({
+      ca: policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined,
+    });
     const agents = {
-      https: new HttpsAgent({ keepAlive: true, maxSockets: 64, ca }),
+      https: new HttpsAgent({ keepAlive: true, maxSockets: 64, secureContext }),
       http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
     };
     const http = createHttpServer(
@@ -202,36 +208,25 @@ export class ProxyServer {
       logBlocked(policy, Date.now(), 'CONNECT', String(req.url), r, []);
     });
     http.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
-      this.#upgrade(policy, ca, req, sock, head).catch(() => sock.destroy());
+      this.#upgrade(policy, secureContext, req, sock, head).catch(() => sock.destroy());
     });
     http.on('clientError', (_e, sock: Socket) => {
       if (sock.writable)
         sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
 
-    const listeners: NetServer[] = [];
-    for (const port of [80, 443] as const) {
-      const net = createNetServer((raw) => {
-        raw.on('error', () => undefined);
-        this.#accept(http, raw, port);
-      });
-      await new Promise<void>((resolve, reject) => {
-        net.once('error', reject);
-        net.listen(portSocket(socketBase, port), resolve);
-      });
-      listeners.push(net);
-    }
+    let closed = false;
     return {
-      socketBase,
+      accept: (raw, port) => {
+        raw.on('error', () => undefined);
+        if (closed) raw.destroy();
+        else this.#accept(http, raw, port);
+      },
       close: async () => {
-        await Promise.all(
-          listeners.map((n) => new Promise<void>((resolve) => n.close(() => resolve()))),
-        );
+        closed = true;
         http.closeAllConnections();
         agents.https.destroy();
         agents.http.destroy();
-        for (const port of [80, 443] as const)
-          rmSync(portSocket(socketBase, port), { force: true });
       },
     };
   }
@@ -434,7 +429,7 @@ export class ProxyServer {
 
   async #upgrade(
     policy: ProxyPolicy,
-    ca: string[] | undefined,
+    secureContext: SecureContext,
     req: IncomingMessage,
     sock: Socket,
     head: Buffer,
@@ -453,7 +448,7 @@ export class ProxyServer {
       method,
       path: req.url ?? '/',
       headers,
-      ca,
+      secureContext,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {
       let head101 = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;

@@ -1,6 +1,6 @@
 import type { Allowlist } from './allowlist.ts';
 import { type AwsCredential, awsEnv, awsSurrogatesFor } from './aws-resign.ts';
-import { type SandboxNetns, startSandboxNetns } from './netns.ts';
+import { type AcceptConnection, type SandboxNetns, startSandboxNetns } from './netns.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import type { ProxyServer } from './proxy-server.ts';
 import { type MaskedSecret, surrogatesFor } from './surrogates.ts';
@@ -31,8 +31,11 @@ export async function openTaskNetwork(
   },
   podmanEnv: NodeJS.ProcessEnv,
   /** Where the namespace comes from; default: a new one (errand keeps one warm). */
-  netnsFor: (socketBase: string) => Promise<SandboxNetns> = (base) =>
-    startSandboxNetns(base, podmanEnv),
+  netnsFor: (accept: AcceptConnection) => Promise<SandboxNetns> = async (accept) => {
+    const ns = await startSandboxNetns(podmanEnv);
+    ns.attach(accept);
+    return ns;
+  },
 ): Promise<TaskNetwork> {
   const surrogates = surrogatesFor(o.secrets);
   const aws = awsSurrogatesFor(o.aws);
@@ -40,7 +43,7 @@ export async function openTaskNetwork(
     surrogates.map((s) => [s.name, s.surrogate]),
   );
   Object.assign(env, awsEnv(aws));
-  const session = await proxy.openSession({
+  const session = proxy.openSession({
     taskId: o.taskId,
     allowlist: o.allowlist,
     surrogates,
@@ -51,7 +54,7 @@ export async function openTaskNetwork(
   });
   let netns: SandboxNetns;
   try {
-    netns = await netnsFor(session.socketBase);
+    netns = await netnsFor(session.accept);
   } catch (e) {
     await session.close();
     throw e;

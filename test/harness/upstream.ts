@@ -7,10 +7,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import type { ProxySession } from '../../src/proxy/index.ts';
 import { CertificateAuthority } from '../../src/proxy/index.ts';
-import { portSocket } from '../../src/proxy/proxy-server.ts';
 
 export interface Seen {
   method: string;
@@ -93,9 +93,22 @@ export async function startUpstream(
   };
 }
 
+/**
+ * A connection into a proxy session the way the sandbox relay makes one: the proxy gets
+ * the server side of a fresh loopback TCP connection, the caller the client side.
+ */
+export async function connectToSession(session: ProxySession, port: 80 | 443): Promise<Socket> {
+  const server = createNetServer((s) => session.accept(s, port));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise((r) => server.once('connection', r));
+  server.close();
+  return client;
+}
+
 /** Sends one request into a proxy session the way the sandbox relay would. */
-export function viaProxy(
-  socketBase: string,
+export async function viaProxy(
+  session: ProxySession,
   o: {
     tls?: boolean;
     servername?: string;
@@ -108,8 +121,8 @@ export function viaProxy(
   },
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   const tls = o.tls ?? true;
+  const raw = await connectToSession(session, tls ? 443 : 80);
   return new Promise((resolve, reject) => {
-    const raw = connect(portSocket(socketBase, tls ? 443 : 80));
     const socket = tls
       ? tlsConnect({ socket: raw, servername: o.servername ?? o.host, ca: o.ca })
       : raw;

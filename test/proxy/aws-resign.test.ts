@@ -41,7 +41,7 @@ before(async () => {
   const map = Object.fromEntries(
     [S3, SQS, OTHER].map((h) => [h, `127.0.0.1:${upstream.httpsPort}`]),
   );
-  session = await new ProxyServer({ ca, runDir: join(dir, 'run') }).openSession({
+  session = new ProxyServer({ ca }).openSession({
     taskId: 't_aws',
     allowlist: allow.allowlist,
     surrogates: [],
@@ -94,7 +94,7 @@ async function send(o: {
     .toString()
     .replace(/\+/g, '%20');
   const before = upstream.seen.length;
-  const r = await viaProxy(session.socketBase, {
+  const r = await viaProxy(session, {
     ca: ca.certPem,
     host: o.host,
     method: o.method,

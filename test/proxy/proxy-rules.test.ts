@@ -28,7 +28,7 @@ before(async () => {
     'other.test.example',
     'x.cdn.example',
   ]);
-  proxy = new ProxyServer({ ca, runDir: join(dir, 'run') });
+  proxy = new ProxyServer({ ca });
 });
 after(async () => {
   await upstream.close();
@@ -66,7 +66,7 @@ async function session(
         },
       ])
     : [];
-  const s: ProxySession = await proxy.openSession({
+  const s: ProxySession = proxy.openSession({
     taskId: 't_test',
     allowlist: (parsed as { allowlist: Allowlist }).allowlist,
     surrogates,
@@ -75,7 +75,7 @@ async function session(
     log: (e) => log.push(e),
   });
   const send = (o: Omit<Parameters<typeof viaProxy>[1], 'ca'>) =>
-    viaProxy(s.socketBase, { ca: ca.certPem, ...o });
+    viaProxy(s, { ca: ca.certPem, ...o });
   return { s, log, send, surrogates };
 }
 

@@ -10,7 +10,7 @@ const OPENER = `
 import { ensurePodmanEnv } from ${JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href)};
 import { startSandboxNetns } from ${JSON.stringify(new URL('../../src/proxy/index.ts', import.meta.url).href)};
 const dir = process.argv[1];
-const ns = await startSandboxNetns(dir + '/sock', await ensurePodmanEnv(dir));
+const ns = await startSandboxNetns(await ensurePodmanEnv(dir));
 console.log(ns.path.split('/')[2]);
 setInterval(() => {}, 1000);
 `;

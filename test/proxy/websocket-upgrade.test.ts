@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import {
   type ProxySession,
   parseAllowlist,
 } from '../../src/proxy/index.ts';
-import { portSocket } from '../../src/proxy/proxy-server.ts';
+import { connectToSession } from '../harness/upstream.ts';
 
 let dir: string;
 let ca: CertificateAuthority;
@@ -43,7 +43,7 @@ before(async () => {
   };
   const allow = parseAllowlist('allow:\n  - host: ws.test.example\n');
   assert.ok(allow.ok);
-  session = await new ProxyServer({ ca, runDir: join(dir, 'run') }).openSession({
+  session = new ProxyServer({ ca }).openSession({
     taskId: 't_ws',
     allowlist: allow.allowlist,
     surrogates: [],
@@ -61,10 +61,11 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function upgrade(host: string): Promise<{ head: string; echo: string }> {
+async function upgrade(host: string): Promise<{ head: string; echo: string }> {
+  const raw = await connectToSession(session, 443);
   return new Promise((resolve, reject) => {
     const tls = tlsConnect({
-      socket: connect(portSocket(session.socketBase, 443)),
+      socket: raw,
       servername: host,
       ca: ca.certPem,
     });

@@ -1,43 +1,36 @@
 /**
  * The sandbox's side of the network, run inside the task's private network namespace
- * (only loopback exists there). It answers DNS so every name leads here, and relays each
- * TCP connection on ports 80 and 443 to errand's proxy over a Unix socket on the host.
+ * (only loopback exists there). It answers DNS so every name leads here, and hands each
+ * TCP connection on ports 80 and 443 to errand over the IPC channel it was started with:
+ * errand's proxy then reads the container's socket itself, with no copy in between.
  *
- *   node relay.ts SOCKET_BASE ADDRESS     (connects to SOCKET_BASE-80.sock and -443.sock)
- *   node relay.ts - ADDRESS               (SOCKET_BASE comes later, as a line on stdin)
+ *   node relay.ts ADDRESS       (spawned by errand with an IPC channel)
  *
- * Prints "ready PID" once listening. Nothing it receives can reach any other network: the
+ * Sends {ready: PID} once listening. Nothing it receives can reach any other network: the
  * namespace has no route anywhere.
  */
 import { createSocket } from 'node:dgram';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import * as dnsPacket from 'dns-packet';
 
-const [socketArg, address] = process.argv.slice(2) as [string, string];
+const [address] = process.argv.slice(2) as [string];
 const PORTS = [80, 443];
+if (!process.send) {
+  process.stderr.write('relay.ts is started by errand, with an IPC channel\n');
+  process.exit(2);
+}
+const send = process.send.bind(process);
 
-// errand holds the other end of stdin: a started relay can wait for its task there (the
-// socket base arrives as the first line), and end-of-file means errand is gone.
-let stdinText = '';
-const socketBase = new Promise<string>((resolve) => {
-  if (socketArg !== '-') resolve(socketArg);
-  process.stdin.on('data', (d: Buffer) => {
-    stdinText += d.toString();
-    const nl = stdinText.indexOf('\n');
-    if (nl >= 0) resolve(stdinText.slice(0, nl).trim());
-  });
-});
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
+// The channel is the relay's tie to errand: when errand is gone, even by SIGKILL, the
+// channel closes and the relay exits, so no namespace outlives the errand that made it.
+process.on('disconnect', () => process.exit(0));
 
 function relay(port: number) {
-  return createServer((client) => {
-    // Unread data waits in the client socket until it is piped.
-    void socketBase.then((base) => {
-      const upstream = connect(`${base}-${port}.sock`);
-      client.pipe(upstream).pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
+  // Paused, so no byte is read here: the socket moves to errand whole.
+  return createServer({ pauseOnConnect: true }, (client) => {
+    client.on('error', () => undefined);
+    send({ port }, client, (e: Error | null) => {
+      if (e) client.destroy();
     });
   });
 }
@@ -101,5 +94,5 @@ await new Promise<void>((resolve) => tcpDns.listen(53, address, resolve));
 
 // The pid names the namespace for podman (`--network ns:/proc/PID/ns/net`); there is no
 // pid namespace in between, so it is the host's pid.
-process.stdout.write(`ready ${process.pid}\n`);
+send({ ready: process.pid });
 process.on('SIGTERM', () => process.exit(0));
