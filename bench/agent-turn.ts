@@ -18,7 +18,13 @@ import { parseArgs } from 'node:util';
 import { ClaudeCodeRunner, claudeArgs } from '../src/agent/index.ts';
 import { defaultCacheDir } from '../src/config/index.ts';
 import { SandboxExecutor } from '../src/gateway/sandbox-executor.ts';
-import { BASE_IMAGE, DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli } from '../src/sandbox/index.ts';
+import {
+  BASE_IMAGE,
+  DEFAULT_CLAUDE_CODE_VERSION,
+  ensureClaudeCli,
+  ensurePodmanEnv,
+  runPodman,
+} from '../src/sandbox/index.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { configFrom } from '../test/harness/gateway-fixture.ts';
 import { initRepo } from '../test/harness/git.ts';
@@ -123,12 +129,36 @@ try {
   await viaErrand(-1);
   const base: number[] = [];
   const ours: number[] = [];
+  // Each measurement starts on a quiet machine: errand's background work after a turn
+  // (container removal, the next spare network) must not be charged to the next run.
+  const quiet = async () => {
+    await executor.settle();
+    await new Promise((r) => setTimeout(r, 500));
+  };
   for (let i = 0; i < RUNS; i++) {
+    await quiet();
     base.push(await direct(i));
+    await quiet();
     ours.push(await viaErrand(i));
   }
   await executor.settle();
   await executor.close();
+
+  // The floor of any design that starts a container per turn: podman starting one that
+  // runs `true` (removal not counted; errand removes containers after the reply).
+  const podmanEnv = await ensurePodmanEnv(join(dir, 'state'));
+  const starts: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    await quiet();
+    const t0 = performance.now();
+    const r = await runPodman(
+      ['run', '--name', `errand-bench-floor-${i}`, '--network', 'none', BASE_IMAGE, 'true'],
+      { env: podmanEnv },
+    );
+    starts.push(performance.now() - t0);
+    await runPodman(['rm', '--force', `errand-bench-floor-${i}`], { env: podmanEnv });
+    if (r.code !== 0) throw new Error(`podman run failed: ${r.stderr}`);
+  }
   const b = median(base);
   const o = median(ours);
   console.log(
@@ -139,6 +169,10 @@ try {
     `  errand: workspace, image, proxy, container, CLI      median ${o.toFixed(0)} ms  (${stored} events stored)`,
   );
   console.log(`  ratio ${(o / b).toFixed(2)} (target < 1.3)`);
+  const p = median(starts);
+  console.log(
+    `  floor: podman run of \`true\` alone ${p.toFixed(0)} ms; baseline plus that is ratio ${((b + p) / b).toFixed(2)}, errand adds ${(o - b - p).toFixed(0)} ms beyond it`,
+  );
   await model.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -102,11 +102,14 @@ export async function startSandboxNetns(podmanEnv: NodeJS.ProcessEnv): Promise<S
 
 /**
  * Keeps one sandbox network started ahead of the next task, so a task does not wait for
- * the relay to start (about 100 ms). A network is used by one task only.
+ * the relay to start (about 100 ms). A network is used by one task only. The spare is
+ * replaced when a task's network closes, not when it is taken: starting a relay (a Node
+ * process) while the task's container and CLI start would slow both on a small machine.
  */
 export class WarmNetns {
   readonly #env: NodeJS.ProcessEnv;
   #spare: Promise<SandboxNetns> | undefined;
+  #closed = false;
 
   constructor(podmanEnv: NodeJS.ProcessEnv) {
     this.#env = podmanEnv;
@@ -116,15 +119,25 @@ export class WarmNetns {
   async take(accept: AcceptConnection): Promise<SandboxNetns> {
     const spare = this.#spare;
     this.#spare = undefined;
-    const ready = await spare?.catch(() => undefined);
-    const ns = ready ?? (await startSandboxNetns(this.#env));
+    const ns = (await spare?.catch(() => undefined)) ?? (await startSandboxNetns(this.#env));
     ns.attach(accept);
+    return {
+      ...ns,
+      close: async () => {
+        await ns.close();
+        this.#replenish();
+      },
+    };
+  }
+
+  #replenish(): void {
+    if (this.#spare || this.#closed) return;
     this.#spare = startSandboxNetns(this.#env);
     this.#spare.catch(() => undefined);
-    return ns;
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     const spare = this.#spare;
     this.#spare = undefined;
     await (await spare?.catch(() => undefined))?.close();

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { isAlive } from '../harness/process-alive.ts';
 
 // A process that opens a sandbox network namespace, says the relay's pid, and waits.
 const OPENER = `
@@ -15,15 +16,6 @@ console.log(ns.path.split('/')[2]);
 setInterval(() => {}, 1000);
 `;
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 it('the relay holding a sandbox network exits when errand is killed with SIGKILL', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'errand-relay-'));
   try {
@@ -34,11 +26,11 @@ it('the relay holding a sandbox network exits when errand is killed with SIGKILL
       child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
       child.once('exit', (code) => reject(new Error(`opener exited ${code}`)));
     });
-    assert.ok(alive(pid), 'the relay runs');
+    assert.ok(isAlive(pid), 'the relay runs');
     child.kill('SIGKILL');
     const deadline = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(alive(pid), false, 'the relay is gone');
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(isAlive(pid), false, 'the relay is gone');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
