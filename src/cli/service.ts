@@ -95,7 +95,13 @@ export async function installService(opts: {
     configPath: opts.configPath ? resolve(opts.configPath) : undefined,
     env: {
       PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      ...(env.CONTAINERS_CONF ? { CONTAINERS_CONF: env.CONTAINERS_CONF } : {}),
+      // Set when errand is installed, kept for the service: podman's config, and the CAs
+      // of mail or other servers with certificates from a private CA.
+      ...Object.fromEntries(
+        (['CONTAINERS_CONF', 'NODE_EXTRA_CA_CERTS'] as const).flatMap((k) =>
+          env[k] ? [[k, env[k]]] : [],
+        ),
+      ),
     },
     stopTimeoutSeconds: opts.stopTimeoutSeconds,
   });

@@ -46,11 +46,25 @@ describe('the systemd user unit', () => {
     }
   });
 
+  it('keeps the extra CAs errand was installed with', async () => {
+    const { home, env } = tempHome();
+    try {
+      const r = await installService({
+        env: { ...env, NODE_EXTRA_CA_CERTS: '/etc/errand/mail ca.pem' },
+        dryRun: true,
+      });
+      assert.match(r.unit, /^Environment="NODE_EXTRA_CA_CERTS=\/etc\/errand\/mail ca\.pem"$/m);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it('writes nothing on a dry run', async () => {
     const { home, env } = tempHome();
     try {
       const r = await installService({ env, dryRun: true });
       assert.match(r.unit, /\[Service\]/);
+      assert.doesNotMatch(r.unit, /NODE_EXTRA_CA_CERTS/);
       assert.equal(existsSync(r.unitPath), false);
     } finally {
       rmSync(home, { recursive: true, force: true });

@@ -39,16 +39,29 @@ export class DovecotServer {
   readonly host = '127.0.0.1';
   readonly port: number;
   readonly users: ImapUser[];
+  /** Port of implicit TLS (imaps) when started with `tls`; the plain port then offers STARTTLS. */
+  readonly tlsPort: number;
+  readonly #tls: { certFile: string; keyFile: string } | undefined;
   readonly #dir: string;
   #proc: ChildProcess | undefined;
 
-  private constructor(dir: string, port: number, users: ImapUser[]) {
+  private constructor(
+    dir: string,
+    port: number,
+    users: ImapUser[],
+    tls: { certFile: string; keyFile: string; port: number } | undefined,
+  ) {
     this.#dir = dir;
     this.port = port;
     this.users = users;
+    this.#tls = tls;
+    this.tlsPort = tls?.port ?? 0;
   }
 
-  static async start(users: ImapUser[] = [DEFAULT_USER]): Promise<DovecotServer> {
+  static async start(
+    users: ImapUser[] = [DEFAULT_USER],
+    opts: { tls?: { certFile: string; keyFile: string } } = {},
+  ): Promise<DovecotServer> {
     const dir = mkdtempSync(join(tmpdir(), 'errand-dovecot-'));
     chmodSync(dir, 0o755);
     for (const sub of ['run', 'state', 'mail']) mkdirSync(join(dir, sub), { mode: 0o755 });
@@ -63,7 +76,12 @@ export class DovecotServer {
         .join(''),
       { mode: 0o644 },
     );
-    const server = new DovecotServer(dir, await freePort(), users);
+    const server = new DovecotServer(
+      dir,
+      await freePort(),
+      users,
+      opts.tls && { ...opts.tls, port: await freePort() },
+    );
     writeFileSync(join(dir, 'dovecot.conf'), server.#config());
     await server.#launch();
     return server;
@@ -78,7 +96,7 @@ log_path = ${d}/dovecot.log
 info_log_path = ${d}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+${this.#tls ? `ssl = yes\nssl_cert = <${this.#tls.certFile}\nssl_key = <${this.#tls.keyFile}` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = dovenull
@@ -97,7 +115,8 @@ service imap-login {
     port = ${this.port}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${this.tlsPort}
   }
 }
 service anvil {

@@ -20,11 +20,18 @@ export class SmtpCatcher {
   refused = 0;
   readonly #server: SMTPServer;
 
-  constructor() {
+  /**
+   * tls: implicit TLS on connect; starttls: plain until STARTTLS, and login only after it;
+   * none (the default): no STARTTLS offered at all.
+   */
+  constructor(o: { security?: 'tls' | 'starttls' | 'none'; key?: Buffer; cert?: Buffer } = {}) {
+    const security = o.security ?? 'none';
     this.#server = new SMTPServer({
-      secure: false,
-      disabledCommands: ['STARTTLS'],
-      allowInsecureAuth: true,
+      secure: security === 'tls',
+      key: o.key,
+      cert: o.cert,
+      disabledCommands: security === 'none' ? ['STARTTLS'] : [],
+      allowInsecureAuth: security === 'none',
       authOptional: false,
       logger: false,
       onAuth: (auth, _session, cb) =>
@@ -55,8 +62,8 @@ export class SmtpCatcher {
     this.#server.on('error', () => undefined);
   }
 
-  static async start(): Promise<SmtpCatcher> {
-    const c = new SmtpCatcher();
+  static async start(o: ConstructorParameters<typeof SmtpCatcher>[0] = {}): Promise<SmtpCatcher> {
+    const c = new SmtpCatcher(o);
     await new Promise<void>((resolve) => c.#server.listen(0, '127.0.0.1', resolve));
     c.port = (c.#server.server.address() as AddressInfo).port;
     return c;

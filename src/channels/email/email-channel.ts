@@ -15,11 +15,12 @@ import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../..
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
 import { type IncomingMail, parseIncomingMail, unreadableMail } from './incoming-mail.ts';
+import type { MailServer } from './mail-servers.ts';
 import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
 import { rawHeaders } from './raw-headers.ts';
 import { renderReply } from './render-reply.ts';
 import { type DnsResolver, isAuthorizedSender, verifySender } from './sender-auth.ts';
-import { type SmtpOptions, SmtpSender } from './smtp-sender.ts';
+import { SmtpSender } from './smtp-sender.ts';
 import {
   conversationTag,
   errandMessageId,
@@ -81,7 +82,7 @@ export class EmailChannel implements Channel {
     this.#opts = opts;
     this.#maxBytes = Math.round(config.max_message_mb * 1024 * 1024);
     this.#domain = config.address.slice(config.address.lastIndexOf('@') + 1).toLowerCase();
-    const smtp: SmtpOptions = {
+    const smtp: MailServer = {
       host: config.smtp.host,
       port: config.smtp.port,
       security: config.smtp.security,

@@ -10,13 +10,9 @@
 import { ImapFlow } from 'imapflow';
 import type { ChannelHealth } from '../../gateway/ports.ts';
 import type { Logger } from '../../util/logger.ts';
+import { describeCertificateFailure, imapOptions, type MailServer } from './mail-servers.ts';
 
-export interface MailboxServer {
-  host: string;
-  port: number;
-  security: 'tls' | 'starttls' | 'none';
-  user: string;
-  password: string;
+export interface MailboxServer extends MailServer {
   folder: string;
 }
 
@@ -97,12 +93,7 @@ export class MailboxWatcher {
     if (this.#stopped) return;
     const s = this.#opts.server;
     const client = new ImapFlow({
-      host: s.host,
-      port: s.port,
-      secure: s.security === 'tls',
-      doSTARTTLS: s.security === 'starttls' ? true : s.security === 'none' ? false : undefined,
-      auth: { user: s.user, pass: s.password },
-      logger: false,
+      ...imapOptions(s),
       // Dovecot and most servers end IDLE after 30 min; re-issue it well before.
       maxIdleTime: 5 * 60_000,
     });
@@ -142,7 +133,7 @@ export class MailboxWatcher {
     const authFailed = /auth|login|credentials/i.test(
       `${(e as { responseText?: string }).responseText ?? ''} ${e.message}`,
     );
-    const lastError = describeImapError(e);
+    const lastError = describeCertificateFailure(e, this.#opts.server.host) ?? describeImapError(e);
     this.#setHealth(authFailed ? 'failed' : 'retrying', lastError);
     const base = this.#opts.backoffMs ?? 1000;
     const delay = Math.min(base * 2 ** (this.#failures - 1), this.#opts.maxBackoffMs ?? 60_000);

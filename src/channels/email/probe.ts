@@ -1,6 +1,7 @@
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { EmailConfig } from './email-channel.ts';
+import { describeCertificateFailure, imapOptions, smtpOptions } from './mail-servers.ts';
 
 /**
  * Logs in to the repository's IMAP server (opening its folder) and SMTP server, for
@@ -9,13 +10,7 @@ import type { EmailConfig } from './email-channel.ts';
 export async function probeEmail(c: EmailConfig, timeoutMs = 15_000): Promise<string[]> {
   const problems: string[] = [];
   const imap = new ImapFlow({
-    host: c.imap.host,
-    port: c.imap.port,
-    secure: c.imap.security === 'tls',
-    doSTARTTLS:
-      c.imap.security === 'starttls' ? true : c.imap.security === 'none' ? false : undefined,
-    auth: { user: c.imap.user, pass: c.imap.password.reveal() },
-    logger: false,
+    ...imapOptions({ ...c.imap, password: c.imap.password.reveal() }),
     connectionTimeout: timeoutMs,
     greetingTimeout: timeoutMs,
   });
@@ -28,16 +23,11 @@ export async function probeEmail(c: EmailConfig, timeoutMs = 15_000): Promise<st
     imap.close();
     const r = e as Error & { responseText?: string; authenticationFailed?: boolean };
     problems.push(
-      `IMAP ${c.imap.host}:${c.imap.port}: ${r.authenticationFailed ? 'login refused' : (r.responseText ?? r.message)}`,
+      `IMAP ${c.imap.host}:${c.imap.port}: ${r.authenticationFailed ? 'login refused' : (describeCertificateFailure(e, c.imap.host) ?? r.responseText ?? r.message)}`,
     );
   }
   const smtp = nodemailer.createTransport({
-    host: c.smtp.host,
-    port: c.smtp.port,
-    secure: c.smtp.security === 'tls',
-    requireTLS: c.smtp.security === 'starttls',
-    ignoreTLS: c.smtp.security === 'none',
-    auth: { user: c.smtp.user, pass: c.smtp.password.reveal() },
+    ...smtpOptions({ ...c.smtp, password: c.smtp.password.reveal() }),
     connectionTimeout: timeoutMs,
     greetingTimeout: timeoutMs,
   });
@@ -46,7 +36,7 @@ export async function probeEmail(c: EmailConfig, timeoutMs = 15_000): Promise<st
   } catch (e) {
     const r = e as Error & { code?: string };
     problems.push(
-      `SMTP ${c.smtp.host}:${c.smtp.port}: ${r.code === 'EAUTH' ? 'login refused' : r.message}`,
+      `SMTP ${c.smtp.host}:${c.smtp.port}: ${r.code === 'EAUTH' ? 'login refused' : (describeCertificateFailure(e, c.smtp.host) ?? r.message)}`,
     );
   } finally {
     smtp.close();

@@ -4,13 +4,7 @@
  */
 import nodemailer, { type Transporter } from 'nodemailer';
 
-export interface SmtpOptions {
-  host: string;
-  port: number;
-  security: 'tls' | 'starttls' | 'none';
-  user: string;
-  password: string;
-}
+import { type MailServer, smtpOptions } from './mail-servers.ts';
 
 export interface OutgoingMail {
   from: string;
@@ -29,14 +23,9 @@ export interface OutgoingMail {
 export class SmtpSender {
   readonly #transport: Transporter;
 
-  constructor(o: SmtpOptions) {
+  constructor(o: MailServer) {
     this.#transport = nodemailer.createTransport({
-      host: o.host,
-      port: o.port,
-      secure: o.security === 'tls',
-      requireTLS: o.security === 'starttls',
-      ignoreTLS: o.security === 'none',
-      auth: { user: o.user, pass: o.password },
+      ...smtpOptions(o),
       pool: true,
       maxConnections: 2,
       connectionTimeout: 30_000,
