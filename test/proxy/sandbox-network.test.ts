@@ -126,7 +126,7 @@ describe('the network sandbox, from inside a container', () => {
     assert.equal(r.stdout.trim(), '403');
   });
 
-  it('resolves every name to the sandbox and lets no other way out: direct IP, UDP, outside DNS, IPv6, port 22', async () => {
+  it('resolves every name to the sandbox and lets no other way out: direct IP, UDP, outside DNS, IPv6, port 22, raw sockets', async () => {
     const r = await inSandbox(
       [
         'getent ahosts anything.example | head -1 | cut -d" " -f1',
@@ -136,6 +136,11 @@ describe('the network sandbox, from inside a container', () => {
         '(echo x > /dev/udp/8.8.8.8/53) 2>/dev/null && echo udp-sent || echo udp-blocked',
         'timeout 5 bash -c "exec 3<>/dev/tcp/api.test.example/22" 2>/dev/null && echo ssh-open || echo ssh-closed',
         'curl -sS -m 5 -6 https://[2606:4700:4700::1111]/ >/dev/null 2>&1 && echo v6-ok || echo v6-blocked',
+        // Raw IP, packet (AF_PACKET = 17) and ICMP datagram sockets: refused outright.
+        ...['PF_INET, SOCK_RAW, 1', '17, SOCK_RAW, 0', 'PF_INET, SOCK_DGRAM, 1'].map(
+          (args) =>
+            `perl -MSocket -e 'print socket(my $s, ${args}) ? "socket-open" : "socket-refused", "\\n"'`,
+        ),
       ].join('; '),
     );
     assert.equal(r.code, 0, r.stderr);
@@ -147,6 +152,9 @@ describe('the network sandbox, from inside a container', () => {
       'udp-blocked',
       'ssh-closed',
       'v6-blocked',
+      'socket-refused',
+      'socket-refused',
+      'socket-refused',
     ]);
   });
 
