@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/index.ts';
 import type { Conversation, Store, Task } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
+import { formatCost } from '../util/text.ts';
 import { controlBaseUrl, controlTokenPath } from './context.ts';
 
 /** Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL). */
@@ -131,7 +132,7 @@ export async function conversationShow(store: Store, id: string, json: boolean):
   for (const item of items) lines.push(`${new Date(item.at).toISOString()} ${item.text}`);
   lines.push('', 'Tasks:');
   for (const t of tasks) {
-    const cost = t.usage?.costUsd !== undefined ? ` · $${t.usage.costUsd.toFixed(4)}` : '';
+    const cost = t.usage?.costUsd !== undefined ? ` · ${formatCost(t.usage.costUsd)}` : '';
     lines.push(`  ${t.id}  ${t.state}${t.outcome ? ` (${t.outcome})` : ''}${cost}`);
   }
   return lines.join('\n');

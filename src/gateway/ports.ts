@@ -14,6 +14,7 @@ import type {
   Task,
   TaskUsage,
 } from '../store/types.ts';
+import type { NetworkRequest } from '../util/network-request.ts';
 
 export type HealthState = 'starting' | 'connected' | 'retrying' | 'failed' | 'stopped';
 
@@ -184,17 +185,7 @@ export interface TaskExecutor {
   describeRepo?(repoId: string, repo: RepoConfig): Promise<RepoSandboxInfo>;
 }
 
-/** One request that tried to leave a sandbox (query values and credentials never appear). */
-export interface NetworkRequest {
-  time: string;
-  action: 'allowed' | 'blocked';
-  method: string;
-  url: string;
-  status: number;
-  code?: string;
-  /** Names of the masked secrets whose real values were put in. */
-  swapped: string[];
-}
+export type { NetworkRequest };
 
 export interface RepoSandboxInfo {
   /** The allowlist file's text on the default branch; undefined: none, or not fetched yet. */

@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { NetworkRequest } from '../../gateway/ports.ts';
 import type { Conversation, Delivery, StoredMessage, Task, TaskEvent } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
-import { ago, cost, duration, markdown, time } from './format.ts';
+import { ago, cost, duration, formatCost, markdown, time } from './format.ts';
 import { csrfField, type PageContext } from './layout.ts';
 import { timeline } from './timeline.ts';
 
@@ -26,7 +26,7 @@ export function conversationPage(ctx: PageContext, v: ConversationView): Html {
   const active = v.tasks.filter((t) => t.task.state === 'running' || t.task.state === 'queued');
   const total = v.tasks.reduce((n, t) => n + (t.task.usage?.costUsd ?? 0), 0);
   return html`<h1>${c.title || c.id}</h1>
-<p class="muted">${c.repoId} · ${c.channel} · model ${c.model ?? 'default'} · started ${ago(c.createdAt)} · ${v.tasks.length} task${v.tasks.length === 1 ? '' : 's'}${total ? ` · $${total.toFixed(4)}` : ''}</p>
+<p class="muted">${c.repoId} · ${c.channel} · model ${c.model ?? 'default'} · started ${ago(c.createdAt)} · ${v.tasks.length} task${v.tasks.length === 1 ? '' : 's'}${total ? ` · ${formatCost(total)}` : ''}</p>
 ${active.length ? stopForm(ctx, `/conversations/${c.id}/stop`, 'Stop this conversation’s tasks') : ''}
 <section class="thread">${thread.map((t) => t.html)}</section>
 ${v.canReply ? replyForm(ctx, c) : html`<p class="muted">Reply in ${c.channel} to continue this conversation.</p>`}

@@ -3,7 +3,7 @@ import type { TaskUsage } from '../../store/types.ts';
 import { formatCost, formatDuration } from '../../util/text.ts';
 import { type Html, trusted } from '../html.ts';
 
-export { clip } from '../../util/text.ts';
+export { clip, formatCost } from '../../util/text.ts';
 
 // Raw HTML off: agent output and mail text are rendered, never trusted as markup.
 const md = new MarkdownIt({ html: false, linkify: true });

@@ -4,7 +4,7 @@
  */
 import type { TaskEvent } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
-import { clip, duration, markdown, time } from './format.ts';
+import { clip, duration, formatCost, markdown, time } from './format.ts';
 
 const MAX_OUTPUT = 20_000;
 
@@ -44,7 +44,7 @@ function eventBody(e: TaskEvent): Html | undefined {
       return html`<div class="result">Finished${d.is_error ? ' with an error' : ''}: ${
         typeof d.num_turns === 'number' ? `${d.num_turns} turns` : ''
       }${typeof d.duration_ms === 'number' ? `, ${duration(d.duration_ms)}` : ''}${
-        typeof d.total_cost_usd === 'number' ? `, $${d.total_cost_usd.toFixed(4)}` : ''
+        typeof d.total_cost_usd === 'number' ? `, ${formatCost(d.total_cost_usd)}` : ''
       }</div>`;
     case 'plan':
       return plan(d.items);
