@@ -41,6 +41,8 @@ export interface ProxyPolicy {
   /** Extra CA (PEM) trusted for upstreams, besides the system's. */
   upstreamCa?: string;
   log: (entry: NetworkLogEntry) => void;
+  /** Connections the task may hold open at once (default 256); more are closed at once. */
+  maxConnections?: number;
 }
 
 export interface ProxySession {
@@ -64,6 +66,13 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+const DEFAULT_MAX_CONNECTIONS = 256;
+const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
+  status: 0,
+  code: 'too_many_connections',
+  message: `the task holds ${max} open connections, the most errand allows; close some first`,
+});
 
 /** Bodies are buffered only to re-sign AWS requests that do not carry their payload hash. */
 const MAX_SIGNED_BODY = 16 * 1024 * 1024;
@@ -216,11 +225,37 @@ export class ProxyServer {
     });
 
     let closed = false;
+    // Every connection is a file descriptor in errand's own process: a task opening them
+    // without end would starve the other tasks and the channels.
+    const max = policy.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    let open = 0;
+    let refusedSince = 0;
     return {
       accept: (raw, port) => {
         raw.on('error', () => undefined);
-        if (closed) raw.destroy();
-        else this.#accept(http, raw, port);
+        if (closed) {
+          raw.destroy();
+          return;
+        }
+        if (open >= max) {
+          raw.destroy();
+          // One line per burst, not one per refused connection.
+          if (Date.now() - refusedSince > 10_000) {
+            refusedSince = Date.now();
+            logBlocked(
+              policy,
+              refusedSince,
+              '-',
+              `${port === 443 ? 'https' : 'http'}://-`,
+              TOO_MANY_CONNECTIONS(max),
+              [],
+            );
+          }
+          return;
+        }
+        open++;
+        raw.once('close', () => open--);
+        this.#accept(http, raw, port);
       },
       close: async () => {
         closed = true;

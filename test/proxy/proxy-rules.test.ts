@@ -12,7 +12,8 @@ import {
   parseAllowlist,
   surrogatesFor,
 } from '../../src/proxy/index.ts';
-import { type Seen, startUpstream, viaProxy } from '../harness/upstream.ts';
+import { eventually } from '../harness/gateway-fixture.ts';
+import { connectToSession, type Seen, startUpstream, viaProxy } from '../harness/upstream.ts';
 
 let dir: string;
 let ca: CertificateAuthority;
@@ -46,7 +47,12 @@ allow:
 `;
 
 async function session(
-  opts: { allowlist?: string; resolve?: Record<string, string>; secrets?: boolean } = {},
+  opts: {
+    allowlist?: string;
+    resolve?: Record<string, string>;
+    secrets?: boolean;
+    maxConnections?: number;
+  } = {},
 ) {
   const parsed = parseAllowlist(opts.allowlist ?? ALLOWLIST);
   assert.ok(parsed.ok);
@@ -73,6 +79,7 @@ async function session(
     resolve: map,
     upstreamCa: upstream.caPem,
     log: (e) => log.push(e),
+    maxConnections: opts.maxConnections,
   });
   const send = (o: Omit<Parameters<typeof viaProxy>[1], 'ca'>) =>
     viaProxy(s, { ca: ca.certPem, ...o });
@@ -272,6 +279,33 @@ describe('the proxy applies the allowlist', () => {
         ],
       );
       assert.doesNotMatch(JSON.stringify(log), /abc123|zzz/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('the proxy protects errand itself', () => {
+  it("closes connections beyond the task's limit, logs it once, and serves again when one ends", async () => {
+    const { s, log, send } = await session({ maxConnections: 2 });
+    try {
+      const held = [await connectToSession(s, 443), await connectToSession(s, 80)];
+      const extra = await connectToSession(s, 443);
+      await new Promise((r) => extra.once('close', r));
+      const again = await connectToSession(s, 443);
+      await new Promise((r) => again.once('close', r));
+      assert.deepEqual(
+        log.map((e) => [e.action, e.code, e.url]),
+        [['blocked', 'too_many_connections', 'https://-']],
+      );
+      held[0]!.destroy();
+      // The proxy counts the connection closed once it sees it; a request then gets through.
+      const r = await eventually(async () => {
+        const res = await send({ host: 'api.test.example', path: '/v1/ok' }).catch(() => undefined);
+        return res?.status === 200 ? res : undefined;
+      }, 'a request after one connection ended');
+      assert.equal(r.status, 200);
+      held[1]!.destroy();
     } finally {
       await s.close();
     }
