@@ -228,7 +228,9 @@ export class ProxyServer {
     // Every connection is a file descriptor in errand's own process: a task opening them
     // without end would starve the other tasks and the channels.
     const max = policy.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    let open = 0;
+    // The sockets live in errand's process, not the relay's: a session's end must close
+    // them itself, WebSocket tunnels and unfinished handshakes included.
+    const open = new Set<Socket>();
     let refusedSince = 0;
     return {
       accept: (raw, port) => {
@@ -237,7 +239,7 @@ export class ProxyServer {
           raw.destroy();
           return;
         }
-        if (open >= max) {
+        if (open.size >= max) {
           raw.destroy();
           // One line per burst, not one per refused connection.
           if (Date.now() - refusedSince > 10_000) {
@@ -253,13 +255,14 @@ export class ProxyServer {
           }
           return;
         }
-        open++;
-        raw.once('close', () => open--);
+        open.add(raw);
+        raw.once('close', () => open.delete(raw));
         this.#accept(http, raw, port);
       },
       close: async () => {
         closed = true;
         http.closeAllConnections();
+        for (const raw of open) raw.destroy();
         agents.https.destroy();
         agents.http.destroy();
       },
@@ -493,6 +496,10 @@ export class ProxyServer {
       if (upHead.length) sock.write(upHead);
       if (head.length) upSock.write(head);
       upSock.pipe(sock).pipe(upSock);
+      // Either side gone, abruptly or not, ends the other: pipe() alone would leave the
+      // upstream connection open after the sandbox's socket closed.
+      upSock.on('close', () => sock.destroy());
+      sock.on('close', () => upSock.destroy());
       upSock.on('error', () => sock.destroy());
       sock.on('error', () => upSock.destroy());
       policy.log({

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import {
   type ProxySession,
   parseAllowlist,
 } from '../../src/proxy/index.ts';
+import { eventually } from '../harness/gateway-fixture.ts';
 import { connectToSession } from '../harness/upstream.ts';
 
 let dir: string;
@@ -19,7 +21,9 @@ let ca: CertificateAuthority;
 let session: ProxySession;
 let upstreamPort: number;
 let upgrades = 0;
+let upstreamClosed = 0;
 let close: () => void;
+let upstreamCaPem: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-ws-'));
@@ -30,6 +34,7 @@ before(async () => {
   const server = createServer({ SNICallback: (_n, cb) => cb(null, ctx) }, (_req, res) => res.end());
   server.on('upgrade', (_req, sock) => {
     upgrades++;
+    sock.on('close', () => upstreamClosed++);
     sock.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
     );
@@ -41,9 +46,19 @@ before(async () => {
     server.closeAllConnections();
     server.close();
   };
+  upstreamCaPem = upstreamCa.certPem;
+  session = openWsSession();
+});
+after(async () => {
+  await session.close();
+  close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function openWsSession(): ProxySession {
   const allow = parseAllowlist('allow:\n  - host: ws.test.example\n');
   assert.ok(allow.ok);
-  session = new ProxyServer({ ca }).openSession({
+  return new ProxyServer({ ca }).openSession({
     taskId: 't_ws',
     allowlist: allow.allowlist,
     surrogates: [],
@@ -51,15 +66,13 @@ before(async () => {
       'ws.test.example': `127.0.0.1:${upstreamPort}`,
       'blocked.test.example': `127.0.0.1:${upstreamPort}`,
     },
-    upstreamCa: upstreamCa.certPem,
+    upstreamCa: upstreamCaPem,
     log: () => undefined,
   });
-});
-after(async () => {
-  await session.close();
-  close();
-  rmSync(dir, { recursive: true, force: true });
-});
+}
+
+const UPGRADE = (host: string) =>
+  `GET /socket HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
 
 async function upgrade(host: string): Promise<{ head: string; echo: string }> {
   const raw = await connectToSession(session, 443);
@@ -87,9 +100,7 @@ async function upgrade(host: string): Promise<{ head: string; echo: string }> {
       }
     });
     tls.on('error', reject);
-    tls.write(
-      `GET /socket HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-    );
+    tls.write(UPGRADE(host));
   });
 }
 
@@ -106,5 +117,25 @@ describe('WebSocket upgrades', () => {
     assert.match(r.head, /^HTTP\/1\.1 403/);
     assert.match(r.head, /x-errand-block: host_not_allowed/);
     assert.equal(upgrades, before);
+  });
+
+  it("end with the task's session: the sockets are errand's to close", {
+    timeout: 15_000,
+  }, async () => {
+    const own = openWsSession();
+    const tls = tlsConnect({
+      socket: await connectToSession(own, 443),
+      servername: 'ws.test.example',
+      ca: ca.certPem,
+    });
+    tls.on('error', () => undefined);
+    tls.write(UPGRADE('ws.test.example'));
+    const [first] = (await once(tls, 'data')) as [Buffer];
+    assert.match(first.toString(), /^HTTP\/1\.1 101/);
+    const closed = once(tls, 'close');
+    const upstreamBefore = upstreamClosed;
+    await own.close();
+    await closed;
+    await eventually(() => upstreamClosed > upstreamBefore, 'the upstream side to close too');
   });
 });
