@@ -9,6 +9,7 @@ export interface NetworkRequest {
   method: string;
   /** Scheme, host and path; query keys only. */
   url: string;
+  /** The HTTP status answered; 0 when no request was read (a refused connection). */
   status: number;
   /** Why it was blocked or failed, as a refusal code. */
   code?: string;
