@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import {
   type ConnectionOptions,
   createSecureContext,
-  rootCertificates,
+  getCACertificates,
   type SecureContext,
   TLSSocket,
 } from 'node:tls';
@@ -66,6 +66,22 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+/**
+ * The CAs upstream certificates are checked against: the operating system's store (so a
+ * CA the operator installed there counts; Node's bundled list where the system has none),
+ * NODE_EXTRA_CA_CERTS, and the repository's `upstream_ca`.
+ */
+function upstreamCas(extraCa: string | undefined): string[] {
+  const system = getCACertificates('system');
+  return [
+    ...new Set([
+      ...(system.length > 0 ? system : getCACertificates('bundled')),
+      ...getCACertificates('extra'),
+      ...(extraCa ? [extraCa] : []),
+    ]),
+  ];
+}
 
 const DEFAULT_MAX_CONNECTIONS = 256;
 const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
@@ -177,16 +193,28 @@ function logBlocked(
 export class ProxyServer {
   readonly #ca: CertificateAuthority;
 
+  readonly #upstreamContexts = new Map<string, SecureContext>();
+
   constructor(opts: { ca: CertificateAuthority }) {
     this.#ca = opts.ca;
   }
 
+  /**
+   * The TLS context for upstream connections, one per extra CA: building one parses every
+   * trusted CA (a few ms), which each new connection would otherwise repeat.
+   */
+  #upstreamContext(extraCa: string | undefined): SecureContext {
+    const key = extraCa ?? '';
+    let ctx = this.#upstreamContexts.get(key);
+    if (!ctx) {
+      ctx = createSecureContext({ ca: upstreamCas(extraCa) });
+      this.#upstreamContexts.set(key, ctx);
+    }
+    return ctx;
+  }
+
   openSession(policy: ProxyPolicy): ProxySession {
-    // One context for every upstream connection of the session: without it, each new
-    // connection parses the whole CA list again (about 5 ms).
-    const secureContext = createSecureContext({
-      ca: policy.upstreamCa ? [...rootCertificates, policy.upstreamCa] : undefined,
-    });
+    const secureContext = this.#upstreamContext(policy.upstreamCa);
     const agents = {
       https: new HttpsAgent({ keepAlive: true, maxSockets: 64, secureContext }),
       http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),

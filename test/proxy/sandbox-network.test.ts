@@ -167,6 +167,41 @@ describe('the network sandbox, from inside a container', () => {
     assert.equal(upstream.seen.length, before);
   });
 
+  it("trusts the operating system's CAs for upstreams: a CA installed there needs no --upstream-ca", async () => {
+    // OpenSSL's locations of the system store, pointed at one holding the upstream's CA.
+    const store = join(home, 'system-store');
+    mkdirSync(store, { recursive: true });
+    writeFileSync(join(store, 'bundle.pem'), upstream.caPem);
+    const run = (systemStore: boolean) => {
+      const e: NodeJS.ProcessEnv = { ...env, FORGE_TOKEN: REAL_TOKEN };
+      delete e.NODE_EXTRA_CA_CERTS;
+      if (systemStore)
+        Object.assign(e, { SSL_CERT_FILE: join(store, 'bundle.pem'), SSL_CERT_DIR: store });
+      return cli(
+        [
+          'sandbox',
+          'run',
+          ...resolveArgs,
+          '--',
+          'bash',
+          '-c',
+          curl('https://api.test.example/v1/x'),
+        ],
+        {
+          env: e,
+          cwd: project,
+          timeoutMs: 180_000,
+        },
+      );
+    };
+    const trusted = await run(true);
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.equal(trusted.stdout.trim(), '200');
+    const untrusted = await run(false);
+    assert.equal(untrusted.code, 0, untrusted.stderr);
+    assert.equal(untrusted.stdout.trim(), '502');
+  });
+
   it('refuses an allowed name that resolves to a private address without an explicit mapping', async () => {
     const allow = join(home, 'allow-localhost.yaml');
     writeFileSync(allow, 'allow:\n  - host: localhost\n');
