@@ -18,10 +18,10 @@ import type { Socket } from 'node:net';
 import {
   type ConnectionOptions,
   createSecureContext,
-  getCACertificates,
   type SecureContext,
   TLSSocket,
 } from 'node:tls';
+import { trustedCas } from '../util/trusted-cas.ts';
 import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
@@ -66,22 +66,6 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
-
-/**
- * The CAs upstream certificates are checked against: the operating system's store (so a
- * CA the operator installed there counts; Node's bundled list where the system has none),
- * NODE_EXTRA_CA_CERTS, and the repository's `upstream_ca`.
- */
-function upstreamCas(extraCa: string | undefined): string[] {
-  const system = getCACertificates('system');
-  return [
-    ...new Set([
-      ...(system.length > 0 ? system : getCACertificates('bundled')),
-      ...getCACertificates('extra'),
-      ...(extraCa ? [extraCa] : []),
-    ]),
-  ];
-}
 
 const DEFAULT_MAX_CONNECTIONS = 256;
 const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
@@ -207,7 +191,7 @@ export class ProxyServer {
     const key = extraCa ?? '';
     let ctx = this.#upstreamContexts.get(key);
     if (!ctx) {
-      ctx = createSecureContext({ ca: upstreamCas(extraCa) });
+      ctx = createSecureContext({ ca: trustedCas(...(extraCa ? [extraCa] : [])) });
       this.#upstreamContexts.set(key, ctx);
     }
     return ctx;

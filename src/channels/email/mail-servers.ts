@@ -1,10 +1,12 @@
 /**
  * How errand connects to a repository's mail servers, in one place for receiving, sending
- * and `errand check`. Certificates are always verified against the system's CAs (and
- * NODE_EXTRA_CA_CERTS); `security: none` is accepted by the config for loopback only.
+ * and `errand check`. Certificates are always verified, against the CAs of
+ * `trustedCas` (the system's store and NODE_EXTRA_CA_CERTS); `security: none` is accepted
+ * by the config for loopback only.
  */
 import type { ImapFlowOptions } from 'imapflow';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import { trustedCas } from '../../util/trusted-cas.ts';
 
 export interface MailServer {
   host: string;
@@ -22,6 +24,7 @@ export function imapOptions(s: MailServer): ImapFlowOptions {
     // starttls: refuse a server that does not offer it, rather than go on in plain text.
     doSTARTTLS: s.security === 'starttls' ? true : s.security === 'none' ? false : undefined,
     auth: { user: s.user, pass: s.password },
+    tls: { ca: trustedCas() },
     logger: false,
   };
 }
@@ -34,6 +37,7 @@ export function smtpOptions(s: MailServer): SMTPTransport.Options {
     requireTLS: s.security === 'starttls',
     ignoreTLS: s.security === 'none',
     auth: { user: s.user, pass: s.password },
+    tls: { ca: trustedCas() },
   };
 }
 
@@ -69,7 +73,7 @@ export function describeCertificateFailure(e: unknown, host: string): string | u
     ) ?? CODE_BY_MESSAGE.find(([re]) => re.test(err.message ?? ''))?.[1];
   if (!code) return undefined;
   if (UNTRUSTED_CHAIN.has(code))
-    return `its certificate does not lead to a CA errand trusts (${code}); if the server uses a private CA, start errand with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
+    return `its certificate does not lead to a CA errand trusts (${code}); if the server uses a private CA, add it to the system's CA store or start errand with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return `its certificate is not issued for ${host}; set host to a name the certificate names`;
   return `its certificate was refused (${code})`;

@@ -73,8 +73,13 @@ function configDir(o: {
   return d;
 }
 
-async function probe(cfg: string, trustCa = true): Promise<string[]> {
-  const env = { ...process.env, NODE_EXTRA_CA_CERTS: trustCa ? certs.caFile : '' };
+/** trust: where errand finds the test CA; the system store is OpenSSL's SSL_CERT_FILE/DIR. */
+async function probe(cfg: string, trust: 'extra' | 'system' | 'none' = 'extra'): Promise<string[]> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_EXTRA_CA_CERTS: trust === 'extra' ? certs.caFile : '',
+  };
+  if (trust === 'system') Object.assign(env, { SSL_CERT_FILE: certs.caFile, SSL_CERT_DIR: dir });
   const { stdout } = await run(process.execPath, [CHILD, 'probe', cfg], { env });
   return JSON.parse(stdout) as string[];
 }
@@ -85,8 +90,12 @@ describe('mail servers over TLS', () => {
     assert.deepEqual(await probe(configDir({ imap: 'starttls', smtp: 'starttls' })), []);
   });
 
+  it("trusts a CA installed in the operating system's store", async () => {
+    assert.deepEqual(await probe(configDir({ imap: 'tls', smtp: 'tls' }), 'system'), []);
+  });
+
   it('refuses a certificate its CAs do not vouch for, and says so', async () => {
-    const problems = await probe(configDir({ imap: 'tls', smtp: 'starttls' }), false);
+    const problems = await probe(configDir({ imap: 'tls', smtp: 'starttls' }), 'none');
     assert.equal(problems.length, 2, problems.join('\n'));
     for (const [i, kind] of ['IMAP', 'SMTP'].entries())
       assert.match(
