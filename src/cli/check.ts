@@ -66,7 +66,7 @@ function result(id: CheckId, status: CheckStatus, detail: string, fix?: string):
   return { id, title: c.title, status, detail, fix, affectsExit: c.affectsExit };
 }
 
-const APT = 'apt-get install -y podman runc uidmap slirp4netns';
+const APT = 'apt-get install -y podman runc catatonit uidmap slirp4netns';
 
 export async function runChecks(
   opts: { configPath?: string; env?: NodeJS.ProcessEnv; cwd?: string; image?: string } = {},
@@ -120,13 +120,14 @@ export async function runChecks(
         result('container', 'fail', `image ${image} is missing`, 'bash scripts/base-image.sh'),
       );
     } else {
-      const r = await runPodman(['run', '--rm', '--network', 'none', image, 'true'], {
+      // --init as errand's sandboxes use it: it needs catatonit, which podman only recommends.
+      const r = await runPodman(['run', '--rm', '--init', '--network', 'none', image, 'true'], {
         env: podmanEnv,
         timeoutMs: 120_000,
       });
       out.push(
         r.code === 0
-          ? result('container', 'ok', `podman run --rm --network none ${image} true`)
+          ? result('container', 'ok', `podman run --rm --init --network none ${image} true`)
           : result(
               'container',
               'fail',
