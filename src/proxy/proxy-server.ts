@@ -247,6 +247,10 @@ export class ProxyServer {
     return {
       accept: (raw, port) => {
         raw.on('error', () => undefined);
+        // A socket handed over by the relay skips http.Server's own setup, Nagle's
+        // algorithm off included: with it, a short write after another (a handshake's
+        // second flight, a stream's last event) waits for a delayed ACK, 40 ms here.
+        raw.setNoDelay(true);
         if (closed) {
           raw.destroy();
           return;
