@@ -263,29 +263,17 @@ export class SandboxExecutor implements TaskExecutor {
     }
     const onBranch = (path: string) => `${path} on branch ${branch}`;
 
-    // Settings: the operator's limits, tightened (never loosened) by the repository's file.
-    let settings: SandboxFile = sandboxFileSchema.parse({});
-    const sandboxText = await ws.readTrustedFile(repo, SANDBOX_FILE);
-    if (sandboxText)
-      settings = parseRepoSandboxFile(sandboxText.toString('utf8'), onBranch(SANDBOX_FILE));
-    const base = repoConfig.limits;
-    const limits = {
-      timeout_seconds: lower(base.timeout_seconds, settings.limits.timeout_seconds),
-      memory:
-        settings.limits.memory && bytes(settings.limits.memory) < bytes(base.memory)
-          ? settings.limits.memory
-          : base.memory,
-      cpus: lower(base.cpus, settings.limits.cpus),
-      pids: lower(base.pids, settings.limits.pids),
-    };
-
-    // The network, the image and the conversation's clone are prepared side by side.
+    // The limits, the network, the image and the conversation's clone are prepared side
+    // by side: each git process is a few ms of the task's start.
+    const limitsReady = this.#limits(repo, repoConfig, onBranch);
+    limitsReady.catch(() => undefined);
     const networkReady = this.#network(run, repo, repoConfig, onBranch, events, cleanup);
     const conversationReady = ws.prepareConversation(repo, run.conversation.id);
     conversationReady.catch(() => undefined);
     let image: string;
     let mounts: SandboxMount[];
     let outbox: string;
+    let limits: Awaited<typeof limitsReady>;
     try {
       // Image, from the default branch's .errand/container/.
       const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
@@ -307,6 +295,8 @@ export class SandboxExecutor implements TaskExecutor {
         });
         writeFileSync(join(context, 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
       }
+      // Before a build that may take minutes: an invalid sandbox file is said at once.
+      limits = await limitsReady;
       await events.event('sandbox', { step: 'image' });
       const built = await this.#o.driver.prepareImage(context);
       // The build output is kept with the task, for the dashboard and for the error reply.
@@ -350,6 +340,24 @@ export class SandboxExecutor implements TaskExecutor {
     if (network.kind === 'netns')
       mounts.push({ source: this.#o.caFile, target: CA_CERT, readOnly: true });
     return { image, mounts, env, limits, network, outbox };
+  }
+
+  /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */
+  async #limits(repo: WorkspaceRepo, repoConfig: RepoConfig, onBranch: (path: string) => string) {
+    let settings: SandboxFile = sandboxFileSchema.parse({});
+    const sandboxText = await this.#o.workspaces.readTrustedFile(repo, SANDBOX_FILE);
+    if (sandboxText)
+      settings = parseRepoSandboxFile(sandboxText.toString('utf8'), onBranch(SANDBOX_FILE));
+    const base = repoConfig.limits;
+    return {
+      timeout_seconds: lower(base.timeout_seconds, settings.limits.timeout_seconds),
+      memory:
+        settings.limits.memory && bytes(settings.limits.memory) < bytes(base.memory)
+          ? settings.limits.memory
+          : base.memory,
+      cpus: lower(base.cpus, settings.limits.cpus),
+      pids: lower(base.pids, settings.limits.pids),
+    };
   }
 
   /** The task's network and the environment that goes with it (surrogates, API host). */

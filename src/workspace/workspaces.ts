@@ -76,6 +76,10 @@ export class Workspaces {
   readonly #refreshing = new Map<string, Promise<MirrorState>>();
   readonly #preparing = new Map<string, Promise<{ dirs: ConversationDirs; created: boolean }>>();
   readonly #branches = new Map<string, string>();
+  /** The URL each mirror's `origin` was last set to by this process. */
+  readonly #urls = new Map<string, string>();
+  /** Branch names check-ref-format accepted. */
+  readonly #validBranches = new Set<string>();
 
   /** `root` (e.g. `<stateDir>/workspaces`) is created with mode 0700. */
   constructor(opts: { root: string }) {
@@ -128,42 +132,64 @@ export class Workspaces {
     } else {
       const run = (args: string[], step: string) =>
         git(['-C', mirror, ...args], { step, repoId: repo.id, hint });
-      await run(['remote', 'set-url', 'origin', repo.gitUrl], 'remote set-url');
+      // Every git process is a few ms of a task's start: the URL is set again only when
+      // the config changed it since this process last did.
+      if (this.#urls.get(repo.id) !== repo.gitUrl)
+        await run(['remote', 'set-url', 'origin', repo.gitUrl], 'remote set-url');
       await run(['fetch', '--prune', '--quiet', 'origin'], 'fetch --prune');
     }
-    const branch = repo.defaultBranch ?? (await this.#detectBranch(repo, mirror));
-    const commit = await this.#branchCommit(repo, mirror, branch);
+    this.#urls.set(repo.id, repo.gitUrl);
+    let branch = repo.defaultBranch ?? (await this.#localHead(repo, mirror));
+    let commit = branch === undefined ? undefined : await this.#branchCommit(repo, mirror, branch);
+    if (commit === undefined && repo.defaultBranch === undefined) {
+      branch = await this.#detectBranch(repo, mirror);
+      commit = await this.#branchCommit(repo, mirror, branch);
+    }
+    if (branch === undefined || commit === undefined)
+      throw new ErrandError(
+        'git_failed',
+        `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
+      );
     this.#branches.set(repo.id, branch);
     return { defaultBranch: branch, commit };
   }
 
-  async #branchCommit(repo: WorkspaceRepo, mirror: string, branch: string): Promise<string> {
-    const missing = new ErrandError(
-      'git_failed',
-      `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
-    );
+  /** The branch's commit in the mirror, or undefined when there is no such branch. */
+  async #branchCommit(
+    repo: WorkspaceRepo,
+    mirror: string,
+    branch: string,
+  ): Promise<string | undefined> {
     const opts = { step: 'rev-parse', repoId: repo.id };
-    if (!(await gitOk(['check-ref-format', `refs/heads/${branch}`], opts))) throw missing;
+    // A configured name like `main^{tree}` or `-x` must not become another revision.
+    if (!this.#validBranches.has(branch)) {
+      if (!(await gitOk(['check-ref-format', `refs/heads/${branch}`], opts))) return undefined;
+      this.#validBranches.add(branch);
+    }
     const r = await git(
       ['-C', mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`],
       opts,
-    ).catch(() => {
-      throw missing;
-    });
-    return r.stdout.toString().trim();
+    ).catch(() => undefined);
+    return r?.stdout.toString().trim();
+  }
+
+  /** The branch the mirror's HEAD names (it may no longer exist). */
+  async #localHead(repo: WorkspaceRepo, mirror: string): Promise<string | undefined> {
+    const head = await git(['-C', mirror, 'symbolic-ref', '--quiet', 'HEAD'], {
+      step: 'symbolic-ref',
+      repoId: repo.id,
+    }).catch(() => undefined);
+    return head?.stdout
+      .toString()
+      .trim()
+      .replace(/^refs\/heads\//, '');
   }
 
   // The mirror's HEAD is the remote's at clone time (git fetch does not update it); when
   // that branch is gone since, ask the remote again and follow it.
   async #detectBranch(repo: WorkspaceRepo, mirror: string): Promise<string> {
     const opts = { step: 'symbolic-ref', repoId: repo.id };
-    const head = await git(['-C', mirror, 'symbolic-ref', '--quiet', 'HEAD'], opts).catch(
-      () => undefined,
-    );
-    const local = head?.stdout
-      .toString()
-      .trim()
-      .replace(/^refs\/heads\//, '');
+    const local = await this.#localHead(repo, mirror);
     if (
       local &&
       (await gitOk(['-C', mirror, 'show-ref', '--verify', '--quiet', `refs/heads/${local}`], opts))
