@@ -1,11 +1,11 @@
 /**
  * What errand adds around one agent turn: the same Claude Code CLI against the same
- * scripted model server, run directly on the host (baseline, plain HTTP on loopback) and
- * through errand (mirror refresh, trusted files, cached image, proxy session and
- * namespace, container start, CLI start, event parsing and storing), measured in the same
- * run. errand's turn ends when the answer is known (the CLI's result line), as its reply
- * does; the container's exit continues in the background. Target (issue "Agent"): under
- * 1.3x. Needs podman and the base image.
+ * scripted model server, run directly on the host (baseline: HTTPS on loopback, as the CLI
+ * talks to the real API) and through errand (mirror refresh, trusted files, cached image,
+ * proxy session and namespace, container start, CLI start, event parsing and storing),
+ * measured in the same run. Both turns end when the answer is known (the CLI's result
+ * line), as errand's reply does; the CLI's exit and the container's removal are not
+ * counted. Target (issue "Agent"): under 1.3x. Needs podman and the base image.
  *
  *   bash scripts/node.sh bench/agent-turn.ts [--runs N]
  */
@@ -53,8 +53,10 @@ try {
   const cache = defaultCacheDir();
   const claude = await ensureClaudeCli(cache, DEFAULT_CLAUDE_CODE_VERSION);
 
-  // Baseline: the CLI on the host, straight to the server, the prompt on stdin as errand gives it.
-  const direct = async (i: number) => {
+  // Baseline: the CLI on the host, straight to the server, the prompt on stdin as errand
+  // gives it. Over HTTPS, as it talks to the real API (errand's CLI does too, through the
+  // proxy); over plain HTTP for comparison. Its turn ends at the result line, as errand's.
+  const direct = async (i: number, tls: boolean) => {
     const home = mkdtempSync(join(dir, `direct-${i}-`));
     const env = {
       PATH: process.env.PATH,
@@ -62,22 +64,34 @@ try {
       CLAUDE_CONFIG_DIR: join(home, 'claude'),
       IS_SANDBOX: '1',
       ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: `http://127.0.0.1:${model.plainPort}`,
+      ANTHROPIC_BASE_URL: tls
+        ? `https://localhost:${model.port}`
+        : `http://127.0.0.1:${model.plainPort}`,
+      NODE_EXTRA_CA_CERTS: join(dir, 'model-ca.pem'),
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
       CLAUDE_CODE_MAX_RETRIES: '1',
     };
     const t0 = performance.now();
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(claude, claudeArgs('claude-sonnet-4-5'), {
-        cwd: origin,
-        env,
-        stdio: ['pipe', 'ignore', 'ignore'],
-      });
-      child.stdin.end('hello');
-      child.once('exit', resolve);
+    const child = spawn(claude, claudeArgs('claude-sonnet-4-5'), {
+      cwd: origin,
+      env,
+      stdio: ['pipe', 'pipe', 'ignore'],
     });
-    if (code !== 0) throw new Error(`the CLI on the host exited ${code}`);
-    return performance.now() - t0;
+    child.stdin.end('hello');
+    let answered: number | undefined;
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const l of lines)
+        if (answered === undefined && (JSON.parse(l) as { type?: string }).type === 'result')
+          answered = performance.now();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0 || answered === undefined)
+      throw new Error(`the CLI on the host exited ${code} without a result line`);
+    return answered - t0;
   };
 
   const executor = await SandboxExecutor.onHost({
@@ -125,9 +139,10 @@ try {
     return performance.now() - t0;
   };
 
-  await direct(-1);
+  await direct(-1, true);
   await viaErrand(-1);
   const base: number[] = [];
+  const plain: number[] = [];
   const ours: number[] = [];
   // Each measurement starts on a quiet machine: errand's background work after a turn
   // (container removal, the next spare network) must not be charged to the next run.
@@ -137,7 +152,9 @@ try {
   };
   for (let i = 0; i < RUNS; i++) {
     await quiet();
-    base.push(await direct(i));
+    base.push(await direct(i, true));
+    await quiet();
+    plain.push(await direct(i, false));
     await quiet();
     ours.push(await viaErrand(i));
   }
@@ -164,7 +181,10 @@ try {
   console.log(
     `one agent turn, ${RUNS} runs each, Claude Code ${DEFAULT_CLAUDE_CODE_VERSION} against a scripted model server`,
   );
-  console.log(`  baseline: the CLI on the host, direct to the server   median ${b.toFixed(0)} ms`);
+  console.log(`  baseline: the CLI on the host, HTTPS to the server   median ${b.toFixed(0)} ms`);
+  console.log(
+    `            (over plain HTTP                        median ${median(plain).toFixed(0)} ms)`,
+  );
   console.log(
     `  errand: workspace, image, proxy, container, CLI      median ${o.toFixed(0)} ms  (${stored} events stored)`,
   );

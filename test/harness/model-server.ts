@@ -196,7 +196,12 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
       res.end();
     });
   };
-  const server = createHttpsServer({ SNICallback: (_n, cb) => cb(null, ctx) }, handler);
+  // The CLI on the host (benchmarks) connects to `localhost`; the proxy, to `host`.
+  const localCtx = await ca.contextFor('localhost');
+  const server = createHttpsServer(
+    { SNICallback: (name, cb) => cb(null, name === 'localhost' ? localCtx : ctx) },
+    handler,
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   // The same API on plain HTTP, for running the CLI on the host without errand (benchmarks).
   const plain = createHttpServer(handler);
