@@ -131,13 +131,73 @@ export async function runContainer(
   spec: ContainerSpec,
   podmanEnv: NodeJS.ProcessEnv,
 ): Promise<ContainerResult> {
+  const started = startContainer(spec, podmanEnv);
+  started.arm({ timeoutMs: spec.timeoutMs, signal: spec.signal });
+  return await started.result;
+}
+
+/** A container whose `podman run` is under way. */
+export interface StartedContainer {
+  /** Settles once the container has exited and has been removed. */
+  result: Promise<ContainerResult>;
+  /** False once podman has exited. */
+  readonly running: boolean;
+  /**
+   * Starts the time limit and listens for the stop signal, from now: a container started
+   * ahead of its task arms them when its task begins.
+   */
+  arm(o: { timeoutMs?: number; signal?: AbortSignal }): void;
+  /** Kills the container; its outcome is `stopped`. */
+  stop(): void;
+}
+
+/**
+ * Starts `podman run` for the spec and returns at once. Its stdin is `spec.stdin`, or left
+ * open for the caller when that is a stream it writes later. Nothing is armed: see `arm`.
+ */
+export function startContainer(
+  spec: ContainerSpec,
+  podmanEnv: NodeJS.ProcessEnv,
+): StartedContainer {
   // Values go through a file, not argv, so they do not show in the host's process list.
   const dir = mkdtempSync(join(tmpdir(), 'errand-env-'));
   const envFile = join(dir, 'env');
-  writeFileSync(envFile, envFileText(spec.env), { mode: 0o600 });
   let stderrTail = '';
   let killedFor: 'timeout' | 'stopped' | undefined;
+  let running = true;
+  let timer: NodeJS.Timeout | undefined;
+  let signal: AbortSignal | undefined;
+  const kill = (why: 'timeout' | 'stopped') => {
+    if (killedFor || !running) return;
+    killedFor = why;
+    void runPodman(['kill', '--signal', 'KILL', spec.name], {
+      env: podmanEnv,
+      timeoutMs: 30_000,
+    });
+  };
+  const onAbort = () => kill('stopped');
+  const finish = async (code: number | null): Promise<ContainerResult> => {
+    running = false;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    if (killedFor) return { outcome: killedFor, exitCode: code, stderrTail: tail(stderrTail) };
+    if (setupFailed(code, stderrTail)) {
+      return { outcome: 'failed_to_start', exitCode: code, stderrTail: tail(stderrTail) };
+    }
+    // cgroup v2 reports OOM kills to podman; on cgroup v1 (these machines) it does not, and
+    // a SIGKILL (137) errand did not send, under a memory limit, is the kernel's OOM killer.
+    const oom =
+      (await oomKilled(spec.name, podmanEnv)) || (code === 137 && spec.limits.memory !== undefined);
+    if (oom) return { outcome: 'oom', exitCode: code, stderrTail: tail(stderrTail) };
+    return { outcome: 'exited', exitCode: code, stderrTail: tail(stderrTail) };
+  };
+  const cleanup = async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await removeContainer(spec.name, podmanEnv);
+  };
+  let result: Promise<ContainerResult>;
   try {
+    writeFileSync(envFile, envFileText(spec.env), { mode: 0o600 });
     const child = spawn('podman', runArgs(spec, envFile), {
       env: podmanEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -151,44 +211,32 @@ export async function runContainer(
     if (typeof spec.stdin === 'string') child.stdin.end(spec.stdin);
     else if (spec.stdin) spec.stdin.pipe(child.stdin);
     else child.stdin.end();
-
-    const kill = (why: 'timeout' | 'stopped') => {
-      if (killedFor) return;
-      killedFor = why;
-      void runPodman(['kill', '--signal', 'KILL', spec.name], {
-        env: podmanEnv,
-        timeoutMs: 30_000,
-      });
-    };
-    const timer = spec.timeoutMs ? setTimeout(() => kill('timeout'), spec.timeoutMs) : undefined;
-    const onAbort = () => kill('stopped');
-    if (spec.signal?.aborted) onAbort();
-    spec.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const code = await new Promise<number | null>((resolve) => {
+    result = new Promise<number | null>((resolve) => {
       child.once('error', (e) => {
         stderrTail += `\n${e.message}`;
         resolve(null);
       });
       child.once('close', (c) => resolve(c));
-    });
-    clearTimeout(timer);
-    spec.signal?.removeEventListener('abort', onAbort);
-
-    if (killedFor) return { outcome: killedFor, exitCode: code, stderrTail: tail(stderrTail) };
-    if (setupFailed(code, stderrTail)) {
-      return { outcome: 'failed_to_start', exitCode: code, stderrTail: tail(stderrTail) };
-    }
-    // cgroup v2 reports OOM kills to podman; on cgroup v1 (these machines) it does not, and
-    // a SIGKILL (137) errand did not send, under a memory limit, is the kernel's OOM killer.
-    const oom =
-      (await oomKilled(spec.name, podmanEnv)) || (code === 137 && spec.limits.memory !== undefined);
-    if (oom) return { outcome: 'oom', exitCode: code, stderrTail: tail(stderrTail) };
-    return { outcome: 'exited', exitCode: code, stderrTail: tail(stderrTail) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await removeContainer(spec.name, podmanEnv);
+    })
+      .then(finish)
+      .finally(cleanup);
+  } catch (e) {
+    running = false;
+    result = cleanup().then(() => Promise.reject(e));
   }
+  return {
+    result,
+    get running() {
+      return running;
+    },
+    arm: (o) => {
+      if (o.timeoutMs) timer = setTimeout(() => kill('timeout'), o.timeoutMs);
+      signal = o.signal;
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    },
+    stop: () => kill('stopped'),
+  };
 }
 
 async function oomKilled(name: string, env: NodeJS.ProcessEnv): Promise<boolean> {
@@ -235,15 +283,19 @@ export async function removeOrphans(
   return names;
 }
 
+/** Names must be shell-safe and values one line: podman's env-file has no quoting. */
+export function checkEnv(env: Record<string, string>): void {
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new Error(`invalid environment variable name ${k}`);
+    if (/[\r\n\0]/.test(v)) throw new Error(`environment variable ${k} contains a line break`);
+  }
+}
+
 function envFileText(env: Record<string, string>): string {
+  checkEnv(env);
   return Object.entries(env)
-    .map(([k, v]) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
-        throw new Error(`invalid environment variable name ${k}`);
-      // podman's env-file has no quoting or escapes: one line per variable.
-      if (/[\r\n\0]/.test(v)) throw new Error(`environment variable ${k} contains a line break`);
-      return `${k}=${v}`;
-    })
+    .map(([k, v]) => `${k}=${v}`)
     .join('\n');
 }
 

@@ -1,4 +1,5 @@
 import type { ContainerResult, SandboxLimits, SandboxMount, SandboxNetwork } from './container.ts';
+import type { HeldSandbox } from './held-container.ts';
 import type { BuildResult } from './image-cache.ts';
 
 /** One command of one task, in terms any sandbox engine can honour. */
@@ -20,6 +21,17 @@ export interface SandboxCommand {
   onStderr?: (chunk: Buffer) => void;
 }
 
+/** A sandbox started ahead of its task: all of SandboxCommand the task does not decide. */
+export interface SandboxHold {
+  image: string;
+  mounts: SandboxMount[];
+  limits: SandboxLimits;
+  network: SandboxNetwork;
+  claudeCodeVersion?: string;
+  /** The wait for a task plus the task's own time limit: the engine's backstop. */
+  maxLifetimeMs: number;
+}
+
 /**
  * The sandbox engine behind the gateway. Podman on this host is the first implementation;
  * a Kubernetes one (a pod per task) can follow without the gateway knowing.
@@ -29,6 +41,8 @@ export interface SandboxDriver {
   prepareImage(contextDir: string): Promise<BuildResult>;
   /** Runs one command in a fresh sandbox that is gone when this resolves. */
   run(cmd: SandboxCommand): Promise<ContainerResult>;
+  /** Starts a sandbox that waits for its task's command (see HeldSandbox). */
+  hold(spec: SandboxHold): Promise<HeldSandbox>;
   /** Removes sandboxes an earlier process of this installation left behind. */
   removeOrphans(): Promise<string[]>;
   /** Removes this installation's old images; images in use stay. */

@@ -12,7 +12,7 @@ export {
   type SandboxMount,
   type SandboxNetwork,
 } from './container.ts';
-export type { SandboxCommand, SandboxDriver } from './driver.ts';
+export type { SandboxCommand, SandboxDriver, SandboxHold } from './driver.ts';
 export {
   CA_CERT,
   CLAUDE_BIN,
@@ -21,6 +21,7 @@ export {
   ERRAND_DIR,
   writeEntrypoint,
 } from './entrypoint.ts';
+export { type HeldCommand, type HeldSandbox, TASK_DIR } from './held-container.ts';
 export {
   type BuildResult,
   containerfileOf,

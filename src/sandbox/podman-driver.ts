@@ -1,9 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 
 import { ensureClaudeCli } from './claude-cli.ts';
-import { type ContainerResult, removeOrphans, runContainer } from './container.ts';
-import type { SandboxCommand, SandboxDriver } from './driver.ts';
+import {
+  type ContainerResult,
+  removeOrphans,
+  runContainer,
+  type SandboxMount,
+} from './container.ts';
+import type { SandboxCommand, SandboxDriver, SandboxHold } from './driver.ts';
 import { CLAUDE_BIN, ENTRYPOINT, writeEntrypoint } from './entrypoint.ts';
+import { type HeldSandbox, holdContainer } from './held-container.ts';
 import { type BuildResult, ImageCache } from './image-cache.ts';
 import { ensurePodmanEnv } from './podman.ts';
 
@@ -41,8 +48,8 @@ export class PodmanSandbox implements SandboxDriver {
     return await (await this.#ready()).images.ensure(contextDir);
   }
 
-  async run(cmd: SandboxCommand): Promise<ContainerResult> {
-    const { env, entrypoint } = await this.#ready();
+  /** The task's mounts plus errand's own: the entrypoint and, when asked for, the CLI. */
+  async #mounts(cmd: { mounts: SandboxMount[]; claudeCodeVersion?: string }, entrypoint: string) {
     const mounts = [...cmd.mounts, { source: entrypoint, target: ENTRYPOINT, readOnly: true }];
     if (cmd.claudeCodeVersion) {
       mounts.push({
@@ -51,6 +58,12 @@ export class PodmanSandbox implements SandboxDriver {
         readOnly: true,
       });
     }
+    return mounts;
+  }
+
+  async run(cmd: SandboxCommand): Promise<ContainerResult> {
+    const { env, entrypoint } = await this.#ready();
+    const mounts = await this.#mounts(cmd, entrypoint);
     const result = await runContainer(
       {
         image: cmd.image,
@@ -72,6 +85,35 @@ export class PodmanSandbox implements SandboxDriver {
     // An image removed behind errand's back is looked up (and rebuilt) next time.
     if (result.outcome === 'failed_to_start') this.#images?.forget(cmd.image);
     return result;
+  }
+
+  async hold(spec: SandboxHold): Promise<HeldSandbox> {
+    const { env, entrypoint } = await this.#ready();
+    const held = await holdContainer(
+      {
+        image: spec.image,
+        name: `errand-${this.#instance}-held-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`,
+        mounts: await this.#mounts(spec, entrypoint),
+        limits: spec.limits,
+        network: spec.network,
+        labels: { 'errand.instance': this.#instance, 'errand.task': 'held' },
+        timeoutMs: spec.maxLifetimeMs,
+      },
+      ENTRYPOINT,
+      join(this.#stateDir, 'sandbox', 'held'),
+      env,
+    );
+    return {
+      get ready() {
+        return held.ready;
+      },
+      discard: () => held.discard(),
+      run: async (cmd) => {
+        const result = await held.run(cmd);
+        if (result.outcome === 'failed_to_start') this.#images?.forget(spec.image);
+        return result;
+      },
+    };
   }
 
   /** Removes this installation's images unused for twice their maximum age. */
