@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
 import { git, gitOk, stripCredentials } from './git.ts';
 import { TrustedTree } from './trusted-tree.ts';
@@ -40,6 +40,8 @@ export interface MirrorState {
 }
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Spare folders' name prefix: SAFE_ID starts with a letter or digit, so no id has it. */
+const SPARE = '.spare-';
 
 function checkId(kind: string, id: string): void {
   if (!SAFE_ID.test(id) || id.includes('..'))
@@ -54,6 +56,17 @@ function checkRepo(repo: WorkspaceRepo): void {
       'config_invalid',
       `repos.${repo.id}.git_url is not a usable git URL. Set it to a URL or an absolute path.`,
     );
+}
+
+function dirsUnder(root: string): ConversationDirs {
+  return {
+    root,
+    workspace: join(root, 'workspace'),
+    agentState: join(root, 'agent'),
+    inbox: join(root, 'inbox'),
+    outbox: join(root, 'outbox'),
+    storage: join(root, 'storage'),
+  };
 }
 
 function tempName(base: string): string {
@@ -260,15 +273,7 @@ export class Workspaces {
   dirs(repoId: string, conversationId: string): ConversationDirs {
     checkId('repository', repoId);
     checkId('conversation', conversationId);
-    const root = join(this.#root, 'conversations', repoId, conversationId);
-    return {
-      root,
-      workspace: join(root, 'workspace'),
-      agentState: join(root, 'agent'),
-      inbox: join(root, 'inbox'),
-      outbox: join(root, 'outbox'),
-      storage: join(root, 'storage'),
-    };
+    return dirsUnder(join(this.#root, 'conversations', repoId, conversationId));
   }
 
   /**
@@ -298,36 +303,91 @@ export class Workspaces {
     for (const d of [dirs.root, dirs.agentState, dirs.inbox, dirs.outbox, dirs.storage])
       mkdirSync(d, { recursive: true, mode: 0o700 });
     if (existsSync(dirs.workspace)) return { dirs, created: false };
-    const branch = await this.#branch(repo);
     // Cloned aside and renamed: a half-made clone is never taken for the agent's work.
     const tmp = tempName(join(dirs.root, '.workspace'));
     try {
-      // --no-local copies objects through the pack protocol: no hardlinks into the
-      // mirror and no objects/info/alternates, so the clone works when mounted alone.
-      await git(
-        [
-          'clone',
-          '--quiet',
-          '--no-local',
-          '--no-hardlinks',
-          '--branch',
-          branch,
-          '--',
-          this.mirrorPath(repo.id),
-          tmp,
-        ],
-        { step: 'clone', repoId: repo.id },
-      );
-      // The agent can read its .git/config: the credentials stay in the mirror's.
-      await git(['-C', tmp, 'remote', 'set-url', 'origin', stripCredentials(repo.gitUrl)], {
-        step: 'remote set-url',
-        repoId: repo.id,
-      });
+      await this.#clone(repo, tmp);
       renameSync(tmp, dirs.workspace);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
     return { dirs, created: true };
+  }
+
+  /**
+   * Folders for a conversation that has not begun yet, so a sandbox can mount them before
+   * its task comes (see adoptSpare). Their workspace is empty; they live beside the
+   * conversations' (a rename moves them), under a name no conversation id can take.
+   */
+  async spareDirs(repoId: string): Promise<ConversationDirs> {
+    checkId('repository', repoId);
+    const dirs = dirsUnder(
+      join(this.#root, 'conversations', repoId, `${SPARE}${randomBytes(6).toString('hex')}`),
+    );
+    for (const d of [dirs.workspace, dirs.agentState, dirs.inbox, dirs.outbox, dirs.storage])
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+    return dirs;
+  }
+
+  /**
+   * Makes spare folders a new conversation's: the default branch is cloned into their
+   * workspace (as prepareConversation would), then the folders are renamed into place, so
+   * a half-made clone is never taken for the conversation's. Folders mounted in a sandbox
+   * stay mounted: a bind mount follows the folder, not its name. Fails when the
+   * conversation has folders already; the spare is then left as it was.
+   */
+  async adoptSpare(repo: WorkspaceRepo, spare: ConversationDirs, conversationId: string) {
+    checkRepo(repo);
+    const dirs = this.dirs(repo.id, conversationId);
+    if (existsSync(dirs.root))
+      throw new ErrandError('usage', `conversation ${conversationId} has folders already`);
+    await this.#clone(repo, spare.workspace);
+    mkdirSync(dirname(dirs.root), { recursive: true, mode: 0o700 });
+    renameSync(spare.root, dirs.root);
+    return dirs;
+  }
+
+  /**
+   * A self-contained clone of the mirror's default branch at `dest` (absent or empty):
+   * --no-local copies objects through the pack protocol, so there are no hardlinks into
+   * the mirror and no objects/info/alternates, and the clone works when mounted alone.
+   * The agent can read its .git/config: the credentials stay in the mirror's.
+   */
+  async #clone(repo: WorkspaceRepo, dest: string): Promise<void> {
+    const branch = await this.#branch(repo);
+    await git(
+      [
+        'clone',
+        '--quiet',
+        '--no-local',
+        '--no-hardlinks',
+        '--branch',
+        branch,
+        '--',
+        this.mirrorPath(repo.id),
+        dest,
+      ],
+      { step: 'clone', repoId: repo.id },
+    );
+    await git(['-C', dest, 'remote', 'set-url', 'origin', stripCredentials(repo.gitUrl)], {
+      step: 'remote set-url',
+      repoId: repo.id,
+    });
+  }
+
+  /** Deletes spare folders (all of them when none is named: those of an earlier process). */
+  removeSpares(spare?: ConversationDirs): void {
+    if (spare) {
+      rmSync(spare.root, { recursive: true, force: true });
+      return;
+    }
+    const conversations = join(this.#root, 'conversations');
+    for (const repo of readdirSync(conversations, { withFileTypes: true })) {
+      if (!repo.isDirectory()) continue;
+      for (const name of readdirSync(join(conversations, repo.name)))
+        if (name.startsWith(SPARE))
+          rmSync(join(conversations, repo.name, name), { recursive: true, force: true });
+    }
   }
 
   /** Deletes the conversation's folders; nothing happens when they do not exist. */

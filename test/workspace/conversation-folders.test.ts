@@ -103,3 +103,33 @@ it('accepts the ids the store makes', () => {
   assert.doesNotThrow(() => f.ws.dirs('app', 'c_4k9x2m7qa1'));
   assert.doesNotThrow(() => f.ws.dirs('my-repo.v2', 'c_1'));
 });
+
+it('makes spare folders a new conversation: the default branch cloned into the same folder', async () => {
+  const spare = await f.ws.spareDirs('app');
+  const workspaceInode = statSync(spare.workspace).ino;
+  const dirs = await f.ws.adoptSpare(f.repo, spare, 'c_spare');
+  assert.deepEqual(dirs, f.ws.dirs('app', 'c_spare'));
+  assert.equal(existsSync(spare.root), false);
+  // The same folder, renamed: a sandbox that mounted it sees the clone.
+  assert.equal(statSync(dirs.workspace).ino, workspaceInode);
+  assert.equal(readFileSync(join(dirs.workspace, 'README.md'), 'utf8'), 'v1\n');
+  const again = await f.ws.prepareConversation(f.repo, 'c_spare');
+  assert.equal(again.created, false);
+});
+
+it('refuses spare folders for a conversation that has folders, and leaves both as they were', async () => {
+  const { dirs } = await f.ws.prepareConversation(f.repo, 'c_1');
+  writeFileSync(join(dirs.workspace, 'wip.txt'), 'mine');
+  const spare = await f.ws.spareDirs('app');
+  await assert.rejects(f.ws.adoptSpare(f.repo, spare, 'c_1'), /has folders already/);
+  assert.equal(readFileSync(join(dirs.workspace, 'wip.txt'), 'utf8'), 'mine');
+  assert.ok(existsSync(spare.workspace));
+});
+
+it('removes the spare folders an earlier process left, and no conversation', async () => {
+  await f.ws.prepareConversation(f.repo, 'c_1');
+  const spare = await f.ws.spareDirs('app');
+  f.ws.removeSpares();
+  assert.equal(existsSync(spare.root), false);
+  assert.ok(existsSync(f.ws.dirs('app', 'c_1').workspace));
+});
