@@ -397,9 +397,20 @@ export const serverConfigSchema = z
           .min(1)
           .optional()
           .describe('state folder; default $XDG_STATE_HOME/errand'),
+        hold_sandbox: z
+          .boolean()
+          .default(true)
+          .describe(
+            "start each repository's next new conversation's sandbox once a task has ended, so it does not wait for podman (one idle container and network helper per repository, about 70 MB, for up to 10 minutes)",
+          ),
       })
       .strict()
-      .default({ max_concurrent: 4, shutdown_grace_seconds: 30, retention_days: 30 })
+      .default({
+        max_concurrent: 4,
+        shutdown_grace_seconds: 30,
+        retention_days: 30,
+        hold_sandbox: true,
+      })
       .describe('task execution'),
     dashboard: z
       .object({

@@ -13,6 +13,7 @@ import { basename, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
+  type AcceptConnection,
   ALLOWLIST_FILE,
   type Allowlist,
   CertificateAuthority,
@@ -20,6 +21,7 @@ import {
   openTaskNetwork,
   ProxyServer,
   parseAllowlist,
+  type SandboxNetns,
   type TaskNetwork,
   WarmNetns,
 } from '../proxy/index.ts';
@@ -38,7 +40,8 @@ import {
 import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
+import { type ConversationDirs, type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
+import { type HeldForRepo, HeldSandboxes } from './held-sandboxes.ts';
 import {
   type AgentRunner,
   type EventSink,
@@ -63,7 +66,15 @@ export interface SandboxExecutorOptions {
   logger: Logger;
   /** Keeps a sandbox network started ahead of the next task; absent: one starts per task. */
   warmNetns?: WarmNetns;
+  /**
+   * Holds a started sandbox for each repository's next new conversation (when the config's
+   * execution.hold_sandbox is on and warmNetns is given); default false.
+   */
+  holdSandboxes?: boolean;
 }
+
+/** How long a held sandbox waits for a new conversation before it is discarded. */
+const HOLD_MAX_IDLE_MS = 10 * 60_000;
 
 const SANDBOX_FILE = '.errand/sandbox.yaml';
 const CONTAINER_DIR = '.errand/container';
@@ -79,6 +90,19 @@ class Unready extends Error {
 
 function repoOf(id: string, r: RepoConfig): WorkspaceRepo {
   return { id, gitUrl: r.git_url, defaultBranch: r.default_branch };
+}
+
+function claudeVersion(r: RepoConfig): string {
+  return r.agent.claude_code_version ?? DEFAULT_CLAUDE_CODE_VERSION;
+}
+
+function sandboxLimits(l: { memory: string; cpus: number; pids: number }) {
+  return { memory: l.memory, cpus: l.cpus, pids: l.pids };
+}
+
+/** Everything a held sandbox was started with that a task decides too. */
+function heldKey(image: string, limits: object, claudeCodeVersion: string): string {
+  return JSON.stringify({ image, limits, claudeCodeVersion });
 }
 
 /** The smaller of two optional limits: the repository may tighten the operator's, not loosen. */
@@ -108,8 +132,14 @@ export class SandboxExecutor implements TaskExecutor {
   readonly #lastImage = new Map<string, NonNullable<RepoSandboxInfo['image']>>();
   readonly #settling = new Map<string, Promise<void>>();
 
+  readonly #held: HeldSandboxes | undefined;
+
   constructor(o: SandboxExecutorOptions) {
     this.#o = o;
+    this.#held =
+      o.holdSandboxes && o.warmNetns
+        ? new HeldSandboxes({ maxIdleMs: HOLD_MAX_IDLE_MS, discard: (h) => this.#discardHeld(h) })
+        : undefined;
   }
 
   /**
@@ -139,6 +169,7 @@ export class SandboxExecutor implements TaskExecutor {
       caFile: join(caDir, 'ca.pem'),
       podmanEnv,
       warmNetns: new WarmNetns(podmanEnv),
+      holdSandboxes: true,
       agent: o.agent,
       logger: o.logger,
     });
@@ -167,29 +198,46 @@ export class SandboxExecutor implements TaskExecutor {
     await this.#settling.get(run.conversation.id);
     const cleanup: Array<() => Promise<void> | void> = [];
     let settled: Promise<void> | undefined;
+    let ran = false;
     try {
       const prepared = await this.#prepare(run, repoId, repoConfig, events, cleanup);
+      ran = true;
       const timeoutMs = prepared.limits.timeout_seconds * 1000;
-      const exec = (req: SandboxExecRequest) =>
-        this.#o.driver.run({
+      // The held sandbox serves the task's first command; a second (a fresh session after
+      // a broken one) gets a sandbox of its own, like every command without one.
+      let held = prepared.held;
+      cleanup.push(() => held?.discard());
+      const exec = (req: SandboxExecRequest) => {
+        const h = held;
+        held = undefined;
+        const env = { ...prepared.env, ...req.env };
+        if (h?.ready)
+          return h.run({
+            command: req.command,
+            env,
+            timeoutMs,
+            stdin: req.stdin,
+            signal,
+            onStdout: req.onStdout,
+            onStderr: req.onStderr,
+          });
+        if (h) void h.discard();
+        return this.#o.driver.run({
           taskId: run.task.id,
           image: prepared.image,
           command: req.command,
           mounts: prepared.mounts,
-          env: { ...prepared.env, ...req.env },
-          limits: {
-            memory: prepared.limits.memory,
-            cpus: prepared.limits.cpus,
-            pids: prepared.limits.pids,
-          },
+          env,
+          limits: sandboxLimits(prepared.limits),
           network: prepared.network,
           timeoutMs,
-          claudeCodeVersion: repoConfig.agent.claude_code_version ?? DEFAULT_CLAUDE_CODE_VERSION,
+          claudeCodeVersion: claudeVersion(repoConfig),
           stdin: req.stdin,
           signal,
           onStdout: req.onStdout,
           onStderr: req.onStderr,
         });
+      };
       const outcome = await this.#o.agent.run(
         {
           run,
@@ -212,9 +260,12 @@ export class SandboxExecutor implements TaskExecutor {
       const release = async () => {
         for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
       };
-      if (settled)
-        this.#windDown(run.conversation.id, settled.catch(() => undefined).then(release));
-      else await release();
+      const done = settled ? settled.catch(() => undefined).then(release) : release();
+      // The repository's next new conversation gets a sandbox started once this one is
+      // gone (not after a task that could not start one: its trouble would repeat).
+      if (ran) void done.then(() => this.#replenishHeld(repoId));
+      if (settled) this.#windDown(run.conversation.id, done);
+      else await done;
     }
   }
 
@@ -226,12 +277,14 @@ export class SandboxExecutor implements TaskExecutor {
     });
   }
 
-  /** Waits for sandboxes still winding down (for shutdown). */
+  /** Waits for sandboxes still winding down (for shutdown), and those being held. */
   async settle(): Promise<void> {
     await Promise.all([...this.#settling.values()]);
+    await this.#held?.settle();
   }
 
   async close(): Promise<void> {
+    await this.#held?.close();
     await this.#o.warmNetns?.close();
   }
 
@@ -267,79 +320,198 @@ export class SandboxExecutor implements TaskExecutor {
     // by side: each git process is a few ms of the task's start.
     const limitsReady = this.#limits(repo, repoConfig, onBranch);
     limitsReady.catch(() => undefined);
-    const networkReady = this.#network(run, repo, repoConfig, onBranch, events, cleanup);
-    const conversationReady = ws.prepareConversation(repo, run.conversation.id);
-    conversationReady.catch(() => undefined);
+    // A new conversation may take the sandbox held for the repository: its network and
+    // folders are the task's at once; the sandbox itself only if its image and limits
+    // prove to be this task's (else a sandbox of the task's own uses them).
+    let held =
+      run.firstTask &&
+      repoConfig.network.sandbox &&
+      this.#o.config().execution.hold_sandbox &&
+      !existsSync(ws.dirs(repoId, run.conversation.id).root)
+        ? this.#held?.take(repoId)
+        : undefined;
+    const h = held;
+    const ready = {
+      network: this.#network(
+        run,
+        repo,
+        repoConfig,
+        onBranch,
+        events,
+        cleanup,
+        h &&
+          (async (accept) => {
+            h.netns.attach(accept);
+            return h.netns;
+          }),
+      ),
+      conversation: h
+        ? ws
+            .adoptSpare(repo, h.dirs, run.conversation.id)
+            .then(() => ws.prepareConversation(repo, run.conversation.id))
+        : ws.prepareConversation(repo, run.conversation.id),
+    };
+    // Both are awaited below; until then a rejection must not count as unhandled.
+    ready.network.catch(() => undefined);
+    ready.conversation.catch(() => undefined);
     let image: string;
     let mounts: SandboxMount[];
     let outbox: string;
     let limits: Awaited<typeof limitsReady>;
+    let env: Record<string, string>;
+    let network: SandboxNetwork;
     try {
-      // Image, from the default branch's .errand/container/.
-      const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
-      cleanup.push(() => rmSync(context, { recursive: true, force: true }));
-      let found: boolean;
-      try {
-        found = await ws.extractTrustedDir(repo, CONTAINER_DIR, context);
-      } catch (e) {
-        throw new Unready(
-          'container_invalid',
-          `${onBranch(`${CONTAINER_DIR}/`)}: ${describeError(e)}`,
-        );
-      }
-      if (!found) {
-        // The operator's own base image, not anything from the repository: a repository
-        // can be tried before it has a Containerfile.
-        await events.event('sandbox', {
-          warning: `${onBranch(`${CONTAINER_DIR}/`)} does not exist: running in errand's base image (git, curl, Node). Add a Containerfile there by pull request for the project's own tools (docs/repo-onboarding.md).`,
-        });
-        writeFileSync(join(context, 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
-      }
-      // Before a build that may take minutes: an invalid sandbox file is said at once.
+      image = await this.#image(repo, onBranch, limitsReady, events, cleanup);
       limits = await limitsReady;
-      await events.event('sandbox', { step: 'image' });
-      const built = await this.#o.driver.prepareImage(context);
-      // The build output is kept with the task, for the dashboard and for the error reply.
-      this.#lastImage.set(repoId, {
-        ok: built.ok,
-        image: built.ok ? built.image : undefined,
-        built: built.ok ? built.built : true,
-        at: Date.now(),
-      });
-      await events.event('sandbox_image', {
-        ok: built.ok,
-        image: built.ok ? built.image : undefined,
-        built: built.ok ? built.built : true,
-        log: built.log.trimEnd().split('\n').slice(-200).join('\n'),
-      });
-      if (!built.ok) {
-        const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
-        throw new Unready(
-          'image_failed',
-          `Building the sandbox image from ${onBranch(`${CONTAINER_DIR}/`)} failed: ${built.reason}\n\nLast lines of the build:\n${tail}`,
-        );
+      if (held && held.key !== heldKey(image, limits, claudeVersion(repoConfig))) {
+        await held.sandbox.discard();
+        held = undefined;
       }
-      image = built.image;
       // The conversation's own folders: the only host paths the sandbox sees.
-      const { dirs } = await conversationReady;
+      const { dirs } = await ready.conversation;
       copyAttachments(run, dirs.inbox);
       outbox = dirs.outbox;
-      mounts = [
-        { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
-        { source: dirs.agentState, target: SANDBOX_PATHS.agentState },
-        { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
-        { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
-        { source: dirs.storage, target: SANDBOX_PATHS.storage },
-      ];
+      mounts = this.#mounts(dirs);
+      ({ env, network } = await ready.network);
     } catch (e) {
       // Its cleanup is registered once it settles; wait so nothing outlives the task.
-      await Promise.all([networkReady.catch(() => undefined), conversationReady.catch(() => {})]);
+      await Promise.all([
+        ready.network.catch(() => undefined),
+        ready.conversation.catch(() => undefined),
+      ]);
+      // Discarding is idempotent: the task's network may already own the namespace.
+      if (h) await this.#discardHeld(h);
       throw e;
     }
-    const { env, network } = await networkReady;
-    if (network.kind === 'netns')
-      mounts.push({ source: this.#o.caFile, target: CA_CERT, readOnly: true });
-    return { image, mounts, env, limits, network, outbox };
+    if (network.kind !== 'netns') mounts = mounts.filter((m) => m.target !== CA_CERT);
+    if (held)
+      await events.event('sandbox', { step: 'held', detail: 'started before the task came' });
+    return { image, mounts, env, limits, network, outbox, held: held?.sandbox };
+  }
+
+  /** The mounts of a conversation's sandbox: its folders and errand's CA. */
+  #mounts(dirs: ConversationDirs): SandboxMount[] {
+    return [
+      { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
+      { source: dirs.agentState, target: SANDBOX_PATHS.agentState },
+      { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
+      { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
+      { source: dirs.storage, target: SANDBOX_PATHS.storage },
+      { source: this.#o.caFile, target: CA_CERT, readOnly: true },
+    ];
+  }
+
+  /**
+   * The image of the default branch's .errand/container/ (errand's base image when there
+   * is none), built when not cached. The limits are awaited before a build that may take
+   * minutes, so an invalid sandbox file is said at once.
+   */
+  async #image(
+    repo: WorkspaceRepo,
+    onBranch: (path: string) => string,
+    limitsReady: Promise<unknown>,
+    events: EventSink,
+    cleanup: Array<() => Promise<void> | void>,
+  ): Promise<string> {
+    const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+    cleanup.push(() => rmSync(context, { recursive: true, force: true }));
+    let found: boolean;
+    try {
+      found = await this.#o.workspaces.extractTrustedDir(repo, CONTAINER_DIR, context);
+    } catch (e) {
+      throw new Unready(
+        'container_invalid',
+        `${onBranch(`${CONTAINER_DIR}/`)}: ${describeError(e)}`,
+      );
+    }
+    if (!found) {
+      // The operator's own base image, not anything from the repository: a repository
+      // can be tried before it has a Containerfile.
+      await events.event('sandbox', {
+        warning: `${onBranch(`${CONTAINER_DIR}/`)} does not exist: running in errand's base image (git, curl, Node). Add a Containerfile there by pull request for the project's own tools (docs/repo-onboarding.md).`,
+      });
+      writeFileSync(join(context, 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
+    }
+    await limitsReady;
+    await events.event('sandbox', { step: 'image' });
+    const built = await this.#o.driver.prepareImage(context);
+    // The build output is kept with the task, for the dashboard and for the error reply.
+    this.#lastImage.set(repo.id, {
+      ok: built.ok,
+      image: built.ok ? built.image : undefined,
+      built: built.ok ? built.built : true,
+      at: Date.now(),
+    });
+    await events.event('sandbox_image', {
+      ok: built.ok,
+      image: built.ok ? built.image : undefined,
+      built: built.ok ? built.built : true,
+      log: built.log.trimEnd().split('\n').slice(-200).join('\n'),
+    });
+    if (!built.ok) {
+      const tail = built.log.trimEnd().split('\n').slice(-15).join('\n');
+      throw new Unready(
+        'image_failed',
+        `Building the sandbox image from ${onBranch(`${CONTAINER_DIR}/`)} failed: ${built.reason}\n\nLast lines of the build:\n${tail}`,
+      );
+    }
+    return built.image;
+  }
+
+  /**
+   * Starts a sandbox for the repository's next new conversation, from the mirror's
+   * default branch as it is now (a task checks it against the fresh one before using it).
+   * Only for repositories behind the network sandbox, and only when the config asks.
+   */
+  #replenishHeld(repoId: string): void {
+    if (!this.#held || !this.#o.config().execution.hold_sandbox) return;
+    this.#held.replenish(repoId, async () => {
+      const repoConfig = this.#o.config().repos[repoId];
+      if (!repoConfig?.network.sandbox || !this.#o.warmNetns) return undefined;
+      const repo = repoOf(repoId, repoConfig);
+      const cleanup: Array<() => Promise<void> | void> = [];
+      const quiet: EventSink = { event: async () => undefined };
+      try {
+        const limitsReady = this.#limits(repo, repoConfig, (p) => p);
+        limitsReady.catch(() => undefined);
+        const image = await this.#image(repo, (p) => p, limitsReady, quiet, cleanup);
+        const limits = await limitsReady;
+        const dirs = await this.#o.workspaces.spareDirs(repoId);
+        const warm = this.#o.warmNetns;
+        const netns = await warm.take().catch((e) => {
+          this.#o.workspaces.removeSpares(dirs);
+          throw e;
+        });
+        // The spare went to the held sandbox: a follow-up task must not wait for a new one.
+        warm.refill();
+        const sandbox = await this.#o.driver
+          .hold({
+            image,
+            mounts: this.#mounts(dirs),
+            limits: sandboxLimits(limits),
+            network: { kind: 'netns', path: netns.path, dns: netns.dns },
+            claudeCodeVersion: claudeVersion(repoConfig),
+            maxLifetimeMs: HOLD_MAX_IDLE_MS + limits.timeout_seconds * 1000,
+          })
+          .catch(async (e) => {
+            await netns.close();
+            this.#o.workspaces.removeSpares(dirs);
+            throw e;
+          });
+        return { key: heldKey(image, limits, claudeVersion(repoConfig)), dirs, netns, sandbox };
+      } catch (e) {
+        this.#o.logger.debug({ repo: repoId, err: describeError(e) }, 'no sandbox held');
+        return undefined;
+      } finally {
+        for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+      }
+    });
+  }
+
+  async #discardHeld(h: HeldForRepo): Promise<void> {
+    await h.sandbox.discard();
+    await h.netns.close();
+    this.#o.workspaces.removeSpares(h.dirs);
   }
 
   /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */
@@ -368,6 +540,8 @@ export class SandboxExecutor implements TaskExecutor {
     onBranch: (path: string) => string,
     events: EventSink,
     cleanup: Array<() => Promise<void> | void>,
+    /** The namespace to use; default: the warm spare, else a new one. */
+    netnsFor?: (accept: AcceptConnection) => Promise<SandboxNetns>,
   ): Promise<{ env: Record<string, string>; network: SandboxNetwork }> {
     const ws = this.#o.workspaces;
     const repoId = repo.id;
@@ -445,7 +619,7 @@ export class SandboxExecutor implements TaskExecutor {
             log: fileNetworkLog(join(dirs.root, 'network.log')),
           },
           this.#o.podmanEnv,
-          this.#o.warmNetns ? (accept) => this.#o.warmNetns!.take(accept) : undefined,
+          netnsFor ?? (this.#o.warmNetns ? (accept) => this.#o.warmNetns!.take(accept) : undefined),
         );
       } catch (e) {
         throw new Unready(
@@ -544,6 +718,8 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   async cleanupOrphans(): Promise<void> {
+    // Folders of sandboxes held by an earlier process; their containers go below.
+    this.#o.workspaces.removeSpares();
     const removed = await this.#o.driver.removeOrphans();
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');

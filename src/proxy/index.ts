@@ -17,7 +17,13 @@ export {
   resignAws,
 } from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';
-export { SANDBOX_ADDRESS, type SandboxNetns, startSandboxNetns, WarmNetns } from './netns.ts';
+export {
+  type AcceptConnection,
+  SANDBOX_ADDRESS,
+  type SandboxNetns,
+  startSandboxNetns,
+  WarmNetns,
+} from './netns.ts';
 export { fileNetworkLog, type NetworkLogEntry } from './network-log.ts';
 export { type ProxyPolicy, ProxyServer, type ProxySession } from './proxy-server.ts';
 export {

@@ -115,22 +115,26 @@ export class WarmNetns {
     this.#env = podmanEnv;
   }
 
-  /** A network whose relay leads to `accept`: the spare when it is ready, else a new one. */
-  async take(accept: AcceptConnection): Promise<SandboxNetns> {
+  /**
+   * A network whose relay leads to `accept`: the spare when it is ready, else a new one.
+   * Without `accept`, connections are refused until `attach` is called.
+   */
+  async take(accept?: AcceptConnection): Promise<SandboxNetns> {
     const spare = this.#spare;
     this.#spare = undefined;
     const ns = (await spare?.catch(() => undefined)) ?? (await startSandboxNetns(this.#env));
-    ns.attach(accept);
+    if (accept) ns.attach(accept);
     return {
       ...ns,
       close: async () => {
         await ns.close();
-        this.#replenish();
+        this.refill();
       },
     };
   }
 
-  #replenish(): void {
+  /** Starts a spare when there is none: for a caller that took one in the background. */
+  refill(): void {
     if (this.#spare || this.#closed) return;
     this.#spare = startSandboxNetns(this.#env);
     this.#spare.catch(() => undefined);
