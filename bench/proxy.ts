@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import {
@@ -102,6 +103,24 @@ try {
   const netns = await startSandboxNetns(process.env);
   netns.attach(session.accept);
   const pid = Number(/\/proc\/(\d+)\//.exec(netns.path)![1]);
+  // The floor of any interceptor on Node's TLS: the same path through the relay, but the
+  // proxy only decrypts and re-encrypts the bytes (no HTTP, no checks, no log).
+  const bareNetns = await startSandboxNetns(process.env);
+  const hostContext = await ca.contextFor(HOST);
+  bareNetns.attach((raw) => {
+    raw.setNoDelay(true);
+    const inside = new TLSSocket(raw, { isServer: true, secureContext: hostContext });
+    const outside = tlsConnect({
+      host: '127.0.0.1',
+      port: upstream.httpsPort,
+      servername: HOST,
+      ca: upstream.caPem,
+    });
+    inside.pipe(outside).pipe(inside);
+    for (const s of [raw, inside, outside]) s.on('error', () => inside.destroy());
+    inside.on('close', () => outside.destroy());
+  });
+  const barePid = Number(/\/proc\/(\d+)\//.exec(bareNetns.path)![1]);
   const direct = (mode: string, n: string, size?: string) =>
     client([
       '127.0.0.1',
@@ -112,10 +131,10 @@ try {
       n,
       ...(size ? [size] : []),
     ]);
-  const sandboxed = (mode: string, n: string, size?: string) =>
+  const sandboxed = (mode: string, n: string, size?: string, via = pid) =>
     client(
       [SANDBOX_ADDRESS, '443', HOST, join(dir, 'errand.pem'), mode, n, ...(size ? [size] : [])],
-      pid,
+      via,
     );
 
   const bytes = Number(values.mb) * 1e6;
@@ -127,11 +146,13 @@ try {
   const one = {
     direct: await withCpu(() => direct('throughput', '1', String(bytes)), up, false),
     proxy: await withCpu(() => sandboxed('throughput', '1', String(bytes)), up, true),
+    bare: await withCpu(() => sandboxed('throughput', '1', String(bytes), barePid), up, true),
   };
   const per50 = String(Math.floor(bytes / 50));
   const fifty = {
     direct: await direct('throughput', '50', per50),
     proxy: await sandboxed('throughput', '50', per50),
+    bare: await sandboxed('throughput', '50', per50, barePid),
   };
 
   console.log(
@@ -149,6 +170,13 @@ try {
   console.log(
     `  50 clients: direct ${fifty.direct.mbPerS!.toFixed(0)} MB/s, via proxy ${fifty.proxy.mbPerS!.toFixed(0)} MB/s, ratio ${(fifty.proxy.mbPerS! / fifty.direct.mbPerS!).toFixed(2)} (target >= 0.70)`,
   );
+  const ratio = (a: Measurement, b: Measurement) => (a.mbPerS! / b.mbPerS!).toFixed(2);
+  console.log(
+    `  floor, a bare TLS relay on Node (decrypt and re-encrypt only): 1 client ${one.bare.mbPerS!.toFixed(0)} MB/s, ratio ${ratio(one.bare, one.direct)}; 50 clients ${fifty.bare.mbPerS!.toFixed(0)} MB/s, ratio ${ratio(fifty.bare, fifty.direct)}`,
+  );
+  console.log(
+    `    errand's proxy against that floor: 1 client ${ratio(one.proxy, one.bare)}, 50 clients ${ratio(fifty.proxy, fifty.bare)}`,
+  );
   // Where the CPU goes: client, upstream and proxy share this machine's cores, so the
   // proxied download cannot go faster than the cores can do all three parties' work.
   const c = one.proxy.cpu;
@@ -156,12 +184,13 @@ try {
   const ceiling = (cores * 1000) / (c.client + c.upstream + c.proxy);
   const ms = (n: number) => n.toFixed(2);
   console.log(
-    `  CPU ms per MB, 1 client: direct: client ${ms(one.direct.cpu.client)}, upstream ${ms(one.direct.cpu.upstream)}; via proxy: client ${ms(c.client)}, upstream ${ms(c.upstream)}, proxy ${ms(c.proxy)}`,
+    `  CPU ms per MB, 1 client: direct: client ${ms(one.direct.cpu.client)}, upstream ${ms(one.direct.cpu.upstream)}; via proxy: client ${ms(c.client)}, upstream ${ms(c.upstream)}, proxy ${ms(c.proxy)}; bare relay ${ms(one.bare.cpu.proxy)}`,
   );
   console.log(
     `    all three on ${cores} cores: the proxied download is bounded at ${ceiling.toFixed(0)} MB/s, ratio ${(ceiling / one.direct.mbPerS!).toFixed(2)}`,
   );
   await netns.close();
+  await bareNetns.close();
   await session.close();
   upstreamChild.stdin.end();
 } finally {
