@@ -5,10 +5,11 @@
  * proxy session and namespace, container start, CLI start, event parsing and storing),
  * measured in the same run. Both turns end when the answer is known (the CLI's result
  * line), as errand's reply does; the CLI's exit and the container's removal are not
- * counted. errand's turn is measured twice: a new conversation in the sandbox errand holds
- * for it (the usual case), and in a sandbox started for the turn (a follow-up, or a second
- * new conversation at once). Target (issue "Agent"): under 1.3x. Needs podman and the base
- * image.
+ * counted. errand's turns: a new conversation in the sandbox errand holds for it, the same
+ * in a sandbox started for the turn (a second new conversation at once, or
+ * execution.hold_sandbox off), and a follow-up resuming its session in the sandbox held
+ * for its conversation, against a follow-up with --resume on the host. Target (issue
+ * "Agent"): under 1.3x. Needs podman and the base image.
  *
  *   bash scripts/node.sh bench/agent-turn.ts [--runs N]
  */
@@ -59,8 +60,9 @@ try {
   // Baseline: the CLI on the host, straight to the server, the prompt on stdin as errand
   // gives it. Over HTTPS, as it talks to the real API (errand's CLI does too, through the
   // proxy); over plain HTTP for comparison. Its turn ends at the result line, as errand's.
-  const direct = async (i: number, tls: boolean) => {
-    const home = mkdtempSync(join(dir, `direct-${i}-`));
+  // A follow-up resumes the session of an earlier turn in the same home.
+  const direct = async (i: number, tls: boolean, follow?: { home: string; session: string }) => {
+    const home = follow?.home ?? mkdtempSync(join(dir, `direct-${i}-`));
     const env = {
       PATH: process.env.PATH,
       HOME: home,
@@ -75,26 +77,31 @@ try {
       CLAUDE_CODE_MAX_RETRIES: '1',
     };
     const t0 = performance.now();
-    const child = spawn(claude, claudeArgs('claude-sonnet-4-5'), {
+    const child = spawn(claude, claudeArgs('claude-sonnet-4-5', follow?.session), {
       cwd: origin,
       env,
       stdio: ['pipe', 'pipe', 'ignore'],
     });
     child.stdin.end('hello');
     let answered: number | undefined;
+    let session = '';
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString('utf8');
       const lines = out.split('\n');
       out = lines.pop()!;
-      for (const l of lines)
-        if (answered === undefined && (JSON.parse(l) as { type?: string }).type === 'result')
+      for (const l of lines) {
+        const e = JSON.parse(l) as { type?: string; session_id?: string };
+        if (answered === undefined && e.type === 'result') {
           answered = performance.now();
+          session = e.session_id ?? '';
+        }
+      }
     });
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     if (code !== 0 || answered === undefined)
       throw new Error(`the CLI on the host exited ${code} without a result line`);
-    return answered - t0;
+    return { ms: answered - t0, home, session };
   };
 
   const executor = await SandboxExecutor.onHost({
@@ -107,67 +114,85 @@ try {
   });
   let stored = 0;
   let held = 0;
-  const viaErrand = async (i: number) => {
+  let seq = 0;
+  /** One turn through errand: a new conversation, or a follow-up in `follow`'s. */
+  const viaErrand = async (follow?: { conversation: string; session: string }) => {
     const now = Date.now();
+    const id = follow?.conversation ?? `c_bench${++seq}`;
+    let wasHeld = false;
     const t0 = performance.now();
     const outcome = await executor.run(
       {
         task: {
-          id: `t_bench${i + 1}`,
-          conversationId: `c_bench${i + 1}`,
+          id: `t_bench${++seq}`,
+          conversationId: id,
           repoId: 'app',
           state: 'running',
-          seq: i + 1,
+          seq,
           createdAt: now,
         },
         conversation: {
-          id: `c_bench${i + 1}`,
+          id,
           repoId: 'app',
           channel: 'web',
-          threadKey: `k${i}`,
+          threadKey: id,
           title: 'bench',
           createdAt: now,
           updatedAt: now,
+          sessionId: follow?.session,
         },
         parts: [{ sender: 'bench', at: now, text: 'hello', attachments: [] }],
-        firstTask: true,
+        firstTask: !follow,
       },
       new AbortController().signal,
       {
         event: async (type, data) => {
           stored++;
-          if (type === 'sandbox' && (data as { step?: string }).step === 'held') held++;
+          if (type === 'sandbox' && (data as { step?: string }).step === 'held') wasHeld = true;
         },
       },
     );
     if (outcome.kind !== 'success') throw new Error(`errand turn failed: ${outcome.text}`);
-    return performance.now() - t0;
+    const ms = performance.now() - t0;
+    if (wasHeld) held++;
+    return { ms, conversation: id, session: outcome.sessionId ?? '' };
   };
 
   await direct(-1, true);
-  await viaErrand(-1);
-  const base: number[] = [];
-  const plain: number[] = [];
-  const ours: number[] = [];
-  const cold: number[] = [];
+  await viaErrand();
+  const m = {
+    base: [] as number[],
+    plain: [] as number[],
+    ours: [] as number[],
+    cold: [] as number[],
+    baseFollow: [] as number[],
+    oursFollow: [] as number[],
+  };
   // Each measurement starts on a quiet machine: errand's background work after a turn
-  // (container removal, the next spare network) must not be charged to the next run.
+  // (container removal, the next held sandbox) must not be charged to the next run.
   const quiet = async () => {
     await executor.settle();
     await new Promise((r) => setTimeout(r, 500));
   };
+  const turns = RUNS * 3;
   for (let i = 0; i < RUNS; i++) {
     await quiet();
-    base.push(await direct(i, true));
+    const first = await direct(i, true);
+    m.base.push(first.ms);
     await quiet();
-    plain.push(await direct(i, false));
+    m.baseFollow.push((await direct(i, true, first)).ms);
     await quiet();
-    ours.push(await viaErrand(i));
+    m.plain.push((await direct(i, false)).ms);
+    await quiet();
+    const ours = await viaErrand();
+    m.ours.push(ours.ms);
+    await quiet();
+    m.oursFollow.push((await viaErrand(ours)).ms);
     // The same turn in a sandbox started for it: what a new conversation gets while the
     // held one is taken, and with execution.hold_sandbox off.
     await quiet();
     config.execution.hold_sandbox = false;
-    cold.push(await viaErrand(RUNS + i));
+    m.cold.push((await viaErrand()).ms);
     config.execution.hold_sandbox = true;
   }
   await executor.settle();
@@ -188,26 +213,40 @@ try {
     await runPodman(['rm', '--force', `errand-bench-floor-${i}`], { env: podmanEnv });
     if (r.code !== 0) throw new Error(`podman run failed: ${r.stderr}`);
   }
-  const b = median(base);
-  const o = median(ours);
-  const c = median(cold);
+  const b = median(m.base);
+  const o = median(m.ours);
+  const c = median(m.cold);
+  const bf = median(m.baseFollow);
+  const of = median(m.oursFollow);
   console.log(
     `one agent turn, ${RUNS} runs each, Claude Code ${DEFAULT_CLAUDE_CODE_VERSION} against a scripted model server`,
   );
   const row = (label: string, ms: number, rest = '') =>
-    console.log(`  ${label.padEnd(56)} median ${ms.toFixed(0).padStart(4)} ms${rest}`);
+    console.log(`  ${label.padEnd(62)} median ${ms.toFixed(0).padStart(4)} ms${rest}`);
   row('baseline: the CLI on the host, HTTPS to the server', b);
-  row('  (the same over plain HTTP)', median(plain));
+  row('  (the same over plain HTTP)', median(m.plain));
   row(
-    'errand, a new conversation in the sandbox held for it',
+    'errand: a new conversation, in the sandbox held for it',
     o,
-    `  ratio ${(o / b).toFixed(2)} (target < 1.3; ${held} of ${RUNS + 1} turns held)`,
+    `  ratio ${(o / b).toFixed(2)} (target < 1.3)`,
   );
-  row('errand, a sandbox started for the turn', c, `  ratio ${(c / b).toFixed(2)}`);
-  console.log(`    (workspace, image, proxy, container, CLI; ${stored} events stored in all)`);
+  row(
+    'errand: a new conversation, in a sandbox started for it',
+    c,
+    `  ratio ${(c / b).toFixed(2)}`,
+  );
+  row('baseline: a follow-up, --resume on the host', bf);
+  row(
+    'errand: a follow-up, in the sandbox held for its conversation',
+    of,
+    `  ratio ${(of / bf).toFixed(2)} (target < 1.3)`,
+  );
+  console.log(
+    `    (workspace, image, proxy, container, CLI; ${held} of ${turns + 1} errand turns held, ${stored} events stored)`,
+  );
   const p = median(starts);
   console.log(
-    `  floor: podman run of \`true\` alone ${p.toFixed(0)} ms; the baseline plus that is ratio ${((b + p) / b).toFixed(2)}; a started sandbox adds ${(c - b - p).toFixed(0)} ms beyond it`,
+    `  floor: podman run of \`true\` alone ${p.toFixed(0)} ms; the baseline plus that is ratio ${((b + p) / b).toFixed(2)}; a sandbox started for the turn adds ${(c - b - p).toFixed(0)} ms beyond it`,
   );
   await model.close();
 } finally {

@@ -7,7 +7,7 @@ execution:
   max_concurrent: 4            # tasks running at once, over all repositories
   shutdown_grace_seconds: 30   # time running tasks get to finish on shutdown
   retention_days: 30           # idle conversations are deleted after this many days
-  hold_sandbox: true           # start the next new conversation's sandbox ahead of time
+  hold_sandbox: true           # start the next tasks' sandboxes ahead of time (docs/sandbox.md)
 
 dashboard:
   host: 127.0.0.1              # anything else requires a login token (docs/dashboard.md)

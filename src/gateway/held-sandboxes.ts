@@ -2,52 +2,67 @@ import type { SandboxNetns } from '../proxy/index.ts';
 import type { HeldSandbox } from '../sandbox/index.ts';
 import type { ConversationDirs } from '../workspace/index.ts';
 
-/** A sandbox started for a repository's next new conversation, with its folders and network. */
-export interface HeldForRepo {
+/** A sandbox started before its task, with its folders and network. */
+export interface Held {
   /**
    * What the sandbox was started with (image, limits, CLI version): a task whose own,
    * read from the default branch when it starts, differ does not use it.
    */
   key: string;
-  /** Spare conversation folders, mounted in the sandbox. */
+  /** The folders it mounts: a conversation's own, or spare ones a new conversation adopts. */
   dirs: ConversationDirs;
+  /** True when `dirs` are spare folders, removed with the sandbox; false: a conversation's. */
+  spare: boolean;
   /** Its network namespace; connections are refused until a task's proxy session attaches. */
   netns: SandboxNetns;
   sandbox: HeldSandbox;
 }
 
 /**
- * At most one held sandbox per repository. The executor asks for one when a task of the
- * repository has wound down, not while it runs: a podman start beside a starting CLI
- * slows both on a small machine. One unused for `maxIdleMs` is discarded: its image ages
- * and it holds a container and a network helper.
+ * At most one held sandbox per key (a repository, for its next new conversation, or a
+ * conversation, for its next task). The executor asks for one when a task has wound down,
+ * not while it runs: a podman start beside a starting CLI slows both on a small machine.
+ * One unused for `maxIdleMs` is discarded (its image ages, and it holds a container and a
+ * network helper), and so is the oldest when more than `max` would be held.
  */
 export class HeldSandboxes {
-  readonly #held = new Map<string, { held: HeldForRepo; timer: NodeJS.Timeout }>();
+  readonly #held = new Map<string, { held: Held; timer: NodeJS.Timeout }>();
   readonly #starting = new Map<string, Promise<void>>();
   readonly #maxIdleMs: number;
-  readonly #discard: (h: HeldForRepo) => Promise<void>;
+  readonly #max: number;
+  readonly #discard: (h: Held) => Promise<void>;
   #closed = false;
 
-  constructor(o: { maxIdleMs: number; discard: (h: HeldForRepo) => Promise<void> }) {
+  constructor(o: { maxIdleMs: number; max?: number; discard: (h: Held) => Promise<void> }) {
     this.#maxIdleMs = o.maxIdleMs;
+    this.#max = o.max ?? Number.POSITIVE_INFINITY;
     this.#discard = o.discard;
   }
 
-  /** The repository's held sandbox, now the caller's; undefined when none is ready. */
-  take(repoId: string): HeldForRepo | undefined {
-    const e = this.#held.get(repoId);
+  /** The key's held sandbox, now the caller's; undefined when none is ready. */
+  take(key: string): Held | undefined {
+    const e = this.#held.get(key);
     if (!e) return undefined;
-    this.#held.delete(repoId);
+    this.#held.delete(key);
     clearTimeout(e.timer);
     if (e.held.sandbox.ready) return e.held;
     void this.#discard(e.held);
     return undefined;
   }
 
-  /** Starts one for the repository with `start`, unless one is held or starting. */
-  replenish(repoId: string, start: () => Promise<HeldForRepo | undefined>): void {
-    if (this.#closed || this.#held.has(repoId) || this.#starting.has(repoId)) return;
+  /** Discards the key's held sandbox, if there is one (before its folders go). */
+  async drop(key: string): Promise<void> {
+    await this.#starting.get(key)?.catch(() => undefined);
+    const e = this.#held.get(key);
+    if (!e) return;
+    this.#held.delete(key);
+    clearTimeout(e.timer);
+    await this.#discard(e.held);
+  }
+
+  /** Starts one for the key with `start`, unless one is held or starting. */
+  replenish(key: string, start: () => Promise<Held | undefined>): void {
+    if (this.#closed || this.#held.has(key) || this.#starting.has(key)) return;
     const p = start()
       .then(async (held) => {
         if (!held) return;
@@ -56,16 +71,23 @@ export class HeldSandboxes {
           return;
         }
         const timer = setTimeout(() => {
-          if (this.#held.get(repoId)?.held !== held) return;
-          this.#held.delete(repoId);
+          if (this.#held.get(key)?.held !== held) return;
+          this.#held.delete(key);
           void this.#discard(held);
         }, this.#maxIdleMs);
         timer.unref();
-        this.#held.set(repoId, { held, timer });
+        this.#held.set(key, { held, timer });
+        // A Map keeps insertion order: the first entry is the oldest.
+        while (this.#held.size > this.#max) {
+          const [oldest, e] = this.#held.entries().next().value!;
+          this.#held.delete(oldest);
+          clearTimeout(e.timer);
+          void this.#discard(e.held);
+        }
       })
-      .finally(() => this.#starting.delete(repoId));
+      .finally(() => this.#starting.delete(key));
     p.catch(() => undefined);
-    this.#starting.set(repoId, p);
+    this.#starting.set(key, p);
   }
 
   /** Waits for sandboxes being started. */

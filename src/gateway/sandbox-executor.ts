@@ -41,7 +41,7 @@ import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { type ConversationDirs, type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
-import { type HeldForRepo, HeldSandboxes } from './held-sandboxes.ts';
+import { type Held, HeldSandboxes } from './held-sandboxes.ts';
 import {
   type AgentRunner,
   type EventSink,
@@ -132,14 +132,18 @@ export class SandboxExecutor implements TaskExecutor {
   readonly #lastImage = new Map<string, NonNullable<RepoSandboxInfo['image']>>();
   readonly #settling = new Map<string, Promise<void>>();
 
-  readonly #held: HeldSandboxes | undefined;
+  /** Per repository, for its next new conversation. */
+  readonly #heldNew: HeldSandboxes | undefined;
+  /** Per conversation, for its next task: at most as many as may run at once. */
+  readonly #heldNext: HeldSandboxes | undefined;
 
   constructor(o: SandboxExecutorOptions) {
     this.#o = o;
-    this.#held =
-      o.holdSandboxes && o.warmNetns
-        ? new HeldSandboxes({ maxIdleMs: HOLD_MAX_IDLE_MS, discard: (h) => this.#discardHeld(h) })
-        : undefined;
+    const keep = (max?: number) =>
+      new HeldSandboxes({ maxIdleMs: HOLD_MAX_IDLE_MS, max, discard: (h) => this.#discardHeld(h) });
+    const on = o.holdSandboxes && o.warmNetns;
+    this.#heldNew = on ? keep() : undefined;
+    this.#heldNext = on ? keep(o.config().execution.max_concurrent) : undefined;
   }
 
   /**
@@ -263,7 +267,7 @@ export class SandboxExecutor implements TaskExecutor {
       const done = settled ? settled.catch(() => undefined).then(release) : release();
       // The repository's next new conversation gets a sandbox started once this one is
       // gone (not after a task that could not start one: its trouble would repeat).
-      if (ran) void done.then(() => this.#replenishHeld(repoId));
+      if (ran) void done.then(() => this.#replenishHeld(repoId, run.conversation.id));
       if (settled) this.#windDown(run.conversation.id, done);
       else await done;
     }
@@ -280,11 +284,11 @@ export class SandboxExecutor implements TaskExecutor {
   /** Waits for sandboxes still winding down (for shutdown), and those being held. */
   async settle(): Promise<void> {
     await Promise.all([...this.#settling.values()]);
-    await this.#held?.settle();
+    await Promise.all([this.#heldNew?.settle(), this.#heldNext?.settle()]);
   }
 
   async close(): Promise<void> {
-    await this.#held?.close();
+    await Promise.all([this.#heldNew?.close(), this.#heldNext?.close()]);
     await this.#o.warmNetns?.close();
   }
 
@@ -320,16 +324,16 @@ export class SandboxExecutor implements TaskExecutor {
     // by side: each git process is a few ms of the task's start.
     const limitsReady = this.#limits(repo, repoConfig, onBranch);
     limitsReady.catch(() => undefined);
-    // A new conversation may take the sandbox held for the repository: its network and
-    // folders are the task's at once; the sandbox itself only if its image and limits
-    // prove to be this task's (else a sandbox of the task's own uses them).
-    let held =
-      run.firstTask &&
-      repoConfig.network.sandbox &&
-      this.#o.config().execution.hold_sandbox &&
-      !existsSync(ws.dirs(repoId, run.conversation.id).root)
-        ? this.#held?.take(repoId)
-        : undefined;
+    // The task may take a sandbox held for it (a follow-up, its conversation's; a new
+    // conversation, its repository's): its network and folders are the task's at once;
+    // the sandbox itself only if its image and limits prove to be this task's (else a
+    // sandbox of the task's own uses them).
+    const known = existsSync(ws.dirs(repoId, run.conversation.id).root);
+    let held: Held | undefined;
+    if (repoConfig.network.sandbox && this.#o.config().execution.hold_sandbox) {
+      if (known) held = this.#heldNext?.take(run.conversation.id);
+      else if (run.firstTask) held = this.#heldNew?.take(repoId);
+    }
     const h = held;
     const ready = {
       network: this.#network(
@@ -345,7 +349,7 @@ export class SandboxExecutor implements TaskExecutor {
             return h.netns;
           }),
       ),
-      conversation: h
+      conversation: h?.spare
         ? ws
             .adoptSpare(repo, h.dirs, run.conversation.id)
             .then(() => ws.prepareConversation(repo, run.conversation.id))
@@ -459,59 +463,71 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   /**
-   * Starts a sandbox for the repository's next new conversation, from the mirror's
-   * default branch as it is now (a task checks it against the fresh one before using it).
-   * Only for repositories behind the network sandbox, and only when the config asks.
+   * Starts the sandboxes of the repository's next new conversation and of this
+   * conversation's next task, from the mirror's default branch as it is now (a task
+   * checks it against the fresh one before using it). Only for repositories behind the
+   * network sandbox, and only when the config asks.
    */
-  #replenishHeld(repoId: string): void {
-    if (!this.#held || !this.#o.config().execution.hold_sandbox) return;
-    this.#held.replenish(repoId, async () => {
-      const repoConfig = this.#o.config().repos[repoId];
-      if (!repoConfig?.network.sandbox || !this.#o.warmNetns) return undefined;
-      const repo = repoOf(repoId, repoConfig);
-      const cleanup: Array<() => Promise<void> | void> = [];
-      const quiet: EventSink = { event: async () => undefined };
-      try {
-        const limitsReady = this.#limits(repo, repoConfig, (p) => p);
-        limitsReady.catch(() => undefined);
-        const image = await this.#image(repo, (p) => p, limitsReady, quiet, cleanup);
-        const limits = await limitsReady;
-        const dirs = await this.#o.workspaces.spareDirs(repoId);
-        const warm = this.#o.warmNetns;
-        const netns = await warm.take().catch((e) => {
-          this.#o.workspaces.removeSpares(dirs);
-          throw e;
-        });
-        // The spare went to the held sandbox: a follow-up task must not wait for a new one.
-        warm.refill();
-        const sandbox = await this.#o.driver
-          .hold({
-            image,
-            mounts: this.#mounts(dirs),
-            limits: sandboxLimits(limits),
-            network: { kind: 'netns', path: netns.path, dns: netns.dns },
-            claudeCodeVersion: claudeVersion(repoConfig),
-            maxLifetimeMs: HOLD_MAX_IDLE_MS + limits.timeout_seconds * 1000,
-          })
-          .catch(async (e) => {
-            await netns.close();
-            this.#o.workspaces.removeSpares(dirs);
-            throw e;
-          });
-        return { key: heldKey(image, limits, claudeVersion(repoConfig)), dirs, netns, sandbox };
-      } catch (e) {
-        this.#o.logger.debug({ repo: repoId, err: describeError(e) }, 'no sandbox held');
-        return undefined;
-      } finally {
-        for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
-      }
-    });
+  #replenishHeld(repoId: string, conversationId: string): void {
+    if (!this.#o.config().execution.hold_sandbox) return;
+    this.#heldNext?.replenish(conversationId, () => this.#hold(repoId, conversationId));
+    this.#heldNew?.replenish(repoId, () => this.#hold(repoId));
   }
 
-  async #discardHeld(h: HeldForRepo): Promise<void> {
+  /** A held sandbox on the conversation's folders, or on spare ones when none is named. */
+  async #hold(repoId: string, conversationId?: string): Promise<Held | undefined> {
+    const repoConfig = this.#o.config().repos[repoId];
+    const warm = this.#o.warmNetns;
+    if (!repoConfig?.network.sandbox || !warm) return undefined;
+    const ws = this.#o.workspaces;
+    const own = conversationId ? ws.dirs(repoId, conversationId) : undefined;
+    // A conversation deleted meanwhile gets nothing.
+    if (own && !existsSync(own.workspace)) return undefined;
+    const repo = repoOf(repoId, repoConfig);
+    const cleanup: Array<() => Promise<void> | void> = [];
+    const quiet: EventSink = { event: async () => undefined };
+    try {
+      const limitsReady = this.#limits(repo, repoConfig, (p) => p);
+      limitsReady.catch(() => undefined);
+      const image = await this.#image(repo, (p) => p, limitsReady, quiet, cleanup);
+      const limits = await limitsReady;
+      const dirs = own ?? (await ws.spareDirs(repoId));
+      const spare = !own;
+      const netns = await warm.take().catch((e) => {
+        if (spare) ws.removeSpares(dirs);
+        throw e;
+      });
+      // The spare went to the held sandbox: a task must not wait for a new one.
+      warm.refill();
+      const sandbox = await this.#o.driver
+        .hold({
+          image,
+          mounts: this.#mounts(dirs),
+          limits: sandboxLimits(limits),
+          network: { kind: 'netns', path: netns.path, dns: netns.dns },
+          claudeCodeVersion: claudeVersion(repoConfig),
+          maxLifetimeMs: HOLD_MAX_IDLE_MS + limits.timeout_seconds * 1000,
+        })
+        .catch(async (e) => {
+          await netns.close();
+          if (spare) ws.removeSpares(dirs);
+          throw e;
+        });
+      const key = heldKey(image, limits, claudeVersion(repoConfig));
+      return { key, dirs, spare, netns, sandbox };
+    } catch (e) {
+      this.#o.logger.debug({ repo: repoId, err: describeError(e) }, 'no sandbox held');
+      return undefined;
+    } finally {
+      for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    }
+  }
+
+  async #discardHeld(h: Held): Promise<void> {
     await h.sandbox.discard();
     await h.netns.close();
-    this.#o.workspaces.removeSpares(h.dirs);
+    // A conversation's own folders stay, of course.
+    if (h.spare) this.#o.workspaces.removeSpares(h.dirs);
   }
 
   /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */
@@ -677,6 +693,7 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   async removeConversation(c: Conversation): Promise<void> {
+    await this.#heldNext?.drop(c.id);
     await this.#o.workspaces.removeConversation(c.repoId, c.id);
   }
 

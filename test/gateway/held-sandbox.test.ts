@@ -44,7 +44,7 @@ before(async () => {
     '.errand/network-allowlist.yaml': ALLOWLIST,
   });
   config = await configFrom(
-    `repos:\n  app:\n    git_url: ${app}\n    network:\n      resolve: { api.test.example: "127.0.0.1:${upstream.httpsPort}" }\n      upstream_ca: ${join(dir, 'up.pem')}\n    masked_secrets:\n      GH_TOKEN: { value: ${REAL}, hosts: [api.test.example] }\n`,
+    `execution:\n  max_concurrent: 10\nrepos:\n  app:\n    git_url: ${app}\n    network:\n      resolve: { api.test.example: "127.0.0.1:${upstream.httpsPort}" }\n      upstream_ca: ${join(dir, 'up.pem')}\n    masked_secrets:\n      GH_TOKEN: { value: ${REAL}, hosts: [api.test.example] }\n`,
     mkdtempSync(join(dir, 'cfg-')),
   );
   state = join(dir, 'state');
@@ -91,13 +91,17 @@ async function ask(script: string, thread: string) {
 
 const heldContainers = () => listHeld(state);
 
-describe('a sandbox held for the next new conversation', () => {
-  it('is started once a task has ended, and serves a new conversation as its own would', async () => {
+const count = async () => (await heldContainers()).length;
+
+describe('sandboxes held for the next task', () => {
+  it('are started once a task has ended: one for the conversation, one for a new one', async () => {
     const first = await ask('echo one', 'c1');
     assert.equal(first.text, 'one\n');
     assert.equal(first.held, false, 'nothing was held before the first task');
-    assert.equal((await heldContainers()).length, 1);
+    assert.equal(await count(), 2);
+  });
 
+  it('serves a new conversation as its own sandbox would: a fresh clone, the proxy, surrogates', async () => {
     const before = upstream.seen.length;
     const d = await ask(
       [
@@ -115,14 +119,19 @@ describe('a sandbox held for the next new conversation', () => {
     assert.equal(d.kind, 'reply', d.text);
     assert.equal(d.text, 'hello\nsurrogate-only\n200\n403\ninit\n');
     assert.equal(upstream.seen[before]!.headers.authorization, `token ${REAL}`);
-    // Its folders are the conversation's now, where the next task of the thread finds them.
-    const follow = await ask('cat notes.txt', 'c2');
-    assert.equal(follow.text, 'mine\n');
-    assert.equal(follow.held, false, 'a follow-up runs in a sandbox of its own');
   });
 
-  it('is set aside when the default branch changed the image; the task runs in the new one', async () => {
-    assert.equal((await heldContainers()).length, 1);
+  it("serves a follow-up in its conversation's own folders, with a surrogate of its own", async () => {
+    const env = await ask('echo "$GH_TOKEN"', 'c2');
+    const follow = await ask('cat notes.txt; echo "$GH_TOKEN"', 'c2');
+    assert.equal(follow.held, true, "the follow-up ran in its conversation's held sandbox");
+    const [notes, token] = follow.text.trim().split('\n');
+    assert.equal(notes, 'mine');
+    assert.notEqual(token, env.text.trim(), 'every task gets new surrogates');
+    assert.notEqual(token, REAL);
+  });
+
+  it('are set aside when the default branch changed the image; the task runs in the new one', async () => {
     commit(
       app,
       {
@@ -130,49 +139,64 @@ describe('a sandbox held for the next new conversation', () => {
       },
       'new image',
     );
-    const d = await ask('cat /image-version', 'c3');
-    assert.equal(d.kind, 'reply', d.text);
-    assert.equal(d.text, 'v2\n');
-    assert.equal(d.held, false);
-    // One held again, for the new image; the old one is gone.
-    assert.equal((await heldContainers()).length, 1);
+    const fresh = await ask('cat /image-version', 'c3');
+    assert.equal(fresh.kind, 'reply', fresh.text);
+    assert.equal(fresh.text, 'v2\n');
+    assert.equal(fresh.held, false);
+    const follow = await ask('cat /image-version', 'c1');
+    assert.equal(follow.text, 'v2\n');
+    assert.equal(follow.held, false, 'the follow-up had an old image held');
     assert.equal((await ask('cat /image-version', 'c4')).held, true);
   });
 
-  it('leaves nothing running when the task cannot start (an invalid allowlist)', async () => {
-    assert.equal((await heldContainers()).length, 1);
+  it('leave nothing running when the task cannot start (an invalid allowlist)', async () => {
+    const before = await count();
     commit(app, { '.errand/network-allowlist.yaml': 'allow:\n  - hots: x\n' }, 'typo');
     try {
       const d = await ask('echo never', 'c5');
       assert.equal(d.kind, 'error');
       assert.match(d.text, /network-allowlist\.yaml on branch main is invalid/);
-      assert.deepEqual(await heldContainers(), []);
+      // The one it took is gone, and none is started after a task that could not start.
+      assert.equal(await count(), before - 1);
     } finally {
       commit(app, { '.errand/network-allowlist.yaml': ALLOWLIST }, 'fix');
     }
   });
 
-  it('is not started when execution.hold_sandbox is off', async () => {
+  it('are not started or used when execution.hold_sandbox is off', async () => {
+    const before = await count();
     config.execution.hold_sandbox = false;
     try {
-      assert.equal((await ask('echo off', 'c6')).text, 'off\n');
-      assert.deepEqual(await heldContainers(), []);
+      const d = await ask('echo off', 'c4');
+      assert.equal(d.text, 'off\n');
+      assert.equal(d.held, false);
+      assert.equal(await count(), before);
     } finally {
       config.execution.hold_sandbox = true;
     }
-    await ask('echo on', 'c7');
-    assert.equal((await heldContainers()).length, 1);
   });
 
-  it('is removed with its folders when errand closes', async () => {
+  it("goes with its conversation's folders, and never deletes them itself", async () => {
+    const d = await ask('echo kept > kept.txt', 'c6');
+    const conversation = (await store.getConversation(d.conversationId!))!;
+    const folders = join(state, 'workspaces', 'conversations', 'app', conversation.id);
+    const before = await count();
+    await executor.removeConversation(conversation);
+    assert.equal(await count(), before - 1, "the conversation's held sandbox went first");
+    assert.equal(existsSync(folders), false);
+  });
+
+  it('are removed when errand closes, with their spare folders and none of a conversation', async () => {
     const conversations = join(state, 'workspaces', 'conversations', 'app');
-    assert.equal(readdirSync(conversations).filter((n) => n.startsWith('.spare-')).length, 1);
+    const c2 = (await store.listConversations({ repoId: 'app' })).find((c) => c.threadKey === 'c2');
+    const notes = join(conversations, c2!.id, 'workspace', 'notes.txt');
+    assert.ok(existsSync(notes));
     await executor.close();
     assert.deepEqual(await heldContainers(), []);
     assert.deepEqual(
       readdirSync(conversations).filter((n) => n.startsWith('.spare-')),
       [],
     );
-    assert.ok(existsSync(join(conversations)));
+    assert.ok(existsSync(notes), "a conversation's folders stay");
   });
 });
