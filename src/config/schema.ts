@@ -401,7 +401,7 @@ export const serverConfigSchema = z
           .boolean()
           .default(true)
           .describe(
-            "once a task has ended, start the sandboxes of its conversation's next task and of the repository's next new conversation, so they do not wait for podman (each an idle container and network helper, about 70 MB, for up to 10 minutes; at most max_concurrent for conversations)",
+            "once a task has ended, start the sandboxes of its conversation's next task and of the repository's next new conversation, so they do not wait for podman (each an idle container and network helper, about 25 MB of memory of its own, for up to 10 minutes; at most max_concurrent for conversations)",
           ),
       })
       .strict()
