@@ -265,8 +265,9 @@ export class SandboxExecutor implements TaskExecutor {
         for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
       };
       const done = settled ? settled.catch(() => undefined).then(release) : release();
-      // The repository's next new conversation gets a sandbox started once this one is
-      // gone (not after a task that could not start one: its trouble would repeat).
+      // The conversation's next task and the repository's next new conversation get
+      // sandboxes started once this one is gone (not after a task that could not start
+      // one: its trouble would repeat).
       if (ran) void done.then(() => this.#replenishHeld(repoId, run.conversation.id));
       if (settled) this.#windDown(run.conversation.id, done);
       else await done;
