@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE, ensurePodmanEnv } from '../../src/sandbox/index.ts';
 import { MAIN } from '../harness/cli.ts';
 
@@ -21,6 +21,8 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
+const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
 const as = (cmd: string, env: Record<string, string> = {}) =>
   spawnSync(
     'runuser',
@@ -37,38 +39,59 @@ const as = (cmd: string, env: Record<string, string> = {}) =>
     { encoding: 'utf8', timeout: 300_000 },
   );
 
+let dir: string;
+
 describe('errand as a normal user', { skip: skipReason() }, () => {
-  it('runs the sandbox rootless, with dropped capabilities and the proxy as the only way out', async () => {
+  before(async () => {
     mkdirSync('/opt/errand-node', { recursive: true });
     if (!existsSync(NODE)) copyFileSync(process.execPath, NODE);
     execFileSync('chmod', ['755', NODE]);
-    const dir = mkdtempSync(join(tmpdir(), 'errand-rootless-'));
+    dir = mkdtempSync(join(tmpdir(), 'errand-rootless-'));
     execFileSync('chmod', ['755', dir]);
-    try {
-      // The user's podman has its own image store: give it the base image.
-      const tar = join(dir, 'base.tar');
-      const env = await ensurePodmanEnv(join(dir, 'root-state'));
-      execFileSync('podman', ['save', '-o', tar, BASE_IMAGE], { env });
-      execFileSync('chmod', ['644', tar]);
-      const loaded = as(`podman load -q -i ${tar}`);
-      assert.equal(loaded.status, 0, loaded.stderr);
-      const allow = join(dir, 'allow.yaml');
-      writeFileSync(allow, 'allow:\n  - host: allowed.example\n');
-      execFileSync('chmod', ['644', allow]);
-      const r = as(
-        `mkdir -p ~/proj && cd ~/proj && ${NODE} ${MAIN} sandbox run --image ${BASE_IMAGE} --allowlist ${allow} -- sh -c 'id -u; grep CapEff /proc/self/status; ls /sys/class/net; curl -sS -m 5 -o /dev/null -w "%{http_code}\\n" https://blocked.example/'`,
-      );
-      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-      assert.deepEqual(r.stdout.trim().split('\n'), [
-        '0',
-        'CapEff:\t00000000000000cb',
-        'lo',
-        '403',
-      ]);
-      const left = as('podman ps --all --filter label=errand.managed=true --format "{{.Names}}"');
-      assert.equal(left.stdout.trim(), '', 'no container left');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // The user's podman has its own image store: give it the base image.
+    const tar = join(dir, 'base.tar');
+    const env = await ensurePodmanEnv(join(dir, 'root-state'));
+    execFileSync('podman', ['save', '-o', tar, BASE_IMAGE], { env });
+    execFileSync('chmod', ['644', tar]);
+    const loaded = as(`podman load -q -i ${tar}`);
+    assert.equal(loaded.status, 0, loaded.stderr);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the sandbox rootless, with dropped capabilities and the proxy as the only way out', () => {
+    const allow = join(dir, 'allow.yaml');
+    writeFileSync(allow, 'allow:\n  - host: allowed.example\n');
+    execFileSync('chmod', ['644', allow]);
+    const r = as(
+      `mkdir -p ~/proj && cd ~/proj && ${NODE} ${MAIN} sandbox run --image ${BASE_IMAGE} --allowlist ${allow} -- sh -c 'id -u; grep CapEff /proc/self/status; ls /sys/class/net; curl -sS -m 5 -o /dev/null -w "%{http_code}\\n" https://blocked.example/'`,
+    );
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0', 'CapEff:\t00000000000000cb', 'lo', '403']);
+    const left = as('podman ps --all --filter label=errand.managed=true --format "{{.Names}}"');
+    assert.equal(left.stdout.trim(), '', 'no container left');
+  });
+
+  it('holds a sandbox in its own network namespace and runs the task that comes later', () => {
+    const src = (p: string) => JSON.stringify(new URL(`../../src/${p}`, import.meta.url).href);
+    const script = `
+      const { PodmanSandbox, BASE_IMAGE, ensurePodmanEnv } = await import(${src('sandbox/index.ts')});
+      const { startSandboxNetns } = await import(${src('proxy/index.ts')});
+      const state = process.env.HOME + '/held-state';
+      const sandbox = new PodmanSandbox({ stateDir: state, cacheDir: '/nonexistent', imageMaxAgeMs: 3600000 });
+      const ns = await startSandboxNetns(await ensurePodmanEnv(state));
+      const held = await sandbox.hold({ image: BASE_IMAGE, mounts: [], limits: { memory: '256m' },
+        network: { kind: 'netns', path: ns.path, dns: ns.dns }, maxLifetimeMs: 120000 });
+      let out = '';
+      const r = await held.run({ command: ['sh', '-c', 'id -u; ls /sys/class/net; echo "$X"; cat'],
+        env: { X: 'from the task' }, stdin: 'the prompt', timeoutMs: 60000, onStdout: (c) => (out += c) });
+      await ns.close();
+      console.log(JSON.stringify({ outcome: r.outcome, out }));`;
+    const r = as(`cd ~ && ${NODE} --input-type=module -e ${shellQuote(script)}`);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const { outcome, out } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    assert.equal(outcome, 'exited');
+    assert.equal(out, '0\nlo\nfrom the task\nthe prompt');
+    const left = as('podman ps --all --filter label=errand.managed=true --format "{{.Names}}"');
+    assert.equal(left.stdout.trim(), '', 'no container left');
   });
 });
