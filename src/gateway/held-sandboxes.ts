@@ -39,25 +39,28 @@ export class HeldSandboxes {
     this.#discard = o.discard;
   }
 
-  /** The key's held sandbox, now the caller's; undefined when none is ready. */
-  take(key: string): Held | undefined {
+  /** Takes the key's entry out of the map, with its idle timer; undefined when none. */
+  #remove(key: string): Held | undefined {
     const e = this.#held.get(key);
     if (!e) return undefined;
     this.#held.delete(key);
     clearTimeout(e.timer);
-    if (e.held.sandbox.ready) return e.held;
-    void this.#discard(e.held);
+    return e.held;
+  }
+
+  /** The key's held sandbox, now the caller's; undefined when none is ready. */
+  take(key: string): Held | undefined {
+    const held = this.#remove(key);
+    if (held?.sandbox.ready) return held;
+    if (held) void this.#discard(held);
     return undefined;
   }
 
   /** Discards the key's held sandbox, if there is one (before its folders go). */
   async drop(key: string): Promise<void> {
     await this.#starting.get(key)?.catch(() => undefined);
-    const e = this.#held.get(key);
-    if (!e) return;
-    this.#held.delete(key);
-    clearTimeout(e.timer);
-    await this.#discard(e.held);
+    const held = this.#remove(key);
+    if (held) await this.#discard(held);
   }
 
   /** Starts one for the key with `start`, unless one is held or starting. */
@@ -70,20 +73,13 @@ export class HeldSandboxes {
           await this.#discard(held);
           return;
         }
-        const timer = setTimeout(() => {
-          if (this.#held.get(key)?.held !== held) return;
-          this.#held.delete(key);
-          void this.#discard(held);
-        }, this.#maxIdleMs);
+        // A timer fires only while its entry is in the map: #remove clears it.
+        const timer = setTimeout(() => void this.#discard(this.#remove(key)!), this.#maxIdleMs);
         timer.unref();
         this.#held.set(key, { held, timer });
-        // A Map keeps insertion order: the first entry is the oldest.
-        while (this.#held.size > this.#max) {
-          const [oldest, e] = this.#held.entries().next().value!;
-          this.#held.delete(oldest);
-          clearTimeout(e.timer);
-          void this.#discard(e.held);
-        }
+        // A Map keeps insertion order: the first key is the oldest.
+        while (this.#held.size > this.#max)
+          void this.#discard(this.#remove(this.#held.keys().next().value!)!);
       })
       .finally(() => this.#starting.delete(key));
     p.catch(() => undefined);
@@ -99,13 +95,7 @@ export class HeldSandboxes {
   async close(): Promise<void> {
     this.#closed = true;
     await this.settle();
-    const all = [...this.#held.values()];
-    this.#held.clear();
-    await Promise.all(
-      all.map((e) => {
-        clearTimeout(e.timer);
-        return this.#discard(e.held);
-      }),
-    );
+    const all = [...this.#held.keys()].map((key) => this.#remove(key)!);
+    await Promise.all(all.map((held) => this.#discard(held)));
   }
 }

@@ -67,13 +67,14 @@ export interface SandboxExecutorOptions {
   /** Keeps a sandbox network started ahead of the next task; absent: one starts per task. */
   warmNetns?: WarmNetns;
   /**
-   * Holds a started sandbox for each repository's next new conversation (when the config's
-   * execution.hold_sandbox is on and warmNetns is given); default false.
+   * Holds started sandboxes for each conversation's next task and each repository's next
+   * new conversation (when the config's execution.hold_sandbox is on and warmNetns is
+   * given); default false.
    */
   holdSandboxes?: boolean;
 }
 
-/** How long a held sandbox waits for a new conversation before it is discarded. */
+/** How long a held sandbox waits for its task before it is discarded. */
 const HOLD_MAX_IDLE_MS = 10 * 60_000;
 
 const SANDBOX_FILE = '.errand/sandbox.yaml';
@@ -90,6 +91,11 @@ class Unready extends Error {
 
 function repoOf(id: string, r: RepoConfig): WorkspaceRepo {
   return { id, gitUrl: r.git_url, defaultBranch: r.default_branch };
+}
+
+/** Runs a task's cleanup steps, the last registered first; one failing stops none. */
+async function runCleanup(cleanup: Array<() => Promise<void> | void>): Promise<void> {
+  for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
 }
 
 function claudeVersion(r: RepoConfig): string {
@@ -261,9 +267,7 @@ export class SandboxExecutor implements TaskExecutor {
         return { kind: 'failure', text: e.message, files: [], detail: e.detail };
       throw e;
     } finally {
-      const release = async () => {
-        for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
-      };
+      const release = () => runCleanup(cleanup);
       const done = settled ? settled.catch(() => undefined).then(release) : release();
       // The conversation's next task and the repository's next new conversation get
       // sandboxes started once this one is gone (not after a task that could not start
@@ -520,7 +524,7 @@ export class SandboxExecutor implements TaskExecutor {
       this.#o.logger.debug({ repo: repoId, err: describeError(e) }, 'no sandbox held');
       return undefined;
     } finally {
-      for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+      await runCleanup(cleanup);
     }
   }
 
