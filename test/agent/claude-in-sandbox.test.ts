@@ -5,18 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClaudeCodeRunner } from '../../src/agent/index.ts';
-import { defaultCacheDir } from '../../src/config/index.ts';
-import { Gateway } from '../../src/gateway/index.ts';
-import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import type { Gateway } from '../../src/gateway/index.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
-import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
-import { silentLogger } from '../../src/util/logger.ts';
 import type { Workspaces } from '../../src/workspace/index.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { initRepo } from '../harness/git.ts';
-import { MemoryChannel } from '../harness/memory-channel.ts';
+import type { MemoryChannel } from '../harness/memory-channel.ts';
 import { type Scenario, startModelServer } from '../harness/model-server.ts';
+import { type SandboxGateway, startSandboxGateway } from '../harness/sandbox-gateway.ts';
 
 const API_HOST = 'api.model.test';
 const REAL_KEY = 'sk-ant-api03-RealKeyForTheScriptedServer0123456789abcdef';
@@ -132,6 +129,7 @@ let gateway: Gateway;
 let channel: MemoryChannel;
 let slowChannel: MemoryChannel;
 let workspaces: Workspaces;
+let sandboxGateway: SandboxGateway;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-agent-'));
@@ -150,34 +148,18 @@ before(async () => {
       .reduce((a, b) => a + b, 'repos:\n'),
     mkdtempSync(join(dir, 'cfg-')),
   );
-  const state = join(dir, 'state');
-  const executor = await SandboxExecutor.onHost({
-    stateDir: state,
-    cacheDir: defaultCacheDir(),
-    imageMaxAgeMs: 3_600_000,
-    config: () => config,
-    agent: new ClaudeCodeRunner(),
-    logger: silentLogger(),
-  });
-  workspaces = executor.workspaces;
-  store = openSqliteStore(join(state, 'errand.db'));
-  gateway = new Gateway({
-    store,
+  sandboxGateway = await startSandboxGateway({
     config,
-    logger: silentLogger(),
-    executor,
-    channelFactory: (repoId) => {
-      const c = new MemoryChannel(repoId);
-      if (repoId === 'app') channel = c;
-      else slowChannel = c;
-      return [c];
-    },
+    stateDir: join(dir, 'state'),
+    agent: new ClaudeCodeRunner(),
   });
-  await gateway.start();
+  ({ store, gateway } = sandboxGateway);
+  workspaces = sandboxGateway.executor.workspaces;
+  channel = sandboxGateway.channels.get('app')!;
+  slowChannel = sandboxGateway.channels.get('slow')!;
 });
 after(async () => {
-  await gateway.shutdown();
-  await store.close();
+  await sandboxGateway.close();
   await model.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -4,17 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ServerConfig } from '../../src/config/index.ts';
-import { defaultCacheDir } from '../../src/config/index.ts';
-import { Gateway } from '../../src/gateway/index.ts';
-import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import type { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
-import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
-import { silentLogger } from '../../src/util/logger.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { commit, initRepo } from '../harness/git.ts';
 import { heldContainers as listHeld } from '../harness/held-containers.ts';
-import { MemoryChannel } from '../harness/memory-channel.ts';
+import type { MemoryChannel } from '../harness/memory-channel.ts';
+import { type SandboxGateway, startSandboxGateway } from '../harness/sandbox-gateway.ts';
 import { ShellAgent } from '../harness/shell-agent.ts';
 import { startUpstream } from '../harness/upstream.ts';
 
@@ -29,7 +26,7 @@ let app: string;
 let state: string;
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let store: Store;
-let gateway: Gateway;
+let sandboxGateway: SandboxGateway;
 let executor: SandboxExecutor;
 let config: ServerConfig;
 let channel: MemoryChannel;
@@ -48,30 +45,12 @@ before(async () => {
     mkdtempSync(join(dir, 'cfg-')),
   );
   state = join(dir, 'state');
-  executor = await SandboxExecutor.onHost({
-    stateDir: state,
-    cacheDir: defaultCacheDir(),
-    imageMaxAgeMs: 3_600_000,
-    config: () => config,
-    agent: new ShellAgent(),
-    logger: silentLogger(),
-  });
-  store = openSqliteStore(join(state, 'errand.db'));
-  gateway = new Gateway({
-    store,
-    executor,
-    config,
-    logger: silentLogger(),
-    channelFactory: (repoId) => {
-      channel = new MemoryChannel(repoId);
-      return [channel];
-    },
-  });
-  await gateway.start();
+  sandboxGateway = await startSandboxGateway({ config, stateDir: state, agent: new ShellAgent() });
+  ({ executor, store } = sandboxGateway);
+  channel = sandboxGateway.channels.get('app')!;
 });
 after(async () => {
-  await gateway.shutdown();
-  await store.close();
+  await sandboxGateway.close();
   await upstream.close();
   rmSync(dir, { recursive: true, force: true });
 });

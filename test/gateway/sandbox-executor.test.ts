@@ -3,17 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { defaultCacheDir } from '../../src/config/index.ts';
-import { Gateway } from '../../src/gateway/index.ts';
-import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import type { Gateway } from '../../src/gateway/index.ts';
 import type { SandboxDriver } from '../../src/sandbox/index.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
-import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
-import { silentLogger } from '../../src/util/logger.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { initRepo } from '../harness/git.ts';
-import { MemoryChannel } from '../harness/memory-channel.ts';
+import type { MemoryChannel } from '../harness/memory-channel.ts';
+import { type SandboxGateway, startSandboxGateway } from '../harness/sandbox-gateway.ts';
 import { ShellAgent } from '../harness/shell-agent.ts';
 import { startUpstream } from '../harness/upstream.ts';
 
@@ -24,7 +21,8 @@ let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let store: Store;
 let gateway: Gateway;
 let driver: SandboxDriver;
-const channels = new Map<string, MemoryChannel>();
+let channels: Map<string, MemoryChannel>;
+let sandboxGateway: SandboxGateway;
 
 function origin(name: string, files: Record<string, string>): string {
   return initRepo(join(dir, name), files);
@@ -44,33 +42,16 @@ before(async () => {
     `execution:\n  max_concurrent: 2\n  shutdown_grace_seconds: 1\nrepos:\n  app:\n    git_url: ${app}\n    network:\n      resolve: { api.test.example: "127.0.0.1:${upstream.httpsPort}" }\n      upstream_ca: ${join(dir, 'up.pem')}\n    masked_secrets:\n      GH_TOKEN: { value: ${REAL}, hosts: [api.test.example] }\n  bare:\n    git_url: ${bare}\n`,
     mkdtempSync(join(dir, 'cfg-')),
   );
-  const state = join(dir, 'state');
-  const executor = await SandboxExecutor.onHost({
-    stateDir: state,
-    cacheDir: defaultCacheDir(),
-    imageMaxAgeMs: 3_600_000,
-    config: () => config,
-    agent: new ShellAgent(),
-    logger: silentLogger(),
-  });
-  driver = executor.driver;
-  store = openSqliteStore(join(state, 'errand.db'));
-  gateway = new Gateway({
-    store,
-    executor,
+  sandboxGateway = await startSandboxGateway({
     config,
-    logger: silentLogger(),
-    channelFactory: (repoId) => {
-      const c = new MemoryChannel(repoId);
-      channels.set(repoId, c);
-      return [c];
-    },
+    stateDir: join(dir, 'state'),
+    agent: new ShellAgent(),
   });
-  await gateway.start();
+  ({ store, gateway, channels } = sandboxGateway);
+  driver = sandboxGateway.executor.driver;
 });
 after(async () => {
-  await gateway.shutdown();
-  await store.close();
+  await sandboxGateway.close();
   await upstream.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import type { ServerConfig } from '../../src/config/index.ts';
+import { defaultCacheDir } from '../../src/config/index.ts';
+import { Gateway } from '../../src/gateway/index.ts';
+import type { AgentRunner } from '../../src/gateway/ports.ts';
+import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
+import type { Store } from '../../src/store/types.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+import { MemoryChannel } from './memory-channel.ts';
+
+export interface SandboxGateway {
+  executor: SandboxExecutor;
+  store: Store;
+  gateway: Gateway;
+  /** The web channel of each repository, by repository id. */
+  channels: Map<string, MemoryChannel>;
+  /** Shuts the gateway down (its executor with it) and closes the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * A started gateway whose tasks run for real: the host's SandboxExecutor (podman, the
+ * proxy, the workspace under `stateDir`) with `agent` inside, and a MemoryChannel per
+ * repository to send messages and read replies.
+ */
+export async function startSandboxGateway(o: {
+  config: ServerConfig;
+  stateDir: string;
+  agent: AgentRunner;
+}): Promise<SandboxGateway> {
+  const executor = await SandboxExecutor.onHost({
+    stateDir: o.stateDir,
+    cacheDir: defaultCacheDir(),
+    imageMaxAgeMs: 3_600_000,
+    config: () => o.config,
+    agent: o.agent,
+    logger: silentLogger(),
+  });
+  const store = openSqliteStore(join(o.stateDir, 'errand.db'));
+  const channels = new Map<string, MemoryChannel>();
+  const gateway = new Gateway({
+    store,
+    executor,
+    config: o.config,
+    logger: silentLogger(),
+    channelFactory: (repoId) => {
+      const c = new MemoryChannel(repoId);
+      channels.set(repoId, c);
+      return [c];
+    },
+  });
+  await gateway.start();
+  return {
+    executor,
+    store,
+    gateway,
+    channels,
+    close: async () => {
+      await gateway.shutdown();
+      await store.close();
+    },
+  };
+}
