@@ -155,7 +155,8 @@ export class Workspaces {
     let branch = repo.defaultBranch ?? (await this.#localHead(repo, mirror));
     let commit = branch === undefined ? undefined : await this.#branchCommit(repo, mirror, branch);
     if (commit === undefined && repo.defaultBranch === undefined) {
-      branch = await this.#detectBranch(repo, mirror);
+      // HEAD's branch is gone (the local check above already failed): ask the remote.
+      branch = await this.#followRemoteHead(repo, mirror);
       commit = await this.#branchCommit(repo, mirror, branch);
     }
     if (branch === undefined || commit === undefined)
@@ -201,13 +202,20 @@ export class Workspaces {
   // The mirror's HEAD is the remote's at clone time (git fetch does not update it); when
   // that branch is gone since, ask the remote again and follow it.
   async #detectBranch(repo: WorkspaceRepo, mirror: string): Promise<string> {
-    const opts = { step: 'symbolic-ref', repoId: repo.id };
     const local = await this.#localHead(repo, mirror);
     if (
       local &&
-      (await gitOk(['-C', mirror, 'show-ref', '--verify', '--quiet', `refs/heads/${local}`], opts))
+      (await gitOk(['-C', mirror, 'show-ref', '--verify', '--quiet', `refs/heads/${local}`], {
+        step: 'show-ref',
+        repoId: repo.id,
+      }))
     )
       return local;
+    return await this.#followRemoteHead(repo, mirror);
+  }
+
+  /** Points the mirror's HEAD at the remote's default branch, and returns its name. */
+  async #followRemoteHead(repo: WorkspaceRepo, mirror: string): Promise<string> {
     const remote = await git(['-C', mirror, 'ls-remote', '--symref', 'origin', 'HEAD'], {
       step: 'ls-remote',
       repoId: repo.id,
@@ -218,7 +226,10 @@ export class Workspaces {
         'git_failed',
         `Cannot tell the default branch of repository ${repo.id}. Set repos.${repo.id}.default_branch in the config.`,
       );
-    await git(['-C', mirror, 'symbolic-ref', 'HEAD', `refs/heads/${m[1]}`], opts);
+    await git(['-C', mirror, 'symbolic-ref', 'HEAD', `refs/heads/${m[1]}`], {
+      step: 'symbolic-ref',
+      repoId: repo.id,
+    });
     return m[1]!;
   }
 
