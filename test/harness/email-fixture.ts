@@ -41,6 +41,8 @@ export interface EmailFixtureOptions {
   smtp?: SmtpCatcher;
   dir?: string;
   pollSeconds?: number;
+  /** `authorized_senders`; default alice@sender.test and *@team.test. */
+  authorizedSenders?: string[];
 }
 
 export function emailYaml(imap: DovecotServer, smtp: SmtpCatcher, o: EmailFixtureOptions): string {
@@ -55,7 +57,7 @@ ${o.repo ?? ''}    email:
       address: errand@example.com
       imap: { host: 127.0.0.1, port: ${imap.port}, security: none, user: errand@example.com, password: ${imap.users[0]!.password} }
       smtp: { host: 127.0.0.1, port: ${smtp.port}, security: none, user: ${smtp.user}, password: ${smtp.password} }
-      authorized_senders: [alice@sender.test, "*@team.test"]
+      authorized_senders: ${JSON.stringify(o.authorizedSenders ?? ['alice@sender.test', '*@team.test'])}
       poll_seconds: ${o.pollSeconds ?? 3600}
 ${o.email ?? '      trusted_authserv_id: mx.example.com\n'}`;
 }

@@ -198,13 +198,16 @@ interface MailauthResult {
     | {
         status?: { result?: string };
         domain?: string;
-        alignment?: { dkim?: { result?: string | false } };
+        alignment?: { dkim?: { result?: string | false; strict?: boolean } };
       };
 }
 
 /**
  * errand's own DKIM and DMARC check. No client IP is passed, so SPF has nothing to say and
- * a DMARC pass can only come from an aligned DKIM signature.
+ * a DMARC pass can only come from an aligned DKIM signature. Alignment is checked here
+ * again, against the signatures that passed: mailauth 4 reports a strict record
+ * (`adkim=s`) but aligns relaxed anyway, so a signature of `example.com` would pass for a
+ * From of `sub.example.com` (RFC 7489 §3.1.1 requires the exact domain).
  */
 async function dmarcByVerifying(
   raw: Buffer,
@@ -232,7 +235,18 @@ async function dmarcByVerifying(
       reason: `dmarc=${result} (dkim=${dkim.join(',') || 'none'})`,
     };
   }
-  if (!dmarc?.alignment?.dkim?.result || !aligned(dmarc.domain ?? '', domain)) {
+  const signers = (r.dkim?.results ?? [])
+    .filter((x) => x.status?.result === 'pass')
+    .map((x) => (x.signingDomain ?? '').toLowerCase());
+  if (dmarc?.alignment?.dkim?.strict) {
+    if (!signers.includes(domain))
+      return {
+        ok: false,
+        reason: `dmarc requires strict alignment (adkim=s) and no DKIM signature of ${domain} passed (signed by ${signers.join(', ') || 'nobody'})`,
+      };
+    return { ok: true };
+  }
+  if (!dmarc?.alignment?.dkim?.result || !signers.some((d) => aligned(d, domain))) {
     return { ok: false, reason: 'dmarc passed without an aligned DKIM signature' };
   }
   return { ok: true };

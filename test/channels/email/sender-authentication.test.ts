@@ -195,6 +195,9 @@ describe('with errand verifying DKIM and DMARC itself (verify_dkim)', () => {
   const sender = signingDomain('sender.test');
   const noDmarc = signingDomain('team.test', { dmarc: null });
   const evil = signingDomain('evil.test');
+  // Signed by the parent domain for a From of its subdomain: aligned only when relaxed.
+  const strictParent = signingDomain('strict.test', { dmarc: 'v=DMARC1; p=reject; adkim=s' });
+  const relaxedParent = signingDomain('relaxed.test');
   const signed = async (
     d: SigningDomain,
     from: string,
@@ -229,6 +232,22 @@ describe('with errand verifying DKIM and DMARC itself (verify_dkim)', () => {
       reason: /dmarc=fail/,
     },
     {
+      name: 'mail signed by the parent domain is refused when the DMARC record demands strict alignment (adkim=s)',
+      mail: (subject) => signed(strictParent, 'carol@sub.strict.test', subject),
+      accepted: false,
+      reason: /strict alignment \(adkim=s\)/,
+    },
+    {
+      name: 'mail signed by the From domain itself passes strict alignment',
+      mail: (subject) => signed(strictParent, 'dave@strict.test', subject),
+      accepted: true,
+    },
+    {
+      name: 'mail signed by the parent domain passes relaxed alignment',
+      mail: (subject) => signed(relaxedParent, 'erin@sub.relaxed.test', subject),
+      accepted: true,
+    },
+    {
       name: 'unsigned mail is refused',
       mail: (subject) => buildMail({ from: 'alice@sender.test', subject }),
       accepted: false,
@@ -251,7 +270,14 @@ describe('with errand verifying DKIM and DMARC itself (verify_dkim)', () => {
     f = await emailFixture({
       executor,
       email: '      verify_dkim: true\n',
-      resolver: fakeDns(sender, noDmarc, evil),
+      resolver: fakeDns(sender, noDmarc, evil, strictParent, relaxedParent),
+      authorizedSenders: [
+        'alice@sender.test',
+        '*@team.test',
+        '*@sub.strict.test',
+        '*@strict.test',
+        '*@sub.relaxed.test',
+      ],
     });
     results = await runCases(f, executor, cases);
   });
