@@ -18,6 +18,13 @@ export {
 } from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';
 export {
+  apiDomains,
+  filterModelRequest,
+  hostsOpenToGet,
+  type ModelRequestPolicy,
+  type ModelRequestVerdict,
+} from './model-request-filter.ts';
+export {
   type AcceptConnection,
   SANDBOX_ADDRESS,
   type SandboxNetns,
