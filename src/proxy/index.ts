@@ -17,6 +17,7 @@ export {
   resignAws,
 } from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';
+export { MAX_MODEL_REQUEST, type ModelApiPolicy } from './model-api-body.ts';
 export {
   apiDomains,
   filterModelRequest,
