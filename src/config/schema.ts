@@ -1,6 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { Secret } from '../util/secret.ts';
+import { SERVER_TOOL_KINDS } from '../util/server-tools.ts';
 
 /**
  * The server config file (errand.yaml), one schema. Every object is strict: a misspelt key
@@ -323,6 +324,12 @@ const repo = z
           .min(1)
           .default('api.anthropic.com')
           .describe('where the CLI sends its requests'),
+        server_tools: z
+          .array(z.enum(SERVER_TOOL_KINDS))
+          .default([])
+          .describe(
+            'tools the model provider runs itself, outside the proxy, that the agent may use; web_search and web_fetch are held to the hosts the allowlist admits for GET on every path (docs/security.md, "The model API")',
+          ),
         effort: z.enum(['low', 'medium', 'high']).optional().describe('reasoning effort'),
         claude_code_version: z
           .string()
@@ -332,7 +339,7 @@ const repo = z
       })
       .strict()
       .refine((a) => !(a.api_key && a.oauth_token), 'set api_key or oauth_token, not both')
-      .default({ api_host: 'api.anthropic.com' })
+      .default({ api_host: 'api.anthropic.com', server_tools: [] })
       .describe('the Claude Code CLI'),
     sandbox: z
       .object({

@@ -18,6 +18,8 @@ import {
   type Allowlist,
   CertificateAuthority,
   fileNetworkLog,
+  filterModelRequest,
+  hostsOpenToGet,
   openTaskNetwork,
   ProxyServer,
   parseAllowlist,
@@ -610,6 +612,10 @@ export class SandboxExecutor implements TaskExecutor {
           { host: agent.api_host.toLowerCase(), paths: ['/v1/messages*'], methods: ['POST'] },
         ],
       };
+      const modelRequests = {
+        serverTools: agent.server_tools,
+        allowedHosts: hostsOpenToGet(allowlist),
+      };
       let net: TaskNetwork;
       try {
         net = await openTaskNetwork(
@@ -638,6 +644,12 @@ export class SandboxExecutor implements TaskExecutor {
               ? readFileSync(repoConfig.network.upstream_ca, 'utf8')
               : undefined,
             log: fileNetworkLog(join(dirs.root, 'network.log')),
+            // The provider runs server tools itself, past the proxy: only those the operator
+            // enabled go on, and web tools only to what the allowlist admits.
+            modelApi: {
+              host: agent.api_host.toLowerCase(),
+              filter: (body) => filterModelRequest(body, modelRequests),
+            },
           },
           this.#o.podmanEnv,
           netnsFor ?? (this.#o.warmNetns ? (accept) => this.#o.warmNetns!.take(accept) : undefined),

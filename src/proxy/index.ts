@@ -17,6 +17,14 @@ export {
   resignAws,
 } from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';
+export { MAX_MODEL_REQUEST, type ModelApiPolicy } from './model-api-body.ts';
+export {
+  apiDomains,
+  filterModelRequest,
+  hostsOpenToGet,
+  type ModelRequestPolicy,
+  type ModelRequestVerdict,
+} from './model-request-filter.ts';
 export {
   type AcceptConnection,
   SANDBOX_ADDRESS,

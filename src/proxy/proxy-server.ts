@@ -26,6 +26,7 @@ import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
+import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import { type ActiveSurrogate, swapSurrogates } from './surrogates.ts';
 
@@ -43,6 +44,8 @@ export interface ProxyPolicy {
   log: (entry: NetworkLogEntry) => void;
   /** Connections the task may hold open at once (default 256); more are closed at once. */
   maxConnections?: number;
+  /** The model API, whose request bodies are filtered before they leave; absent: none. */
+  modelApi?: ModelApiPolicy;
 }
 
 export interface ProxySession {
@@ -408,6 +411,19 @@ export class ProxyServer {
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
     let target = req.url ?? '/';
     let body: Buffer | undefined;
+    let removed: string[] | undefined;
+    // The model provider runs some tools itself, outside this proxy: the body of a request
+    // to its API is read whole and filtered, and only the filter's result is sent.
+    if (policy.modelApi && isModelRequest(policy.modelApi, c.host, target)) {
+      const step = await checkModelRequest(policy.modelApi, req, headers);
+      if (step.kind === 'refuse') {
+        res.setHeader('connection', 'close');
+        block(step, swapped);
+        return;
+      }
+      body = step.body;
+      if (step.removed.length) removed = step.removed;
+    }
     if (policy.aws?.length) {
       const signing = { method, host: c.host, target, headers, body };
       let r = await resignAws(signing, policy.aws);
@@ -454,6 +470,7 @@ export class ProxyServer {
         url,
         status: upRes.statusCode ?? 0,
         swapped,
+        ...(removed && { removed }),
       });
     });
     up.on('error', (e) => {
@@ -471,6 +488,7 @@ export class ProxyServer {
           status: 502,
           code: 'upstream_failed',
           swapped,
+          ...(removed && { removed }),
         });
       } else {
         res.destroy();

@@ -1,5 +1,6 @@
 import type { Allowlist } from './allowlist.ts';
 import { type AwsCredential, awsEnv, awsSurrogatesFor } from './aws-resign.ts';
+import type { ModelApiPolicy } from './model-api-body.ts';
 import { type AcceptConnection, type SandboxNetns, startSandboxNetns } from './netns.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import type { ProxyServer } from './proxy-server.ts';
@@ -28,6 +29,8 @@ export async function openTaskNetwork(
     resolve: Record<string, string>;
     upstreamCa?: string;
     log: (e: NetworkLogEntry) => void;
+    /** The model API whose request bodies are filtered; absent: none. */
+    modelApi?: ModelApiPolicy;
   },
   podmanEnv: NodeJS.ProcessEnv,
   /** Where the namespace comes from; default: a new one (errand keeps one warm). */
@@ -51,6 +54,7 @@ export async function openTaskNetwork(
     resolve: Object.fromEntries(Object.entries(o.resolve).map(([h, a]) => [h.toLowerCase(), a])),
     upstreamCa: o.upstreamCa,
     log: o.log,
+    modelApi: o.modelApi,
   });
   let netns: SandboxNetns;
   try {

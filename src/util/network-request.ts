@@ -15,4 +15,6 @@ export interface NetworkRequest {
   code?: string;
   /** Names of the masked secrets whose real values were put in. */
   swapped: string[];
+  /** What errand took out of a model API request (server tool types, `mcp_servers`). */
+  removed?: string[];
 }

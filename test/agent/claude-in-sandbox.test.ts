@@ -319,6 +319,26 @@ describe('Claude Code in the sandbox', () => {
       'the summary carries the earlier reply',
     );
   });
+
+  it("keeps the CLI's own tools in its requests to the model API: the filter removes nothing", async () => {
+    const before = model.requests.length;
+    const s = await ask('Please write a greeting file.', 'filtered');
+    assert.equal(s.delivery.text, 'I wrote greeting.txt in the repository.');
+    const withTools = model.requests.slice(before).filter((r) => (r.body.tools?.length ?? 0) > 0);
+    assert.ok(withTools.length >= 2, 'the tool call and the turn after it');
+    for (const r of withTools) {
+      const names = (r.body.tools as Array<{ name?: string }>).map((t) => t.name);
+      assert.ok(names.includes('Bash'), names.join(', '));
+    }
+    const log = await sandboxGateway.executor.networkLog(s.conversation!, 500);
+    const toApi = log.filter((e) => e.url.startsWith(`https://${API_HOST}/v1/messages`));
+    assert.ok(toApi.length >= 2);
+    assert.deepEqual(
+      toApi.filter((e) => e.removed || e.action !== 'allowed'),
+      [],
+      'no request of the CLI lost anything or was refused',
+    );
+  });
 });
 
 async function waitUntil<T>(check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {

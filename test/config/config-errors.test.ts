@@ -129,6 +129,13 @@ const CASES: Array<{ name: string; yaml: string; line: number; key: string; says
     says: /upper-case environment variable name/,
   },
   {
+    name: 'a server tool errand does not know (the MCP connector is never one)',
+    yaml: `${REPO}    agent:\n      server_tools: [web_search, mcp_servers]\n`,
+    line: 5,
+    key: 'repos.app.agent.server_tools.1',
+    says: /expected one of "web_search", "web_fetch", "code_execution", found "mcp_servers"/,
+  },
+  {
     name: 'a YAML syntax error',
     yaml: 'execution:\n  max_concurrent: [1\n',
     line: 3,
