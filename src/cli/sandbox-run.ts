@@ -11,7 +11,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { defaultStateDir } from '../config/index.ts';
 import {
   ALLOWLIST_FILE,
@@ -30,6 +29,7 @@ import {
   ensurePodmanEnv,
   IMAGE_REPO,
   ImageCache,
+  parseSandboxFile,
   removeOrphans,
   runContainer,
   runPodman,
@@ -124,28 +124,10 @@ async function trustedSource(cwd: string): Promise<{
   };
 }
 
-function parseSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
-  // Masked secrets name their value with !env NAME: the CI job's secret, never the file's.
-  const doc = parseDocument(text, {
-    customTags: [
-      {
-        tag: '!env',
-        resolve: (name: string, onError: (m: string) => void) => {
-          const v = env[name.trim()];
-          if (v === undefined) onError(`!env ${name.trim()} is not set in this environment`);
-          return v ?? '';
-        },
-      },
-    ],
-  });
-  if (doc.errors.length > 0) throw setup(`${where}: ${doc.errors[0]!.message.split('\n')[0]}`);
-  const raw: unknown = doc.toJS() ?? {};
-  const r = sandboxFileSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw setup(`${where}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
-  }
-  return r.data;
+function readSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
+  const parsed = parseSandboxFile(text, { env });
+  if (!parsed.ok) throw setup(`${where}: ${parsed.problem}`);
+  return parsed.file;
 }
 
 /**
@@ -161,11 +143,11 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   if (o.config) {
     const path = resolvePath(o.cwd, o.config);
     if (!existsSync(path)) throw setup(`--config ${o.config}: no such file`);
-    settings = parseSandboxFile(readFileSync(path, 'utf8'), path, o.processEnv);
+    settings = readSandboxFile(readFileSync(path, 'utf8'), path, o.processEnv);
   } else {
     const text = await source.read('.errand/sandbox.yaml');
     if (text)
-      settings = parseSandboxFile(
+      settings = readSandboxFile(
         text.toString('utf8'),
         `.errand/sandbox.yaml (${source.from})`,
         o.processEnv,

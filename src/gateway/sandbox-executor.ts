@@ -10,7 +10,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
   type AcceptConnection,
@@ -31,6 +30,7 @@ import {
   DEFAULT_CLAUDE_CODE_VERSION,
   ensurePodmanEnv,
   PodmanSandbox,
+  parseSandboxFile,
   type SandboxDriver,
   type SandboxFile,
   type SandboxMount,
@@ -539,8 +539,17 @@ export class SandboxExecutor implements TaskExecutor {
   async #limits(repo: WorkspaceRepo, repoConfig: RepoConfig, onBranch: (path: string) => string) {
     let settings: SandboxFile = sandboxFileSchema.parse({});
     const sandboxText = await this.#o.workspaces.readTrustedFile(repo, SANDBOX_FILE);
-    if (sandboxText)
-      settings = parseRepoSandboxFile(sandboxText.toString('utf8'), onBranch(SANDBOX_FILE));
+    if (sandboxText) {
+      // The repository's credentials are for CI (errand sandbox run); a task's come from
+      // the server config, so `!env` is not resolved here.
+      const parsed = parseSandboxFile(sandboxText.toString('utf8'), { env: 'unresolved' });
+      if (!parsed.ok)
+        throw new Unready(
+          'sandbox_file_invalid',
+          `${onBranch(SANDBOX_FILE)} is invalid: ${parsed.problem}. Fix it by pull request.`,
+        );
+      settings = parsed.file;
+    }
     const base = repoConfig.limits;
     return {
       timeout_seconds: lower(base.timeout_seconds, settings.limits.timeout_seconds),
@@ -746,25 +755,6 @@ export class SandboxExecutor implements TaskExecutor {
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
   }
-}
-
-/** The repository's sandbox file, where `!env` values are for CI and read as empty here. */
-function parseRepoSandboxFile(text: string, where: string): SandboxFile {
-  const doc = parseDocument(text, { customTags: [{ tag: '!env', resolve: () => '' }] });
-  if (doc.errors.length > 0)
-    throw new Unready(
-      'sandbox_file_invalid',
-      `${where} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`,
-    );
-  const r = sandboxFileSchema.safeParse(doc.toJS() ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new Unready(
-      'sandbox_file_invalid',
-      `${where} is invalid: ${i.path.join('.') || '(top level)'}: ${i.message}. Fix it by pull request.`,
-    );
-  }
-  return r.data;
 }
 
 function copyAttachments(run: TaskRun, inbox: string): void {
