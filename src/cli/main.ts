@@ -10,7 +10,13 @@ import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
 import { channelHealth, conversationShow, conversationsList, statusReport } from './inspect.ts';
-import { SANDBOX_EXIT, type SandboxRunOptions, sandboxImage, sandboxRun } from './sandbox-run.ts';
+import {
+  SANDBOX_EXIT,
+  type SandboxRunOptions,
+  sandboxImage,
+  sandboxRun,
+  TRUSTED_COMMIT_OPTION,
+} from './sandbox-run.ts';
 import { installService, uninstallService } from './service.ts';
 import { startCommand } from './start.ts';
 import { stopViaApi } from './stop.ts';
@@ -18,6 +24,11 @@ import { VERSION } from './version.ts';
 
 const CONFIG_FLAG = '-c, --config <path>';
 const CONFIG_HELP = 'config file (default: $XDG_CONFIG_HOME/errand/errand.yaml)';
+const TRUSTED_COMMIT_FLAG = `${TRUSTED_COMMIT_OPTION} <sha>`;
+// A full id only: a branch or tag name is resolved through refs a sandboxed step could
+// have rewritten, and an abbreviation could match an object the step added.
+const TRUSTED_COMMIT_HELP =
+  'the trusted commit: read .errand/ from this one (a full 40- or 64-hex id, not a name or abbreviation, so nothing in the checkout can change what it means); in CI the base commit (default: the default branch)';
 
 const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
   config_missing: EXIT.config,
@@ -209,6 +220,7 @@ function program(): Command {
     .command('run')
     .description('run COMMAND in the sandbox with the current folder at /workspace')
     .usage('[options] -- COMMAND [ARG]...')
+    .option(TRUSTED_COMMIT_FLAG, TRUSTED_COMMIT_HELP)
     .option('--image <image>', 'use this local image')
     .option(
       '--containerfile <path>',
@@ -216,11 +228,11 @@ function program(): Command {
     )
     .option(
       '--config <path>',
-      'sandbox settings (default: .errand/sandbox.yaml of the default branch)',
+      'sandbox settings (default: .errand/sandbox.yaml of the trusted commit)',
     )
     .option(
       '--allowlist <path>',
-      'network allowlist (default: .errand/network-allowlist.yaml of the default branch)',
+      'network allowlist (default: .errand/network-allowlist.yaml of the trusted commit)',
     )
     .option('--mount <src:dst[:ro]>', 'also mount a host path (repeatable)', collect, [])
     .option(
@@ -242,7 +254,7 @@ function program(): Command {
     .passThroughOptions()
     .addHelpText(
       'after',
-      `\nWithout --image or --containerfile the image is built from .errand/container/ of the\ncurrent checkout's default branch (origin/HEAD, else main or master), so a pull\nrequest cannot change its own sandbox. stdout and stderr pass through unchanged.\n\nExit codes:\n  N    the command's own exit status\n  124  the command ran past its timeout and was killed\n  125  errand could not set up the sandbox (a one-line reason is on stderr)`,
+      `\nWithout --image or --containerfile the image is built from .errand/container/ of\n${TRUSTED_COMMIT_OPTION}, else of the current checkout's default branch (origin/HEAD, else\nmain or master), so a pull request cannot change its own sandbox. The checkout's .git\nis mounted read-only. Outside a git checkout .errand/ is read from the working folder.\nstdout and stderr pass through unchanged.\n\nExit codes:\n  N    the command's own exit status\n  124  the command ran past its timeout and was killed\n  125  errand could not set up the sandbox (a one-line reason is on stderr)`,
     )
     .action(
       async (command: string[], o: Omit<SandboxRunOptions, 'command' | 'cwd' | 'processEnv'>) => {
@@ -259,18 +271,19 @@ function program(): Command {
     .description('hash, save or load the sandbox image of .errand/container/ (for CI caches)')
     .argument('<action>', 'hash | save | load')
     .argument('[dir]', 'folder to save to or load from')
+    .option(TRUSTED_COMMIT_FLAG, TRUSTED_COMMIT_HELP)
     .addHelpText(
       'after',
       '\nExamples:\n  errand sandbox image hash          # a cache key\n  errand sandbox image save .cache   # writes .cache/HASH.tar\n  errand sandbox image load .cache\n\nExit codes:\n  0    done\n  125  errand could not build, save or load the image',
     )
-    .action(async (action: string, dir: string | undefined) => {
+    .action(async (action: string, dir: string | undefined, o: { trustedCommit?: string }) => {
       if (action !== 'hash' && action !== 'save' && action !== 'load') {
         throw new ErrandError(
           'sandbox_setup',
           `unknown action "${action}": use hash, save or load`,
         );
       }
-      out(await sandboxImage(action, dir, process.cwd(), process.env));
+      out(await sandboxImage(action, dir, process.cwd(), process.env, o));
     });
 
   // Every command exits 2 on a usage error instead of commander's default 1.
@@ -303,7 +316,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof ErrandError) {
       process.stderr.write(`errand: ${e.message}\n`);
-      return EXIT_BY_CODE[e.code] ?? EXIT.failure;
+      // In `sandbox` commands 1 could be the command's own status: a trusted file that
+      // cannot be read (`trusted_file_invalid`, `git_failed`) is a setup failure too.
+      return EXIT_BY_CODE[e.code] ?? (argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure);
     }
     process.stderr.write(
       `errand: unexpected error: ${describeError(e)}\nPlease report this with the command you ran.\n`,

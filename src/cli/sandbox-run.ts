@@ -2,16 +2,17 @@ import { randomBytes } from 'node:crypto';
 import {
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { defaultStateDir } from '../config/index.ts';
 import {
   ALLOWLIST_FILE,
@@ -30,6 +31,7 @@ import {
   ensurePodmanEnv,
   IMAGE_REPO,
   ImageCache,
+  parseSandboxFile,
   removeOrphans,
   runContainer,
   runPodman,
@@ -39,12 +41,24 @@ import {
   writeEntrypoint,
 } from '../sandbox/index.ts';
 import { ErrandError } from '../util/errors.ts';
-import { checkoutDefaultRef, TrustedTree } from '../workspace/index.ts';
+import {
+  type Checkout,
+  checkoutDefaultCommit,
+  checkoutHasCommit,
+  FULL_OBJECT_ID,
+  findCheckout,
+  TrustedTree,
+} from '../workspace/index.ts';
 
 /** `errand sandbox run` exits with the command's status, or one of these. */
 export const SANDBOX_EXIT = { timeout: 124, setup: 125 } as const;
 
+/** The option that names the commit `.errand/` is read from (`errand sandbox run|image`). */
+export const TRUSTED_COMMIT_OPTION = '--trusted-commit';
+
 export interface SandboxRunOptions {
+  /** A full commit id to read `.errand/` from; undefined: the checkout's default branch. */
+  trustedCommit?: string;
   image?: string;
   containerfile?: string;
   config?: string;
@@ -98,54 +112,136 @@ export function parseEnv(specs: string[], processEnv: NodeJS.ProcessEnv): Record
   return out;
 }
 
-/** Where `.errand/` comes from: the checkout's default branch, else the files on disk. */
-async function trustedSource(cwd: string): Promise<{
+const WORKSPACE = '/workspace';
+
+/** Where `.errand/` comes from, and what keeps it so while the command runs. */
+interface TrustedSource {
   read(path: string): Promise<Buffer | undefined>;
   extract(dir: string, dest: string): Promise<boolean>;
-  from: string;
-}> {
-  const def = await checkoutDefaultRef(cwd);
-  if (def) {
-    const tree = new TrustedTree(def.gitDir, def.ref, basename(def.gitDir));
-    return {
-      read: (p) => tree.readFile(p),
-      extract: (d, dest) => tree.extractDir(d, dest),
-      from: def.ref.replace(/^refs\/(heads|remotes)\//, ''),
-    };
+  /** Names the source in messages: `main at 1a2b3c4d5e6f`, `the working folder`. */
+  from(): Promise<string>;
+  /** Read-only mounts over the checkout's git folder where it lies inside /workspace. */
+  mounts: SandboxMount[];
+}
+
+/**
+ * `.errand/` of one commit of the checkout around `cwd`: `--trusted-commit`, else the
+ * default branch (resolved at the first read, so a run that reads nothing from it needs
+ * none). Outside any checkout, the files on disk, said on stderr.
+ */
+async function trustedSource(cwd: string, trustedCommit?: string): Promise<TrustedSource> {
+  const pinned = trustedCommit?.toLowerCase();
+  if (pinned !== undefined && !FULL_OBJECT_ID.test(pinned))
+    throw setup(
+      `${TRUSTED_COMMIT_OPTION} ${trustedCommit}: expected a full commit id (40 or 64 hex digits), not a ref name or an abbreviation`,
+    );
+  const checkout = await findCheckout(cwd);
+  if (!checkout) {
+    if (pinned) throw setup(`${TRUSTED_COMMIT_OPTION} needs a git checkout; ${cwd} is not in one`);
+    return workTreeSource(cwd);
   }
+  let tree: Promise<{ tree: TrustedTree; from: string }> | undefined;
+  const trusted = () => {
+    tree ??= trustedCommitOf(checkout, pinned).then(({ commit, from }) => ({
+      tree: new TrustedTree(checkout.top, commit, basename(checkout.top)),
+      from,
+    }));
+    return tree;
+  };
   return {
-    read: async (p) => (existsSync(join(cwd, p)) ? readFileSync(join(cwd, p)) : undefined),
+    read: async (p) => (await trusted()).tree.readFile(p),
+    extract: async (d, dest) => (await trusted()).tree.extractDir(d, dest),
+    from: async () => (await trusted()).from,
+    mounts: gitMounts(checkout, cwd),
+  };
+}
+
+async function trustedCommitOf(
+  checkout: Checkout,
+  pinned: string | undefined,
+): Promise<{ commit: string; from: string }> {
+  if (pinned) {
+    if (!(await checkoutHasCommit(checkout, pinned)))
+      throw setup(
+        `${TRUSTED_COMMIT_OPTION} ${pinned}: no such commit in ${checkout.top} (fetch it, e.g. git fetch origin ${pinned}, or check out with the full history)`,
+      );
+    return { commit: pinned, from: `commit ${pinned.slice(0, 12)}` };
+  }
+  // A step could have made this repository in a subfolder (or this is a submodule): its
+  // branches say nothing; only a commit id named from outside does.
+  if (checkout.nestedIn)
+    throw setup(
+      `${checkout.top} is a git checkout inside another folder with a .git (${checkout.nestedIn}), so its branches cannot be trusted; pass ${TRUSTED_COMMIT_OPTION} SHA (in CI the base commit)`,
+    );
+  const def = await checkoutDefaultCommit(checkout);
+  if (!def)
+    throw setup(
+      `${checkout.top} has no default branch to read .errand/ from (no origin/HEAD, main or master); pass ${TRUSTED_COMMIT_OPTION} SHA (in CI the base commit), or run: git remote set-head origin BRANCH`,
+    );
+  return { commit: def.commit, from: `${def.branch} at ${def.commit.slice(0, 12)}` };
+}
+
+function workTreeSource(cwd: string): TrustedSource {
+  let said = false;
+  const say = () => {
+    if (!said)
+      process.stderr.write(
+        `errand: ${cwd} is not in a git checkout: .errand/ is read from the working folder, which commands in the sandbox can change\n`,
+      );
+    said = true;
+  };
+  return {
+    read: async (p) => {
+      say();
+      return existsSync(join(cwd, p)) ? readFileSync(join(cwd, p)) : undefined;
+    },
     extract: async (d, dest) => {
+      say();
       if (!existsSync(join(cwd, d)) || !statSync(join(cwd, d)).isDirectory()) return false;
       cpSync(join(cwd, d), dest, { recursive: true });
       return true;
     },
-    from: 'the working tree',
+    from: async () => 'the working folder',
+    mounts: [],
   };
 }
 
-function parseSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
-  // Masked secrets name their value with !env NAME: the CI job's secret, never the file's.
-  const doc = parseDocument(text, {
-    customTags: [
-      {
-        tag: '!env',
-        resolve: (name: string, onError: (m: string) => void) => {
-          const v = env[name.trim()];
-          if (v === undefined) onError(`!env ${name.trim()} is not set in this environment`);
-          return v ?? '';
-        },
-      },
-    ],
+/**
+ * The checkout's `.git` (a folder, or the file naming it) and its git folders, wherever
+ * they lie inside the folder mounted at /workspace, mounted again read-only over
+ * themselves: a step cannot move a ref, add a replacement object or change the config
+ * that the next step's trusted read would see. From a subfolder the checkout's `.git`
+ * is outside /workspace and not mounted at all.
+ */
+function gitMounts(checkout: Checkout, cwd: string): SandboxMount[] {
+  const real = realpathSync(cwd);
+  const inside = (p: string) => {
+    const rel = relative(real, p);
+    const outside = rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel);
+    return outside ? undefined : rel;
+  };
+  const paths = [...new Set([checkout.dotGit, ...checkout.gitDirs])].filter(
+    (p) => inside(p) !== undefined,
+  );
+  const outermost = paths.filter((p) => !paths.some((q) => q !== p && p.startsWith(q + sep)));
+  return outermost.map((p) => {
+    // A link in a read-write folder could be pointed elsewhere; the mount would not follow.
+    if (lstatSync(p).isSymbolicLink())
+      throw setup(
+        `${p} is a symbolic link, which a command in the sandbox could repoint; replace it with the folder it names`,
+      );
+    return {
+      source: p,
+      target: posix.join(WORKSPACE, ...inside(p)!.split(sep)),
+      readOnly: true,
+    };
   });
-  if (doc.errors.length > 0) throw setup(`${where}: ${doc.errors[0]!.message.split('\n')[0]}`);
-  const raw: unknown = doc.toJS() ?? {};
-  const r = sandboxFileSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw setup(`${where}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
-  }
-  return r.data;
+}
+
+function readSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
+  const parsed = parseSandboxFile(text, { env });
+  if (!parsed.ok) throw setup(`${where}: ${parsed.problem}`);
+  return parsed.file;
 }
 
 /**
@@ -156,24 +252,25 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   if (o.command.length === 0)
     throw setup('no command given; put it after --, e.g. errand sandbox run -- npm test');
   if (o.image && o.containerfile) throw setup('use --image or --containerfile, not both');
-  const source = await trustedSource(o.cwd);
+  const source = await trustedSource(o.cwd, o.trustedCommit);
   let settings: SandboxFile = sandboxFileSchema.parse({});
   if (o.config) {
     const path = resolvePath(o.cwd, o.config);
     if (!existsSync(path)) throw setup(`--config ${o.config}: no such file`);
-    settings = parseSandboxFile(readFileSync(path, 'utf8'), path, o.processEnv);
+    settings = readSandboxFile(readFileSync(path, 'utf8'), path, o.processEnv);
   } else {
     const text = await source.read('.errand/sandbox.yaml');
     if (text)
-      settings = parseSandboxFile(
+      settings = readSandboxFile(
         text.toString('utf8'),
-        `.errand/sandbox.yaml (${source.from})`,
+        `.errand/sandbox.yaml (${await source.from()})`,
         o.processEnv,
       );
   }
   const env: Record<string, string> = { ...settings.env, ...parseEnv(o.env, o.processEnv) };
   const mounts: SandboxMount[] = [
-    { source: o.cwd, target: '/workspace' },
+    { source: o.cwd, target: WORKSPACE },
+    ...source.mounts,
     ...o.mount.map((m) => parseMount(m, o.cwd)),
   ];
   const timeoutSeconds = o.timeout ?? settings.limits.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
@@ -282,7 +379,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
 
 async function resolveImage(
   o: SandboxRunOptions,
-  source: Awaited<ReturnType<typeof trustedSource>>,
+  source: TrustedSource,
   podmanEnv: NodeJS.ProcessEnv,
 ): Promise<string> {
   if (o.image) {
@@ -308,7 +405,7 @@ async function resolveImage(
     if (!(await source.extract('.errand/container', temp))) {
       rmSync(temp, { recursive: true, force: true });
       throw setup(
-        `no image: pass --image or --containerfile, or add .errand/container/Containerfile (looked in ${source.from})`,
+        `no image: pass --image or --containerfile, or add .errand/container/Containerfile (looked in ${await source.from()})`,
       );
     }
     context = temp;
@@ -331,6 +428,7 @@ export async function sandboxImage(
   dir: string | undefined,
   cwd: string,
   processEnv: NodeJS.ProcessEnv,
+  opts: { trustedCommit?: string } = {},
 ): Promise<string> {
   const podmanEnv = await ensurePodmanEnv(defaultStateDir(processEnv), processEnv);
   if (action === 'load') {
@@ -346,11 +444,11 @@ export async function sandboxImage(
     }
     return `loaded ${tars.length} image${tars.length === 1 ? '' : 's'} from ${dir}`;
   }
-  const source = await trustedSource(cwd);
+  const source = await trustedSource(cwd, opts.trustedCommit);
   const temp = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
   try {
     if (!(await source.extract('.errand/container', temp)))
-      throw setup(`no .errand/container/ in ${source.from}`);
+      throw setup(`no .errand/container/ in ${await source.from()}`);
     const hash = contextHash(temp);
     if (action === 'hash') return hash;
     if (!dir) throw setup('usage: errand sandbox image save DIR');
@@ -375,10 +473,7 @@ function resolvePath(cwd: string, p: string): string {
 }
 
 /** --allowlist FILE, else the default branch's allowlist; none means nothing may leave. */
-async function loadAllowlist(
-  o: SandboxRunOptions,
-  source: Awaited<ReturnType<typeof trustedSource>>,
-): Promise<Allowlist> {
+async function loadAllowlist(o: SandboxRunOptions, source: TrustedSource): Promise<Allowlist> {
   let text: string | undefined;
   let where: string;
   if (o.allowlist) {
@@ -386,8 +481,8 @@ async function loadAllowlist(
     if (!existsSync(where)) throw setup(`--allowlist ${o.allowlist}: no such file`);
     text = readFileSync(where, 'utf8');
   } else {
-    where = `${ALLOWLIST_FILE} (${source.from})`;
     text = (await source.read(ALLOWLIST_FILE))?.toString('utf8');
+    where = `${ALLOWLIST_FILE} (${await source.from()})`;
   }
   if (text === undefined) return { allow: [] };
   const parsed = parseAllowlist(text);

@@ -10,7 +10,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
   type AcceptConnection,
@@ -33,6 +32,7 @@ import {
   DEFAULT_CLAUDE_CODE_VERSION,
   ensurePodmanEnv,
   PodmanSandbox,
+  parseSandboxFile,
   type SandboxDriver,
   type SandboxFile,
   type SandboxMount,
@@ -42,7 +42,12 @@ import {
 import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { type ConversationDirs, type WorkspaceRepo, Workspaces } from '../workspace/index.ts';
+import {
+  type ConversationDirs,
+  type MirrorState,
+  type WorkspaceRepo,
+  Workspaces,
+} from '../workspace/index.ts';
 import { type Held, HeldSandboxes } from './held-sandboxes.ts';
 import {
   type AgentRunner,
@@ -316,20 +321,22 @@ export class SandboxExecutor implements TaskExecutor {
       );
     }
     await events.event('sandbox', { step: 'refresh_mirror' });
-    let branch: string;
+    // Every trusted read of the task names this one commit: a refresh by another task
+    // meanwhile must not give it the allowlist of one commit and the image of another.
+    let at: MirrorState;
     try {
-      branch = (await ws.refreshMirror(repo)).defaultBranch;
+      at = await ws.refreshMirror(repo);
     } catch (e) {
       throw new Unready(
         'workspace_failed',
         `errand could not update the repository: ${describeError(e)}`,
       );
     }
-    const onBranch = (path: string) => `${path} on branch ${branch}`;
+    const onBranch = (path: string) => `${path} on branch ${at.defaultBranch}`;
 
     // The limits, the network, the image and the conversation's clone are prepared side
     // by side: each git process is a few ms of the task's start.
-    const limitsReady = this.#limits(repo, repoConfig, onBranch);
+    const limitsReady = this.#limits(repo, at, repoConfig, onBranch);
     limitsReady.catch(() => undefined);
     // The task may take a sandbox held for it (a follow-up, its conversation's; a new
     // conversation, its repository's): its network and folders are the task's at once;
@@ -346,6 +353,7 @@ export class SandboxExecutor implements TaskExecutor {
       network: this.#network(
         run,
         repo,
+        at,
         repoConfig,
         onBranch,
         events,
@@ -372,7 +380,7 @@ export class SandboxExecutor implements TaskExecutor {
     let env: Record<string, string>;
     let network: SandboxNetwork;
     try {
-      image = await this.#image(repo, onBranch, limitsReady, events, cleanup);
+      image = await this.#image(repo, at, onBranch, limitsReady, events, cleanup);
       limits = await limitsReady;
       if (held && held.key !== heldKey(image, limits, claudeVersion(repoConfig))) {
         await held.sandbox.discard();
@@ -419,6 +427,7 @@ export class SandboxExecutor implements TaskExecutor {
    */
   async #image(
     repo: WorkspaceRepo,
+    at: MirrorState,
     onBranch: (path: string) => string,
     limitsReady: Promise<unknown>,
     events: EventSink,
@@ -428,7 +437,7 @@ export class SandboxExecutor implements TaskExecutor {
     cleanup.push(() => rmSync(context, { recursive: true, force: true }));
     let found: boolean;
     try {
-      found = await this.#o.workspaces.extractTrustedDir(repo, CONTAINER_DIR, context);
+      found = await this.#o.workspaces.extractTrustedDir(repo, at, CONTAINER_DIR, context);
     } catch (e) {
       throw new Unready(
         'container_invalid',
@@ -494,9 +503,11 @@ export class SandboxExecutor implements TaskExecutor {
     const cleanup: Array<() => Promise<void> | void> = [];
     const quiet: EventSink = { event: async () => undefined };
     try {
-      const limitsReady = this.#limits(repo, repoConfig, (p) => p);
+      // Read once: the image and the limits are of one commit.
+      const at = await ws.mirrorState(repo);
+      const limitsReady = this.#limits(repo, at, repoConfig, (p) => p);
       limitsReady.catch(() => undefined);
-      const image = await this.#image(repo, (p) => p, limitsReady, quiet, cleanup);
+      const image = await this.#image(repo, at, (p) => p, limitsReady, quiet, cleanup);
       const limits = await limitsReady;
       const dirs = own ?? (await ws.spareDirs(repoId));
       const spare = !own;
@@ -538,11 +549,25 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */
-  async #limits(repo: WorkspaceRepo, repoConfig: RepoConfig, onBranch: (path: string) => string) {
+  async #limits(
+    repo: WorkspaceRepo,
+    at: MirrorState,
+    repoConfig: RepoConfig,
+    onBranch: (path: string) => string,
+  ) {
     let settings: SandboxFile = sandboxFileSchema.parse({});
-    const sandboxText = await this.#o.workspaces.readTrustedFile(repo, SANDBOX_FILE);
-    if (sandboxText)
-      settings = parseRepoSandboxFile(sandboxText.toString('utf8'), onBranch(SANDBOX_FILE));
+    const sandboxText = await this.#o.workspaces.readTrustedFile(repo, at, SANDBOX_FILE);
+    if (sandboxText) {
+      // The repository's credentials are for CI (errand sandbox run); a task's come from
+      // the server config, so `!env` is not resolved here.
+      const parsed = parseSandboxFile(sandboxText.toString('utf8'), { env: 'unresolved' });
+      if (!parsed.ok)
+        throw new Unready(
+          'sandbox_file_invalid',
+          `${onBranch(SANDBOX_FILE)} is invalid: ${parsed.problem}. Fix it by pull request.`,
+        );
+      settings = parsed.file;
+    }
     const base = repoConfig.limits;
     return {
       timeout_seconds: lower(base.timeout_seconds, settings.limits.timeout_seconds),
@@ -559,6 +584,7 @@ export class SandboxExecutor implements TaskExecutor {
   async #network(
     run: TaskRun,
     repo: WorkspaceRepo,
+    at: MirrorState,
     repoConfig: RepoConfig,
     onBranch: (path: string) => string,
     events: EventSink,
@@ -601,7 +627,7 @@ export class SandboxExecutor implements TaskExecutor {
     let network: SandboxNetwork;
     if (repoConfig.network.sandbox) {
       const fromBranch = await this.#allowlist(
-        ws.readTrustedFile(repo, ALLOWLIST_FILE),
+        ws.readTrustedFile(repo, at, ALLOWLIST_FILE),
         onBranch(ALLOWLIST_FILE),
         events,
       );
@@ -741,11 +767,9 @@ export class SandboxExecutor implements TaskExecutor {
     }
     const repo = repoOf(repoId, repoConfig);
     try {
-      const [branch, allowlist] = await Promise.all([
-        ws.defaultBranch(repo),
-        ws.readTrustedFile(repo, ALLOWLIST_FILE),
-      ]);
-      return { allowlist: allowlist?.toString('utf8'), defaultBranch: branch, image };
+      const at = await ws.mirrorState(repo);
+      const allowlist = await ws.readTrustedFile(repo, at, ALLOWLIST_FILE);
+      return { allowlist: allowlist?.toString('utf8'), defaultBranch: at.defaultBranch, image };
     } catch (e) {
       return { image, note: `could not read the default branch: ${describeError(e)}` };
     }
@@ -758,25 +782,6 @@ export class SandboxExecutor implements TaskExecutor {
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
   }
-}
-
-/** The repository's sandbox file, where `!env` values are for CI and read as empty here. */
-function parseRepoSandboxFile(text: string, where: string): SandboxFile {
-  const doc = parseDocument(text, { customTags: [{ tag: '!env', resolve: () => '' }] });
-  if (doc.errors.length > 0)
-    throw new Unready(
-      'sandbox_file_invalid',
-      `${where} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`,
-    );
-  const r = sandboxFileSchema.safeParse(doc.toJS() ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new Unready(
-      'sandbox_file_invalid',
-      `${where} is invalid: ${i.path.join('.') || '(top level)'}: ${i.message}. Fix it by pull request.`,
-    );
-  }
-  return r.data;
 }
 
 function copyAttachments(run: TaskRun, inbox: string): void {

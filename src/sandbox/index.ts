@@ -31,4 +31,10 @@ export {
 } from './image-cache.ts';
 export { BASE_IMAGE, containersConf, ensurePodmanEnv, podmanVersion, runPodman } from './podman.ts';
 export { PodmanSandbox } from './podman-driver.ts';
-export { type SandboxFile, sandboxFileSchema } from './sandbox-config.ts';
+export {
+  parseSandboxFile,
+  type SandboxFile,
+  type SandboxFileOptions,
+  type SandboxFileParse,
+  sandboxFileSchema,
+} from './sandbox-config.ts';

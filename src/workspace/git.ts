@@ -19,6 +19,19 @@ export function stripCredentials(url: string): string {
 // hooks paths, templates) nor ask for a password on a terminal. Pathspecs are literal, so a
 // trusted path like `.errand/*` cannot match more than itself. ssh finds its keys through
 // the passwd entry, not HOME; proxies and an ssh agent are passed through when set.
+//
+// git also reads repositories errand does not own (a CI checkout a sandboxed step could
+// have written to), so nothing in a repository may change what an object id reads as, or
+// run a command: replacement objects (`refs/replace/*`) and grafts are off, and the
+// settings below win over the repository's own config (they count as `git -c`; a
+// repository's `core.useReplaceRefs=true` overrides GIT_NO_REPLACE_OBJECTS, not these).
+// GIT_GRAFT_FILE names a path that cannot exist (below a device file), so info/grafts is
+// never read.
+const FORCED_CONFIG: Array<[string, string]> = [
+  ['core.useReplaceRefs', 'false'],
+  ['core.fsmonitor', 'false'],
+  ['core.hooksPath', '/dev/null'],
+];
 const PASS_THROUGH = ['http_proxy', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
 const GIT_ENV: NodeJS.ProcessEnv = {
   PATH: process.env.PATH,
@@ -29,6 +42,15 @@ const GIT_ENV: NodeJS.ProcessEnv = {
   GIT_ASKPASS: '/bin/false',
   SSH_ASKPASS: '/bin/false',
   GIT_LITERAL_PATHSPECS: '1',
+  GIT_NO_REPLACE_OBJECTS: '1',
+  GIT_GRAFT_FILE: '/dev/null/grafts',
+  GIT_CONFIG_COUNT: String(FORCED_CONFIG.length),
+  ...Object.fromEntries(
+    FORCED_CONFIG.flatMap(([k, v], i) => [
+      [`GIT_CONFIG_KEY_${i}`, k],
+      [`GIT_CONFIG_VALUE_${i}`, v],
+    ]),
+  ),
   LC_ALL: 'C',
   ...Object.fromEntries(
     [...PASS_THROUGH, 'SSH_AUTH_SOCK']

@@ -2,8 +2,15 @@
  * Workspaces: a bare mirror per repository, a self-contained clone and host folders per
  * conversation, and the trusted `.errand/` files read from the mirror's default branch.
  */
+
+export {
+  type Checkout,
+  checkoutDefaultCommit,
+  checkoutHasCommit,
+  findCheckout,
+} from './checkout.ts';
 export { redactUrl } from './git.ts';
-export { checkoutDefaultRef, TrustedTree } from './trusted-tree.ts';
+export { FULL_OBJECT_ID, TrustedTree } from './trusted-tree.ts';
 export {
   type ConversationDirs,
   type MirrorState,

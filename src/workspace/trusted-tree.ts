@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
@@ -14,6 +15,8 @@ const SYMLINK = '120000';
 const EXECUTABLE = '100755';
 // Enough for any honest chain of links; a loop ends here instead of spinning.
 const MAX_LINK_HOPS = 40;
+/** A full object id: SHA-1 (40 hex digits) or SHA-256 (64). Nothing shorter names one object. */
+export const FULL_OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 function invalid(message: string): ErrandError {
   return new ErrandError('trusted_file_invalid', message);
@@ -72,30 +75,87 @@ function escapes(links: Map<string, string>, from: string, target: string): bool
 }
 
 /**
- * Reads files of one git ref (a repository's default branch) straight from the object
- * store, never from a work tree: what the agent changed in its checkout is invisible here.
- * Paths are repository-relative (`.errand/sandbox.yaml`); `..` and absolute paths are a
- * `usage` error.
+ * Reads files of one commit (a repository's default branch, as it was when a task began)
+ * straight from the object store, never from a work tree: what the agent changed in its
+ * checkout is invisible here, and a branch moving on meanwhile changes nothing.
+ *
+ * Every object read is checked against its id, from the commit down: git itself checks a
+ * commit and the tree it is given, not the subtrees and blobs below, so a writable object
+ * store (a checkout a sandboxed step wrote to) could otherwise answer the right id with
+ * other content. A mismatch is `trusted_file_invalid`. Paths are repository-relative
+ * (`.errand/sandbox.yaml`); `..` and absolute paths are a `usage` error.
  */
 export class TrustedTree {
   readonly #gitDir: string;
-  readonly #ref: string;
+  readonly #commit: string;
   readonly #label: string;
+  /** Tree listings by id: an id's content never changes, so they are kept. */
+  readonly #trees = new Map<string, Promise<Entry[]>>();
 
-  /** `ref` is a full ref (`refs/heads/main`); `label` names the repository in errors. */
-  constructor(gitDir: string, ref: string, label: string) {
+  /**
+   * `commit` is a full commit id (see FULL_OBJECT_ID); `label` names the repository in
+   * errors. `gitDir` is a git folder or a work tree's top.
+   */
+  constructor(gitDir: string, commit: string, label: string) {
+    if (!FULL_OBJECT_ID.test(commit))
+      throw new ErrandError(
+        'usage',
+        `not a full commit id: ${JSON.stringify(commit.slice(0, 80))}`,
+      );
     this.#gitDir = gitDir;
-    this.#ref = ref;
+    this.#commit = commit;
     this.#label = label;
+  }
+
+  /** The commit this tree reads. */
+  get commit(): string {
+    return this.#commit;
   }
 
   #git(args: string[], step: string) {
     return git(['-C', this.#gitDir, ...args], { step, repoId: this.#label });
   }
 
+  /** One level of a tree (or of a commit's root tree); git checks the object it is named. */
+  #list(treeish: string): Promise<Entry[]> {
+    let listed = this.#trees.get(treeish);
+    if (!listed) {
+      listed = this.#git(['ls-tree', '-z', '--full-tree', treeish], 'ls-tree').then((r) =>
+        parseEntries(r.stdout),
+      );
+      // A failed read is not kept: the next one says why again.
+      listed.catch(() => this.#trees.delete(treeish));
+      this.#trees.set(treeish, listed);
+    }
+    return listed;
+  }
+
+  /** A blob's content, checked against its id. */
+  async #blob(sha: string, where: string): Promise<Buffer> {
+    const content = (await this.#git(['cat-file', 'blob', sha], 'cat-file')).stdout;
+    const id = createHash(sha.length === 40 ? 'sha1' : 'sha256')
+      .update(`blob ${content.length}\0`)
+      .update(content)
+      .digest('hex');
+    if (id !== sha)
+      throw invalid(
+        `${where}: object ${sha} of repository ${this.#label} does not match its content; the object store is damaged or was tampered with.`,
+      );
+    return content;
+  }
+
+  /** The entry at a path, walking one checked tree per folder. */
   async #entry(clean: string): Promise<Entry | undefined> {
-    const r = await this.#git(['ls-tree', '-z', this.#ref, '--', clean], 'ls-tree');
-    return parseEntries(r.stdout).find((e) => e.path === clean);
+    const parts = clean.split('/');
+    let tree = this.#commit;
+    for (const [i, part] of parts.entries()) {
+      const entry = (await this.#list(tree)).find((e) => e.path === part);
+      if (!entry) return undefined;
+      if (i === parts.length - 1) return { ...entry, path: clean };
+      if (entry.type !== 'tree') return undefined;
+      tree = entry.sha;
+    }
+    return undefined;
   }
 
   /**
@@ -109,7 +169,7 @@ export class TrustedTree {
     if (!entry) return undefined;
     if (entry.type !== 'blob') throw invalid(`${clean} must be a file, but it is a ${entry.type}.`);
     if (entry.mode === SYMLINK) throw invalid(`${clean} must be a file, not a symlink.`);
-    return (await this.#git(['cat-file', 'blob', entry.sha], 'cat-file')).stdout;
+    return await this.#blob(entry.sha, clean);
   }
 
   /**
@@ -125,6 +185,22 @@ export class TrustedTree {
     return entry.sha;
   }
 
+  /** Every entry below a tree, paths relative to it; each subtree is listed (and checked) by its id. */
+  async #walk(tree: string, prefix: string, where: string): Promise<Entry[]> {
+    const out: Entry[] = [];
+    for (const e of await this.#list(tree)) {
+      const path = prefix ? `${prefix}/${e.path}` : e.path;
+      // git refuses such names, but a crafted tree object may still carry them.
+      if (['', '.', '..', '.git'].includes(e.path) || e.path.includes('/'))
+        throw invalid(`${where}/${path}: this path is not allowed in ${where}.`);
+      if (e.type === 'tree') out.push(...(await this.#walk(e.sha, path, where)));
+      else if (e.type !== 'blob')
+        throw invalid(`${where}/${path}: submodules are not allowed in ${where}.`);
+      else out.push({ ...e, path });
+    }
+    return out;
+  }
+
   /**
    * Writes a folder to `destDir` (a build context; created if needed, existing files are
    * never overwritten). Returns false when the folder is absent. Symlinks must resolve
@@ -134,19 +210,11 @@ export class TrustedTree {
     const tree = await this.treeId(dir);
     if (!tree) return false;
     const clean = cleanPath(dir);
-    const listing = await this.#git(['ls-tree', '-r', '-z', tree], 'ls-tree');
-    const entries = parseEntries(listing.stdout);
+    const entries = await this.#walk(tree, '', clean);
     const links = new Map<string, string>();
     for (const e of entries) {
-      const where = `${clean}/${e.path}`;
-      // git refuses such names, but a crafted tree object may still carry them.
-      if (e.path.split('/').some((p) => p === '' || p === '.' || p === '..' || p === '.git'))
-        throw invalid(`${where}: this path is not allowed in ${clean}.`);
-      if (e.type !== 'blob') throw invalid(`${where}: submodules are not allowed in ${clean}.`);
-      if (e.mode === SYMLINK) {
-        const target = (await this.#git(['cat-file', 'blob', e.sha], 'cat-file')).stdout;
-        links.set(e.path, target.toString('utf8'));
-      }
+      if (e.mode === SYMLINK)
+        links.set(e.path, (await this.#blob(e.sha, `${clean}/${e.path}`)).toString('utf8'));
     }
     for (const [path, target] of links) {
       if (escapes(links, path, target))
@@ -161,48 +229,9 @@ export class TrustedTree {
         symlinkSync(link, target);
         continue;
       }
-      const content = (await this.#git(['cat-file', 'blob', e.sha], 'cat-file')).stdout;
+      const content = await this.#blob(e.sha, `${clean}/${e.path}`);
       writeFileSync(target, content, { mode: e.mode === EXECUTABLE ? 0o755 : 0o644, flag: 'wx' });
     }
     return true;
   }
-}
-
-/**
- * The default branch of a checkout (for `errand sandbox run` in CI): origin's HEAD when
- * known, else a local main or master. Undefined outside a git checkout.
- */
-export async function checkoutDefaultRef(
-  cwd: string,
-): Promise<{ gitDir: string; ref: string } | undefined> {
-  const top = await git(['-C', cwd, 'rev-parse', '--show-toplevel'], {
-    step: 'rev-parse',
-    repoId: cwd,
-  }).catch(() => undefined);
-  if (!top) return undefined;
-  const dir = top.stdout.toString().trim();
-  const tryRef = async (ref: string) =>
-    (await git(['-C', dir, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`], {
-      step: 'rev-parse',
-      repoId: dir,
-    }).then(
-      () => true,
-      () => false,
-    ))
-      ? ref
-      : undefined;
-  const originHead = await git(['-C', dir, 'symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD'], {
-    step: 'symbolic-ref',
-    repoId: dir,
-  }).catch(() => undefined);
-  const candidates = [
-    originHead?.stdout.toString().trim(),
-    'refs/heads/main',
-    'refs/heads/master',
-  ].filter((x): x is string => !!x);
-  for (const c of candidates) {
-    const ref = await tryRef(c);
-    if (ref) return { gitDir: dir, ref };
-  }
-  return undefined;
 }

@@ -58,6 +58,13 @@ function checkRepo(repo: WorkspaceRepo): void {
     );
 }
 
+function noBranch(repo: WorkspaceRepo, branch: string | undefined): ErrandError {
+  return new ErrandError(
+    'git_failed',
+    `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
+  );
+}
+
 function dirsUnder(root: string): ConversationDirs {
   return {
     root,
@@ -93,6 +100,8 @@ export class Workspaces {
   readonly #urls = new Map<string, string>();
   /** Branch names check-ref-format accepted. */
   readonly #validBranches = new Set<string>();
+  /** The last commit's trusted files read per repository. */
+  readonly #trees = new Map<string, TrustedTree>();
 
   /** `root` (e.g. `<stateDir>/workspaces`) is created with mode 0700. */
   constructor(opts: { root: string }) {
@@ -159,11 +168,7 @@ export class Workspaces {
       branch = await this.#followRemoteHead(repo, mirror);
       commit = await this.#branchCommit(repo, mirror, branch);
     }
-    if (branch === undefined || commit === undefined)
-      throw new ErrandError(
-        'git_failed',
-        `The default branch "${branch}" of repository ${repo.id} does not exist. Set repos.${repo.id}.default_branch in the config.`,
-      );
+    if (branch === undefined || commit === undefined) throw noBranch(repo, branch);
     this.#branches.set(repo.id, branch);
     return { defaultBranch: branch, commit };
   }
@@ -233,9 +238,16 @@ export class Workspaces {
     return m[1]!;
   }
 
-  /** The default branch, creating the mirror first when there is none yet. */
-  async defaultBranch(repo: WorkspaceRepo): Promise<string> {
-    return await this.#branch(repo);
+  /**
+   * The default branch and its commit in the mirror as it is now, without fetching (the
+   * mirror is created when there is none yet). For reads outside a task; a task reads with
+   * the state refreshMirror returned.
+   */
+  async mirrorState(repo: WorkspaceRepo): Promise<MirrorState> {
+    const branch = await this.#branch(repo);
+    const commit = await this.#branchCommit(repo, this.mirrorPath(repo.id), branch);
+    if (commit === undefined) throw noBranch(repo, branch);
+    return { defaultBranch: branch, commit };
   }
 
   async #branch(repo: WorkspaceRepo): Promise<string> {
@@ -247,36 +259,55 @@ export class Workspaces {
     );
   }
 
-  async #trusted(repo: WorkspaceRepo): Promise<TrustedTree> {
-    const branch = await this.#branch(repo);
-    return new TrustedTree(this.mirrorPath(repo.id), `refs/heads/${branch}`, repo.id);
+  // One tree per mirror commit: its listings are kept, and a commit's content never changes.
+  #trusted(repo: WorkspaceRepo, at: MirrorState): TrustedTree {
+    checkRepo(repo);
+    const kept = this.#trees.get(repo.id);
+    if (kept?.commit === at.commit) return kept;
+    const tree = new TrustedTree(this.mirrorPath(repo.id), at.commit, repo.id);
+    this.#trees.set(repo.id, tree);
+    return tree;
   }
 
   /**
-   * A file of the mirror's default branch, or undefined when nothing exists at `path`.
-   * Never reads a conversation's workspace. A folder or symlink at `path` is
-   * `trusted_file_invalid`; a path with `..` is `usage`.
+   * A file of the default branch at `at` (what refreshMirror or mirrorState returned), or
+   * undefined when nothing exists at `path`: every read of one task names the same commit,
+   * so a refresh in between cannot mix two. Never reads a conversation's workspace. A
+   * folder or symlink at `path` is `trusted_file_invalid`; a path with `..` is `usage`.
    */
-  async readTrustedFile(repo: WorkspaceRepo, path: string): Promise<Buffer | undefined> {
-    return await (await this.#trusted(repo)).readFile(path);
+  async readTrustedFile(
+    repo: WorkspaceRepo,
+    at: MirrorState,
+    path: string,
+  ): Promise<Buffer | undefined> {
+    return await this.#trusted(repo, at).readFile(path);
   }
 
   /**
-   * Writes a folder of the default branch (e.g. `.errand/container`) to `destDir`; false
-   * when it is absent. A symlink resolving outside the folder, a submodule or an
-   * unsafe name in it is `trusted_file_invalid`, naming the path.
+   * Writes a folder of the default branch at `at` (e.g. `.errand/container`) to
+   * `destDir`; false when it is absent. A symlink resolving outside the folder, a
+   * submodule or an unsafe name in it is `trusted_file_invalid`, naming the path.
    */
-  async extractTrustedDir(repo: WorkspaceRepo, dir: string, destDir: string): Promise<boolean> {
-    return await (await this.#trusted(repo)).extractDir(dir, destDir);
+  async extractTrustedDir(
+    repo: WorkspaceRepo,
+    at: MirrorState,
+    dir: string,
+    destDir: string,
+  ): Promise<boolean> {
+    return await this.#trusted(repo, at).extractDir(dir, destDir);
   }
 
   /**
-   * A sha256 (hex) naming a folder's content at the default branch (file names, modes
-   * and content, from its git tree id), or undefined when the folder is absent. It
-   * changes exactly when something in the folder does.
+   * A sha256 (hex) naming a folder's content at `at` (file names, modes and content, from
+   * its git tree id), or undefined when the folder is absent. It changes exactly when
+   * something in the folder does.
    */
-  async trustedTreeId(repo: WorkspaceRepo, dir: string): Promise<string | undefined> {
-    const tree = await (await this.#trusted(repo)).treeId(dir);
+  async trustedTreeId(
+    repo: WorkspaceRepo,
+    at: MirrorState,
+    dir: string,
+  ): Promise<string | undefined> {
+    const tree = await this.#trusted(repo, at).treeId(dir);
     return tree && createHash('sha256').update(`git-tree ${tree}`).digest('hex');
   }
 

@@ -116,9 +116,9 @@ describe('the image cache', () => {
     const repo = { id: 'app', gitUrl: origin };
     const cache = new ImageCache({ podmanEnv: env, maxAgeMs: 3_600_000 });
     const imageOf = async (n: string) => {
-      await ws.refreshMirror(repo);
+      const at = await ws.refreshMirror(repo);
       const ctx = join(root, `ctx-${n}`);
-      await ws.extractTrustedDir(repo, '.errand/container', ctx);
+      await ws.extractTrustedDir(repo, at, '.errand/container', ctx);
       const r = await cache.ensure(ctx);
       assert.ok(r.ok, JSON.stringify(r));
       built.add(r.image);

@@ -49,7 +49,7 @@ describe('the mirror follows the origin', () => {
         defaultBranch: 'release',
         commit: sh(f.origin, 'rev-parse', 'release'),
       });
-      assert.match(String(await f.ws.readTrustedFile(repo, '.errand/sandbox.yaml')), /release/);
+      assert.match(String(await f.ws.readTrustedFile(repo, r, '.errand/sandbox.yaml')), /release/);
     });
 
     it('names a configured default branch that does not exist and says how to fix it', async () => {

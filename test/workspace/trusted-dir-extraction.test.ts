@@ -22,8 +22,8 @@ beforeEach(() => {
 afterEach(() => f.cleanup());
 
 const extract = async () => {
-  await f.ws.refreshMirror(f.repo);
-  return await f.ws.extractTrustedDir(f.repo, DIR, dest);
+  const at = await f.ws.refreshMirror(f.repo);
+  return await f.ws.extractTrustedDir(f.repo, at, DIR, dest);
 };
 
 it('extracts the files of the folder with their content and executable bit', async () => {
@@ -39,8 +39,8 @@ it('extracts the files of the folder with their content and executable bit', asy
 });
 
 it('returns false when the default branch has no such folder', async () => {
-  await f.ws.refreshMirror(f.repo);
-  assert.equal(await f.ws.extractTrustedDir(f.repo, '.errand/missing', dest), false);
+  const at = await f.ws.refreshMirror(f.repo);
+  assert.equal(await f.ws.extractTrustedDir(f.repo, at, '.errand/missing', dest), false);
   assert.equal(existsSync(dest), false);
 });
 
@@ -79,8 +79,10 @@ for (const [name, links] of escaping) {
 }
 
 it('refuses a folder path with ..', async () => {
-  await f.ws.refreshMirror(f.repo);
-  await assert.rejects(f.ws.extractTrustedDir(f.repo, '.errand/../..', dest), { code: 'usage' });
+  const at = await f.ws.refreshMirror(f.repo);
+  await assert.rejects(f.ws.extractTrustedDir(f.repo, at, '.errand/../..', dest), {
+    code: 'usage',
+  });
 });
 
 it('refuses a submodule in the folder, naming it', async () => {
@@ -94,10 +96,10 @@ it('refuses a submodule in the folder, naming it', async () => {
 });
 
 it('does not write through a link already in the destination', async () => {
-  await f.ws.refreshMirror(f.repo);
+  const at = await f.ws.refreshMirror(f.repo);
   const victim = join(f.root, 'victim');
   mkdirSync(dest);
   symlinkSync(victim, join(dest, 'Containerfile'));
-  await assert.rejects(f.ws.extractTrustedDir(f.repo, DIR, dest), { code: 'EEXIST' });
+  await assert.rejects(f.ws.extractTrustedDir(f.repo, at, DIR, dest), { code: 'EEXIST' });
   assert.equal(existsSync(victim), false);
 });

@@ -12,7 +12,9 @@ beforeEach(async () => {
 });
 afterEach(() => f.cleanup());
 
-const read = async (path: string) => (await f.ws.readTrustedFile(f.repo, path))?.toString();
+// Reads what the mirror's default branch holds now (each test refreshes it first).
+const read = async (path: string) =>
+  (await f.ws.readTrustedFile(f.repo, await f.ws.mirrorState(f.repo), path))?.toString();
 
 it('reads a file of the default branch', async () => {
   assert.equal(await read(ALLOWLIST), 'allow: []\n');

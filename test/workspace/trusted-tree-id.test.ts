@@ -10,7 +10,8 @@ beforeEach(async () => {
 });
 afterEach(() => f.cleanup());
 
-const id = () => f.ws.trustedTreeId(f.repo, DIR);
+const id = async (dir = DIR) =>
+  await f.ws.trustedTreeId(f.repo, await f.ws.mirrorState(f.repo), dir);
 
 it('is a sha256 in hex', async () => {
   assert.match((await id())!, /^[0-9a-f]{64}$/);
@@ -50,5 +51,5 @@ it('does not change for a change on another branch or in a workspace', async () 
 });
 
 it('is undefined for a folder the default branch does not have', async () => {
-  assert.equal(await f.ws.trustedTreeId(f.repo, '.errand/missing'), undefined);
+  assert.equal(await id('.errand/missing'), undefined);
 });
