@@ -345,6 +345,9 @@ export class ProxyServer {
         'bad_target',
         'absolute-form or authority-form request targets are not accepted; send a path',
       );
+    // `//host/path` reads as an authority to URL parsers, upstream ones included.
+    if (target.startsWith('//'))
+      return deny(400, 'bad_target', 'a request target must not start with //; send one slash');
     const decision = decide(policy.allowlist, {
       host,
       method: req.method ?? 'GET',
