@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Transform } from 'node:stream';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { hostMatches } from './allowlist.ts';
+import { AwsChunkResigner, sigV4SigningKey } from './aws-chunked.ts';
 import { parseTarget, type QueryParam, queryObject, serializeQuery } from './aws-target.ts';
 import { makeSurrogate } from './surrogates.ts';
 
@@ -46,7 +48,8 @@ export function awsEnv(active: ActiveAwsCredential[]): Record<string, string> {
 
 export type AwsResign =
   | { kind: 'none' }
-  | { kind: 'resigned'; name: string }
+  /** `body`, when set: the request body must go upstream through it (chunk signatures). */
+  | { kind: 'resigned'; name: string; body?: Transform }
   | { kind: 'refused'; code: string; reason: string }
   /** The payload hash is not in a header: the caller must hash the body and call again. */
   | { kind: 'needs_body' };
@@ -66,6 +69,14 @@ const MAX_PRESIGN_EXPIRES = 7 * 24 * 3600;
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+
+/** Streaming payloads errand re-signs; every other `STREAMING-*` is refused. */
+const STREAMING: Record<string, 'header' | 'chunks' | 'chunks+trailer'> = {
+  // aws-chunked with unsigned chunks and a checksum trailer: only the header is signed.
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER': 'header',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD': 'chunks',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER': 'chunks+trailer',
+};
 
 /** Query parameters a presigned URL's signing writes; all others are signed as sent. */
 const PRESIGN_PARAMS = [
@@ -141,7 +152,8 @@ function skewed(date: Date, now: number): AwsResign {
 /**
  * Re-signs an AWS SigV4 request made with a surrogate key, in place, with the real key, the
  * same region, service, time and signed headers. Header and presigned-query signatures are
- * handled; chunk-signed uploads are refused with a reason the agent can act on. `req.target` is set to what goes upstream: the path byte for
+ * handled, and aws-chunked uploads (unsigned chunks with a trailer, or signed chunks whose
+ * signatures `body` rewrites). `req.target` is set to what goes upstream: the path byte for
  * byte as received, the query in SigV4's encoding, so what is signed is what is sent.
  * `body` is the buffered request body, when the caller had to read it (see `needs_body`).
  */
@@ -189,10 +201,14 @@ async function resignHeader(
   // A request dated ahead would be replayable later by whoever saw it on the way.
   if (Math.abs(date.getTime() - now) > MAX_CLOCK_SKEW_MS) return skewed(date, now);
   const declared = req.headers['x-amz-content-sha256'];
-  if (typeof declared === 'string' && declared.startsWith('STREAMING-'))
+  const streaming =
+    typeof declared === 'string' && declared.startsWith('STREAMING-')
+      ? STREAMING[declared]
+      : undefined;
+  if (typeof declared === 'string' && declared.startsWith('STREAMING-') && !streaming)
     return refused(
       'aws_chunked_unsupported',
-      'chunk-signed uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) cannot be re-signed; configure the client for unsigned or whole-body payload signing',
+      `${declared} uploads cannot be re-signed (only HMAC-SHA256 chunk signatures can); use STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, UNSIGNED-PAYLOAD or a whole-body payload hash`,
     );
   if (typeof declared !== 'string' && !req.body) return { kind: 'needs_body' };
   const signed = signedList!.split(';');
@@ -223,11 +239,26 @@ async function resignHeader(
     },
   );
   // Only what the signature covers changes; the payload hash header stays as the client sent it.
-  req.headers.authorization = String(out.headers.authorization ?? out.headers.Authorization);
+  const authorization = String(out.headers.authorization ?? out.headers.Authorization);
+  req.headers.authorization = authorization;
   // The signer signs the real session token whenever there is one.
   if (cred.sessionToken) req.headers['x-amz-security-token'] = cred.sessionToken;
   req.target = query.length ? `${path}?${serializeQuery(query)}` : path;
-  return { kind: 'resigned', name: cred.name };
+  if (streaming !== 'chunks' && streaming !== 'chunks+trailer')
+    return { kind: 'resigned', name: cred.name };
+  const decoded = req.headers['x-amz-decoded-content-length'];
+  // The day of the signature's scope, as the signer took it from X-Amz-Date.
+  const day = longDate.slice(0, 8);
+  const body = new AwsChunkResigner({
+    key: sigV4SigningKey(cred.secretAccessKey, day, region!, service!),
+    longDate,
+    scope: `${day}/${region}/${service}/aws4_request`,
+    seed: /Signature=([0-9a-f]{64})$/.exec(authorization)![1]!,
+    trailer: streaming === 'chunks+trailer',
+    decodedLength:
+      typeof decoded === 'string' && /^\d+$/.test(decoded) ? Number(decoded) : undefined,
+  });
+  return { kind: 'resigned', name: cred.name, body };
 }
 
 /** Presigned URL: the same query, with the real key's credential, token and signature. */

@@ -15,6 +15,7 @@ import {
   request as httpsRequest,
 } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import {
   type ConnectionOptions,
   createSecureContext,
@@ -24,6 +25,7 @@ import {
 import { trustedCas } from '../util/trusted-cas.ts';
 import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
+import type { AwsChunkedError } from './aws-chunked.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
 import type { NetworkLogEntry } from './network-log.ts';
@@ -411,6 +413,7 @@ export class ProxyServer {
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
     let target = req.url ?? '/';
     let body: Buffer | undefined;
+    let resignChunks: Transform | undefined;
     if (policy.aws?.length) {
       const signing = { method, host: c.host, target, headers, body };
       let r = await resignAws(signing, policy.aws);
@@ -435,7 +438,10 @@ export class ProxyServer {
         block({ status: 403, code: r.code, message: r.reason }, swapped);
         return;
       }
-      if (r.kind === 'resigned') swapped.push(r.name);
+      if (r.kind === 'resigned') {
+        swapped.push(r.name);
+        resignChunks = r.body;
+      }
       target = signing.target;
     }
     const up = upstreamRequest(c, {
@@ -460,6 +466,8 @@ export class ProxyServer {
       });
     });
     up.on('error', (e) => {
+      // An upload cut off for its framing was answered and logged where it was cut.
+      if (resignChunks?.errored) return;
       if (!res.headersSent) {
         this.#refuse(
           res,
@@ -481,7 +489,25 @@ export class ProxyServer {
     });
     req.on('aborted', () => up.destroy());
     if (body) up.end(body);
-    else req.pipe(up);
+    else if (resignChunks) {
+      // Framing errand cannot parse cuts the upload off: the upstream gets a broken
+      // request, never one signed over bytes errand did not read.
+      resignChunks.once('error', (e) => {
+        req.unpipe(resignChunks);
+        req.resume();
+        const r = {
+          status: 400,
+          code: (e as AwsChunkedError).code ?? 'proxy_error',
+          message: e.message,
+        };
+        if (res.headersSent) {
+          logBlocked(policy, started, method, url, r, swapped);
+          res.destroy();
+        } else block(r, swapped);
+        up.destroy();
+      });
+      req.pipe(resignChunks).pipe(up);
+    } else req.pipe(up);
   }
 
   async #upgrade(
