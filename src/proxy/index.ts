@@ -14,6 +14,7 @@ export {
   type AwsCredential,
   awsEnv,
   awsSurrogatesFor,
+  MAX_PRESIGNED_LIFETIME_SECONDS,
   resignAws,
 } from './aws-resign.ts';
 export { CertificateAuthority } from './ca.ts';

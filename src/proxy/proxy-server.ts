@@ -15,6 +15,7 @@ import {
   request as httpsRequest,
 } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Transform } from 'node:stream';
 import {
   type ConnectionOptions,
   createSecureContext,
@@ -24,6 +25,7 @@ import {
 import { trustedCas } from '../util/trusted-cas.ts';
 import { resolveUpstream } from './address-guard.ts';
 import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
+import type { AwsChunkedError } from './aws-chunked.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
@@ -348,6 +350,9 @@ export class ProxyServer {
         'bad_target',
         'absolute-form or authority-form request targets are not accepted; send a path',
       );
+    // `//host/path` reads as an authority to URL parsers, upstream ones included.
+    if (target.startsWith('//'))
+      return deny(400, 'bad_target', 'a request target must not start with //; send one slash');
     const decision = decide(policy.allowlist, {
       host,
       method: req.method ?? 'GET',
@@ -424,6 +429,7 @@ export class ProxyServer {
       body = step.body;
       if (step.removed.length) removed = step.removed;
     }
+    let resignChunks: Transform | undefined;
     if (policy.aws?.length) {
       const signing = { method, host: c.host, target, headers, body };
       let r = await resignAws(signing, policy.aws);
@@ -448,7 +454,10 @@ export class ProxyServer {
         block({ status: 403, code: r.code, message: r.reason }, swapped);
         return;
       }
-      if (r.kind === 'resigned') swapped.push(r.name);
+      if (r.kind === 'resigned') {
+        swapped.push(r.name);
+        resignChunks = r.body;
+      }
       target = signing.target;
     }
     const up = upstreamRequest(c, {
@@ -474,6 +483,8 @@ export class ProxyServer {
       });
     });
     up.on('error', (e) => {
+      // An upload cut off for its framing was answered and logged where it was cut.
+      if (resignChunks?.errored) return;
       if (!res.headersSent) {
         this.#refuse(
           res,
@@ -496,7 +507,25 @@ export class ProxyServer {
     });
     req.on('aborted', () => up.destroy());
     if (body) up.end(body);
-    else req.pipe(up);
+    else if (resignChunks) {
+      // Framing errand cannot parse cuts the upload off: the upstream gets a broken
+      // request, never one signed over bytes errand did not read.
+      resignChunks.once('error', (e) => {
+        req.unpipe(resignChunks);
+        req.resume();
+        const r = {
+          status: 400,
+          code: (e as AwsChunkedError).code ?? 'proxy_error',
+          message: e.message,
+        };
+        if (res.headersSent) {
+          logBlocked(policy, started, method, url, r, swapped);
+          res.destroy();
+        } else block(r, swapped);
+        up.destroy();
+      });
+      req.pipe(resignChunks).pipe(up);
+    } else req.pipe(up);
   }
 
   async #upgrade(

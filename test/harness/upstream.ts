@@ -17,6 +17,8 @@ export interface Seen {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The body's bytes as received (`body` is them read as UTF-8). */
+  bytes: Buffer;
 }
 
 /**
@@ -30,6 +32,10 @@ export async function startUpstream(
   opts: { git?: (req: IncomingMessage, res: ServerResponse) => void } = {},
 ): Promise<{
   seen: Seen[];
+  /** Requests whose body was cut off before its end, with the bytes that did arrive. */
+  aborted: Seen[];
+  /** Requests whose head has arrived and whose body has not ended yet. */
+  inFlight(): number;
   httpsPort: number;
   httpPort: number;
   caPem: string;
@@ -37,21 +43,44 @@ export async function startUpstream(
 }> {
   const ca = await CertificateAuthority.loadOrCreate(dir);
   const seen: Seen[] = [];
+  const aborted: Seen[] = [];
+  let inFlight = 0;
   const handler = (
     req: import('node:http').IncomingMessage,
     res: import('node:http').ServerResponse,
   ) => {
     if (opts.git && req.url?.includes('.git/')) {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: '',
+        bytes: Buffer.alloc(0),
+      });
       opts.git(req, res);
       return;
     }
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
+    const chunks: Buffer[] = [];
+    const record = (): Seen => {
+      const bytes = Buffer.concat(chunks);
+      return {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: bytes.toString(),
+        bytes,
+      };
+    };
+    inFlight++;
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('close', () => {
+      if (req.complete) return;
+      inFlight--;
+      aborted.push(record());
     });
     req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      inFlight--;
+      seen.push(record());
       if (req.url?.startsWith('/big/')) {
         const n = Number(req.url.slice(5));
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
@@ -82,6 +111,8 @@ export async function startUpstream(
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   return {
     seen,
+    aborted,
+    inFlight: () => inFlight,
     caPem: ca.certPem,
     httpsPort: (https.address() as AddressInfo).port,
     httpPort: (http.address() as AddressInfo).port,
@@ -117,7 +148,7 @@ export async function viaProxy(
     method?: string;
     path: string;
     headers?: Record<string, string>;
-    body?: string;
+    body?: string | Buffer;
   },
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   const tls = o.tls ?? true;

@@ -1,74 +1,69 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { awsEnv, MAX_PRESIGNED_LIFETIME_SECONDS, resignAws } from '../../src/proxy/index.ts';
 import {
-  awsEnv,
-  awsSurrogatesFor,
-  CertificateAuthority,
-  ProxyServer,
-  type ProxySession,
-  parseAllowlist,
-} from '../../src/proxy/index.ts';
-import { type Seen, startUpstream, viaProxy } from '../harness/upstream.ts';
+  type AwsFixture,
+  LOCKED,
+  OTHER,
+  REAL,
+  S3,
+  SQS,
+  STS,
+  startAwsFixture,
+} from '../harness/aws-fixture.ts';
+import { type AwsKey, verifyHeaderSigned, verifyPresigned } from '../harness/aws-verifier.ts';
+import { type Seen, viaProxy } from '../harness/upstream.ts';
 
-const REAL = {
-  accessKeyId: 'AKIAREALKEY000000001',
-  secretAccessKey: 'realSecret/Key+0123456789abcdefghijABCDEFG',
-  sessionToken: 'IQoJb3JpZ2luX2VjEREALSESSIONTOKEN0123456789',
-};
-const S3 = 'bucket.s3.us-east-1.amazonaws.com';
-const SQS = 'sqs.eu-west-1.amazonaws.com';
-const OTHER = 'other.test.example';
-
-let dir: string;
-let ca: CertificateAuthority;
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
-let session: ProxySession;
-const active = awsSurrogatesFor([{ name: 'AWS_PROD', ...REAL, hosts: ['*.amazonaws.com'] }]);
-const sur = active[0]!.surrogate;
-
+let f: AwsFixture;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'errand-aws-'));
-  ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
-  upstream = await startUpstream(join(dir, 'up'), [S3, SQS, OTHER]);
-  const allow = parseAllowlist(`allow:\n  - host: "*.amazonaws.com"\n  - host: ${OTHER}\n`);
-  assert.ok(allow.ok);
-  const map = Object.fromEntries(
-    [S3, SQS, OTHER].map((h) => [h, `127.0.0.1:${upstream.httpsPort}`]),
-  );
-  session = new ProxyServer({ ca }).openSession({
-    taskId: 't_aws',
-    allowlist: allow.allowlist,
-    surrogates: [],
-    aws: active,
-    resolve: map,
-    upstreamCa: upstream.caPem,
-    log: () => undefined,
-  });
+  f = await startAwsFixture();
 });
-after(async () => {
-  await session.close();
-  await upstream.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => f.close());
 
-function sdkSigner(creds: typeof REAL | typeof sur, region: string, service: string) {
+/** `applyChecksum: false` signs like boto3 does for most services: no x-amz-content-sha256. */
+function sdkSigner(creds: AwsKey, region: string, service: string, applyChecksum = true) {
   return new SignatureV4({
-    credentials: creds as { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+    credentials: creds,
     region,
     service,
     sha256: Hash.bind(null, 'sha256'),
     uriEscapePath: service !== 's3',
+    applyChecksum,
   });
 }
 
-/** Signs like the AWS SDK with the surrogate key, sends through the proxy, returns what the upstream saw. */
-async function send(o: {
+/** Sends a request into the proxy as the sandbox would; `seen` is what reached the upstream. */
+async function through(o: {
+  host: string;
+  method?: string;
+  target: string;
+  headers?: Record<string, string>;
+  body?: string;
+}): Promise<{ status: number; body: string; seen?: Seen; reached: number }> {
+  const before = f.upstream.seen.length;
+  const r = await viaProxy(f.session, {
+    ca: f.ca.certPem,
+    host: o.host,
+    method: o.method ?? 'GET',
+    path: o.target,
+    headers: o.headers,
+    body: o.body,
+  });
+  return {
+    status: r.status,
+    body: r.body,
+    seen: f.upstream.seen[before],
+    reached: f.upstream.seen.length - before,
+  };
+}
+
+/** Signs like the AWS SDK with the surrogate key (header form) and sends it through the proxy. */
+async function signAndSend(o: {
   host: string;
   service: string;
   region: string;
@@ -77,68 +72,87 @@ async function send(o: {
   query?: Record<string, string>;
   body?: string;
   headers?: Record<string, string>;
-  presign?: boolean;
-}): Promise<{ status: number; seen: Seen; body: string }> {
-  const req = {
-    method: o.method,
-    protocol: 'https:',
-    hostname: o.host,
-    path: o.path,
-    query: o.query ?? {},
-    headers: { host: o.host, ...o.headers },
-    body: o.body,
-  };
-  const s = sdkSigner(sur, o.region, o.service);
-  const signed = o.presign ? await s.presign(req, { expiresIn: 300 }) : await s.sign(req);
-  const qs = new URLSearchParams(signed.query as Record<string, string>)
-    .toString()
-    .replace(/\+/g, '%20');
-  const before = upstream.seen.length;
-  const r = await viaProxy(session, {
-    ca: ca.certPem,
+  date?: Date;
+  applyChecksum?: boolean;
+}) {
+  const signed = await sdkSigner(f.surrogate, o.region, o.service, o.applyChecksum).sign(
+    {
+      method: o.method,
+      protocol: 'https:',
+      hostname: o.host,
+      path: o.path,
+      query: o.query ?? {},
+      headers: { host: o.host, ...o.headers },
+      body: o.body,
+    },
+    { signingDate: o.date },
+  );
+  return through({
     host: o.host,
     method: o.method,
-    path: `${o.path}${qs ? `?${qs}` : ''}`,
+    target: `${o.path}${o.query ? `?${encodeQuery(Object.entries(o.query))}` : ''}`,
     headers: signed.headers as Record<string, string>,
     body: o.body,
   });
-  return { status: r.status, body: r.body, seen: upstream.seen[before]! };
 }
 
-/** Recomputes the signature of what the upstream received, with the real key, as AWS would. */
-async function verifiesWithRealKey(seen: Seen, service: string, region: string): Promise<boolean> {
-  const url = new URL(seen.url, 'https://x');
-  const auth = String(seen.headers.authorization ?? '');
-  const m =
-    /Credential=([^/]+)\/\d{8}\/[^/]+\/[^/]+\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]+)/.exec(
-      auth,
-    );
-  if (!m) return false;
-  const signedHeaders = m[2]!.split(';');
-  const headers: Record<string, string> = {};
-  for (const h of signedHeaders) headers[h] = String(seen.headers[h]);
-  const d = String(seen.headers['x-amz-date']);
-  const date = new Date(
-    `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(9, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`,
+const enc = (s: string) =>
+  encodeURIComponent(s).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
-  const out = await sdkSigner(REAL, region, service).sign(
-    {
-      method: seen.method,
-      protocol: 'https:',
-      hostname: String(seen.headers.host),
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers,
-      body: seen.body,
-    },
-    { signingDate: date, signableHeaders: new Set(signedHeaders) },
-  );
-  return m[1] === REAL.accessKeyId && out.headers.authorization === auth;
+/** A query as the AWS SDKs write one; a pair with value `undefined` is a bare key. */
+function encodeQuery(pairs: [string, string | undefined][]): string {
+  return pairs.map(([k, v]) => (v === undefined ? enc(k) : `${enc(k)}=${enc(v)}`)).join('&');
 }
+function flatten(q: Record<string, unknown>): [string, string][] {
+  return Object.entries(q).flatMap(([k, v]) =>
+    (Array.isArray(v) ? v : [v]).map((x) => [k, String(x)] as [string, string]),
+  );
+}
+/** A presigned GET with the surrogate key, as the S3 presigner writes one: `path?query`. */
+async function presignedTarget(
+  host: string,
+  path: string,
+  o: { expiresIn?: number; signingDate?: Date } = {},
+): Promise<string> {
+  const p = await sdkSigner(f.surrogate, 'us-east-1', 's3').presign(
+    {
+      method: 'GET',
+      protocol: 'https:',
+      hostname: host,
+      path,
+      query: {},
+      headers: { host, 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' },
+    },
+    { expiresIn: o.expiresIn ?? 300, signingDate: o.signingDate },
+  );
+  return `${path}?${encodeQuery(flatten(p.query!))}`;
+}
+
+/** The query of a URL as AWS reads it, sorted: two URLs carry the same parameters when equal. */
+function params(url: string): string[] {
+  const q = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+  return q
+    .split('&')
+    .filter(Boolean)
+    .map((kv) => {
+      const [k, v = ''] = kv.split('=') as [string, string?];
+      const d = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+      return `${d(k)}=${d(v)}`;
+    })
+    .sort();
+}
+/** Fails with the verifier's reason. */
+function assertVerified(v: { ok: boolean }): void {
+  assert.ok(v.ok, 'why' in v ? String(v.why) : '');
+}
+const amzDate = (s: string) =>
+  new Date(s.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
 
 describe('AWS SigV4 requests signed with the surrogate key', () => {
   it('give the container only surrogate keys, with their AKIA prefix', () => {
-    const env = awsEnv(active);
+    const env = awsEnv(f.active);
     assert.ok(env.AWS_ACCESS_KEY_ID!.startsWith('AKIA'));
     assert.notEqual(env.AWS_ACCESS_KEY_ID, REAL.accessKeyId);
     assert.notEqual(env.AWS_SECRET_ACCESS_KEY, REAL.secretAccessKey);
@@ -146,8 +160,47 @@ describe('AWS SigV4 requests signed with the surrogate key', () => {
     assert.doesNotMatch(JSON.stringify(env), /REALKEY|realSecret|REALSESSION/);
   });
 
-  it('are re-signed with the real key: an S3 GET with an unsigned payload verifies with the SDK signer', async () => {
-    const r = await send({
+  it('are checked by a reference verifier that accepts what the SDK signed with the real key and rejects tampered requests', async () => {
+    const signed = await sdkSigner(REAL, 'us-east-1', 's3').sign({
+      method: 'GET',
+      protocol: 'https:',
+      hostname: S3,
+      path: '/a%20b/c.txt',
+      query: { versionId: 'v 1', tag: ['b', 'a'] },
+      headers: { host: S3, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    const seen: Seen = {
+      method: 'GET',
+      url: '/a%20b/c.txt?versionId=v%201&tag=b&tag=a',
+      headers: Object.fromEntries(
+        Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v]),
+      ),
+      body: '',
+      bytes: Buffer.alloc(0),
+    };
+    assert.deepEqual(verifyHeaderSigned(seen, REAL), { ok: true, payload: Buffer.alloc(0) });
+    assert.equal(verifyHeaderSigned({ ...seen, url: '/a%20b/d.txt' }, REAL).ok, false);
+    assert.equal(verifyHeaderSigned({ ...seen, method: 'DELETE' }, REAL).ok, false);
+    assert.equal(verifyHeaderSigned(seen, { ...REAL, secretAccessKey: 'x' }).ok, false);
+
+    const url = new URL(
+      await getSignedUrl(
+        new S3Client({ region: 'us-east-1', credentials: REAL }),
+        new GetObjectCommand({ Bucket: 'bucket', Key: 'k y', VersionId: 'v1' }),
+        { expiresIn: 300 },
+      ),
+    );
+    const pre: Seen = { ...seen, url: url.pathname + url.search, headers: { host: url.host } };
+    assert.deepEqual(verifyPresigned(pre, REAL), { ok: true, expiresIn: 300 });
+    assert.equal(verifyPresigned({ ...pre, url: pre.url.replace('v1', 'v2') }, REAL).ok, false);
+    assert.equal(
+      verifyPresigned({ ...pre, url: pre.url.replace('k%20y', 'k%20z') }, REAL).ok,
+      false,
+    );
+  });
+
+  it('are re-signed with the real key: an S3 GET with an unsigned payload verifies', async () => {
+    const r = await signAndSend({
       host: S3,
       service: 's3',
       region: 'us-east-1',
@@ -156,15 +209,12 @@ describe('AWS SigV4 requests signed with the surrogate key', () => {
       headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
     });
     assert.equal(r.status, 200, r.body);
-    assert.ok(
-      await verifiesWithRealKey(r.seen, 's3', 'us-east-1'),
-      String(r.seen.headers.authorization),
-    );
+    assert.deepEqual(verifyHeaderSigned(r.seen!, REAL), { ok: true, payload: Buffer.alloc(0) });
   });
 
   it('are re-signed for an S3 PUT whose payload hash is signed', async () => {
     const body = 'hello object';
-    const r = await send({
+    const r = await signAndSend({
       host: S3,
       service: 's3',
       region: 'us-east-1',
@@ -177,76 +227,50 @@ describe('AWS SigV4 requests signed with the surrogate key', () => {
       },
     });
     assert.equal(r.status, 200, r.body);
-    assert.equal(r.seen.body, body);
-    assert.ok(await verifiesWithRealKey(r.seen, 's3', 'us-east-1'));
+    assert.equal(r.seen!.body, body);
+    assert.equal(verifyHeaderSigned(r.seen!, REAL).ok, true);
   });
 
-  it('are re-signed for a service that signs the body without a hash header (the proxy hashes it)', async () => {
-    const body = 'Action=SendMessage&MessageBody=hi';
-    const r = await send({
-      host: SQS,
-      service: 'sqs',
-      region: 'eu-west-1',
-      method: 'POST',
-      path: '/123/queue',
-      body,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  const sqsSigning = [
+    ['as the AWS SDK signs it, with x-amz-content-sha256', true],
+    [
+      'as boto3 signs it, without x-amz-content-sha256: errand hashes the body and sends no header it signed alone',
+      false,
+    ],
+  ] as const;
+  for (const [how, applyChecksum] of sqsSigning) {
+    it(`are re-signed for an SQS request signed ${how}`, async () => {
+      const r = await signAndSend({
+        host: SQS,
+        service: 'sqs',
+        region: 'eu-west-1',
+        method: 'POST',
+        path: '/123/queue',
+        body: 'Action=SendMessage&MessageBody=hi',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        applyChecksum,
+      });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.seen!.headers['x-amz-content-sha256'] !== undefined, applyChecksum);
+      assertVerified(verifyHeaderSigned(r.seen!, REAL));
     });
-    assert.equal(r.status, 200, r.body);
-    assert.ok(await verifiesWithRealKey(r.seen, 'sqs', 'eu-west-1'));
-  });
+  }
 
-  it('are re-signed in presigned query form', async () => {
-    const r = await send({
-      host: S3,
-      service: 's3',
-      region: 'us-east-1',
-      method: 'GET',
-      path: '/shared.bin',
-      presign: true,
-    });
-    assert.equal(r.status, 200, r.body);
-    const url = new URL(r.seen.url, 'https://x');
-    assert.match(url.searchParams.get('X-Amz-Credential')!, new RegExp(`^${REAL.accessKeyId}/`));
-    const expected = await sdkSigner(REAL, 'us-east-1', 's3').presign(
-      {
-        method: 'GET',
-        protocol: 'https:',
-        hostname: S3,
-        path: '/shared.bin',
-        query: {},
-        headers: { host: S3 },
-      },
-      {
-        expiresIn: 300,
-        signingDate: new Date(
-          url.searchParams
-            .get('X-Amz-Date')!
-            .replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'),
-        ),
-      },
+  it('are re-signed when the AWS SDK S3 client sends them (x-id query, empty-body hash, whole-body PUT)', async () => {
+    const before = f.upstream.seen.length;
+    const s3 = f.s3Client();
+    await s3.send(
+      new GetObjectCommand({ Bucket: 'bucket', Key: 'dir/x y+ü.txt', VersionId: 'v1' }),
     );
-    assert.equal(url.searchParams.get('X-Amz-Signature'), expected.query!['X-Amz-Signature']);
-  });
-
-  it('refuse chunk-signed uploads with a reason the agent can act on', async () => {
-    const r = await send({
-      host: S3,
-      service: 's3',
-      region: 'us-east-1',
-      method: 'PUT',
-      path: '/big',
-      headers: {
-        'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
-        'x-amz-decoded-content-length': '10',
-      },
-    });
-    assert.equal(r.status, 403);
-    assert.match(r.body, /aws_chunked_unsupported.*unsigned or whole-body payload signing/);
+    await s3.send(new PutObjectCommand({ Bucket: 'bucket', Key: 'small', Body: 'hello' }));
+    const [get, put] = f.upstream.seen.slice(before);
+    assert.match(get!.url, /^\/dir\/x%20y%2B%C3%BC\.txt\?versionId=v1&x-id=GetObject$/);
+    assertVerified(verifyHeaderSigned(get!, REAL));
+    assert.deepEqual(verifyHeaderSigned(put!, REAL), { ok: true, payload: Buffer.from('hello') });
   });
 
   it('go to a host outside the scope unchanged, signed with the useless surrogate', async () => {
-    const r = await send({
+    const r = await signAndSend({
       host: OTHER,
       service: 's3',
       region: 'us-east-1',
@@ -256,9 +280,308 @@ describe('AWS SigV4 requests signed with the surrogate key', () => {
     });
     assert.equal(r.status, 200);
     assert.match(
-      String(r.seen.headers.authorization),
-      new RegExp(`Credential=${sur.accessKeyId}/`),
+      String(r.seen!.headers.authorization),
+      new RegExp(`Credential=${f.surrogate.accessKeyId}/`),
     );
     assert.doesNotMatch(JSON.stringify(r.seen), /REALKEY|realSecret/);
+  });
+});
+
+describe('The path errand re-signs and sends is the path the allowlist checked', () => {
+  it('refuses a presigned request whose target starts with // (read as a host by URL parsers) before the allowlist or the signer sees it', async () => {
+    // The allowlist reads `//public/secret.txt` as /public/secret.txt; URL reads `public` as
+    // a host and /secret.txt as the path, which a re-signer would sign and send.
+    const r = await through({
+      host: LOCKED,
+      target: await presignedTarget(LOCKED, '//public/secret.txt'),
+    });
+    assert.equal(r.status, 400, r.body);
+    assert.match(r.body, /"code":"bad_target"/);
+    assert.equal(r.reached, 0, `reached the upstream as ${r.seen?.url}`);
+    const plain = await through({ host: OTHER, target: '//evil.example/x' });
+    assert.equal(plain.status, 400);
+    assert.equal(plain.reached, 0);
+  });
+
+  it('lets a presigned request for an allowed path of the locked bucket through, re-signed', async () => {
+    const target = await presignedTarget(LOCKED, '/public/readme.txt');
+    const r = await through({ host: LOCKED, target });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.seen!.url.split('?')[0], '/public/readme.txt');
+    assert.equal(verifyPresigned(r.seen!, REAL).ok, true);
+  });
+
+  it('refuses a // target when the re-signer is called directly', async () => {
+    const r = await resignAws(
+      {
+        method: 'GET',
+        host: S3,
+        target: (await presignedTarget(S3, '//bucket2.s3.amazonaws.com/key')) as string,
+        headers: { host: S3 },
+      },
+      f.active,
+    );
+    assert.equal(r.kind, 'refused');
+    assert.equal((r as { code: string }).code, 'bad_target');
+  });
+
+  it('sends a presigned S3 key with %20, %2F, UTF-8 and braces upstream byte for byte as checked, and it verifies', async () => {
+    const path = '/dir/a%2Fb/my%20key%2B%C3%BC%20{v1}.txt';
+    const target = await presignedTarget(S3, path);
+    const r = await through({ host: S3, target });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.seen!.url.split('?')[0], path);
+    assertVerified(verifyPresigned(r.seen!, REAL));
+  });
+
+  it('re-signs a header-signed S3 key with braces over the path it sends', async () => {
+    const r = await signAndSend({
+      host: S3,
+      service: 's3',
+      region: 'us-east-1',
+      method: 'GET',
+      path: '/dir/{v1}%20x.txt',
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.seen!.url, '/dir/{v1}%20x.txt');
+    assertVerified(verifyHeaderSigned(r.seen!, REAL));
+  });
+});
+
+describe('Presigned URLs with their own query parameters', () => {
+  const s3Unsigned = { 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' };
+  interface Shape {
+    name: string;
+    host?: string;
+    service?: string;
+    path?: string;
+    query: Record<string, string | string[]>;
+    headers?: Record<string, string>;
+    /** Headers signed but not hoisted into the query, sent as headers. */
+    keepHeaders?: string[];
+    /** Headers that feed the payload hash without being signed (boto3's implied UNSIGNED-PAYLOAD). */
+    unsigned?: string[];
+    order: 'extras-first' | 'extras-last';
+    bare?: string[];
+  }
+  const shapes: Shape[] = [
+    {
+      name: 'an extra parameter before the X-Amz-* ones',
+      query: { versionId: 'v 1+2' },
+      headers: s3Unsigned,
+      order: 'extras-first',
+    },
+    {
+      name: 'an extra parameter after the X-Amz-* ones',
+      query: { 'response-content-disposition': 'attachment; filename="a b+c ü.txt"' },
+      headers: s3Unsigned,
+      order: 'extras-last',
+    },
+    {
+      name: 'a repeated key',
+      query: { tag: ['b', 'a', 'a b'] },
+      headers: s3Unsigned,
+      order: 'extras-first',
+    },
+    {
+      name: 'values that need encoding',
+      query: { 'x-odd key': "!'()*~ /?&=#%+ü" },
+      headers: s3Unsigned,
+      order: 'extras-last',
+    },
+    {
+      name: 'an empty value and a bare key',
+      query: { 'response-cache-control': '', acl: '' },
+      headers: s3Unsigned,
+      order: 'extras-first',
+      bare: ['acl'],
+    },
+    {
+      name: 'an implied UNSIGNED-PAYLOAD, as boto3 presigns S3',
+      query: { versionId: 'v1' },
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      unsigned: ['x-amz-content-sha256'],
+      order: 'extras-last',
+    },
+    {
+      name: 'a signed SSE-C header the client sends as a header',
+      query: { partNumber: '1' },
+      headers: { ...s3Unsigned, 'x-amz-server-side-encryption-customer-algorithm': 'AES256' },
+      keepHeaders: ['x-amz-server-side-encryption-customer-algorithm'],
+      order: 'extras-first',
+    },
+    {
+      name: 'a service other than S3 (STS), signed over an empty payload',
+      host: STS,
+      service: 'sts',
+      path: '/',
+      query: { Action: 'GetCallerIdentity', Version: '2011-06-15' },
+      order: 'extras-first',
+    },
+  ];
+
+  for (const s of shapes) {
+    it(`re-sign to the signature the SDK gives with the real key: ${s.name}`, async () => {
+      const host = s.host ?? S3;
+      const service = s.service ?? 's3';
+      const path = s.path ?? '/dir/obj.txt';
+      const date = new Date();
+      const request = {
+        method: 'GET',
+        protocol: 'https:',
+        hostname: host,
+        path,
+        query: s.query,
+        headers: { host, ...s.headers },
+      };
+      const options = {
+        expiresIn: 300,
+        signingDate: date,
+        unhoistableHeaders: new Set(s.keepHeaders ?? s.unsigned ?? []),
+        unsignableHeaders: new Set(s.unsigned ?? []),
+      };
+      const p = await sdkSigner(f.surrogate, 'us-east-1', service).presign(request, options);
+      const all = flatten(p.query!);
+      const extras = all.filter(([k]) => !/^X-Amz-/.test(k));
+      const amz = all.filter(([k]) => /^X-Amz-/.test(k));
+      const ordered = s.order === 'extras-first' ? [...extras, ...amz] : [...amz, ...extras];
+      const pairs = ordered.map(
+        ([k, v]) => [k, s.bare?.includes(k) ? undefined : v] as [string, string | undefined],
+      );
+      const sent: Record<string, string> = {};
+      for (const h of s.keepHeaders ?? []) sent[h] = s.headers![h]!;
+      const r = await through({ host, target: `${path}?${encodeQuery(pairs)}`, headers: sent });
+      assert.equal(r.status, 200, r.body);
+
+      const expected = await sdkSigner(REAL, 'us-east-1', service).presign(request, options);
+      const seenQuery = new URLSearchParams(r.seen!.url.split('?')[1]);
+      assert.equal(seenQuery.get('X-Amz-Signature'), expected.query!['X-Amz-Signature']);
+      assert.deepEqual(
+        params(r.seen!.url),
+        params(`?${encodeQuery(flatten(expected.query!))}`),
+        'the upstream got the parameters the reference signed',
+      );
+      assertVerified(verifyPresigned(r.seen!, REAL));
+    });
+  }
+
+  const commands = [
+    {
+      name: 'GetObject',
+      cmd: () => new GetObjectCommand({ Bucket: 'bucket', Key: 'dir/a b+ü.txt' }),
+    },
+    {
+      name: 'GetObject with VersionId and ResponseContentDisposition',
+      cmd: () =>
+        new GetObjectCommand({
+          Bucket: 'bucket',
+          Key: 'report.csv',
+          VersionId: 'v 1',
+          ResponseContentDisposition: 'attachment; filename="r 1+2.csv"',
+        }),
+    },
+    { name: 'PutObject', cmd: () => new PutObjectCommand({ Bucket: 'bucket', Key: 'up.bin' }) },
+  ];
+  for (const c of commands) {
+    it(`re-sign URLs from the AWS SDK's S3 presigner (X-Amz-Content-Sha256, x-id): ${c.name}`, async () => {
+      const signingDate = new Date();
+      const client = (credentials: AwsKey) => new S3Client({ region: 'us-east-1', credentials });
+      const url = new URL(
+        await getSignedUrl(client(f.surrogate), c.cmd(), { expiresIn: 600, signingDate }),
+      );
+      const method = c.name === 'PutObject' ? 'PUT' : 'GET';
+      const r = await through({
+        host: url.host,
+        method,
+        target: url.pathname + url.search,
+        body: method === 'PUT' ? 'data' : undefined,
+      });
+      assert.equal(r.status, 200, r.body);
+      const expected = new URL(
+        await getSignedUrl(client(REAL), c.cmd(), { expiresIn: 600, signingDate }),
+      );
+      assert.deepEqual(params(r.seen!.url), params(expected.search));
+      assertVerified(verifyPresigned(r.seen!, REAL));
+    });
+  }
+
+  it('refuse a presigned URL that repeats a signing parameter (aws_bad_presign)', async () => {
+    const presigned = await presignedTarget(S3, '/k');
+    const credential = new URLSearchParams(presigned.split('?')[1])
+      .get('X-Amz-Credential')!
+      .replace(/^[^/]+/, REAL.accessKeyId);
+    const target = `${presigned}&X-Amz-Credential=${enc(credential)}`;
+    const r = await through({ host: S3, target });
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /"code":"aws_bad_presign"/);
+    assert.equal(r.reached, 0);
+  });
+
+  it('refuse a query with an invalid percent-encoding when a surrogate key signed it (aws_bad_query)', async () => {
+    const presigned = await presignedTarget(S3, '/k');
+    const r = await through({ host: S3, target: `${presigned}&bad=%zz` });
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /"code":"aws_bad_query"/);
+    assert.equal(r.reached, 0);
+    const plain = await through({ host: S3, target: '/k?q=100%' });
+    assert.equal(plain.status, 200, 'a query no surrogate signed passes as it is');
+    assert.equal(plain.seen!.url, '/k?q=100%');
+  });
+});
+
+describe('The lifetime of a presigned URL re-signed with the real key', () => {
+  const presigned = async (o: { expiresIn: number; signingDate: Date }) =>
+    through({ host: S3, target: await presignedTarget(S3, '/shared.bin', o) });
+
+  it(`is capped at ${MAX_PRESIGNED_LIFETIME_SECONDS} s when the URL asks for seven days`, async () => {
+    const r = await presigned({ expiresIn: 7 * 24 * 3600, signingDate: new Date() });
+    assert.equal(r.status, 200, r.body);
+    const v = verifyPresigned(r.seen!, REAL);
+    assert.deepEqual(v, { ok: true, expiresIn: MAX_PRESIGNED_LIFETIME_SECONDS });
+  });
+
+  it('is counted from the re-signing for a URL signed two hours earlier', async () => {
+    const signingDate = new Date(Date.now() - 2 * 3600 * 1000);
+    const r = await presigned({ expiresIn: 86400, signingDate });
+    assert.equal(r.status, 200, r.body);
+    const v = verifyPresigned(r.seen!, REAL);
+    assert.equal(v.ok, true);
+    const { expiresIn } = v as { expiresIn: number };
+    const end =
+      amzDate(new URLSearchParams(r.seen!.url.split('?')[1]).get('X-Amz-Date')!).getTime() +
+      expiresIn * 1000;
+    assert.ok(
+      end <= Date.now() + MAX_PRESIGNED_LIFETIME_SECONDS * 1000,
+      `valid until ${new Date(end).toISOString()}`,
+    );
+    assert.ok(expiresIn > 2 * 3600, 'still valid now');
+  });
+
+  it('keeps a shorter lifetime as it is', async () => {
+    const r = await presigned({ expiresIn: 300, signingDate: new Date() });
+    assert.deepEqual(verifyPresigned(r.seen!, REAL), { ok: true, expiresIn: 300 });
+  });
+
+  it('cannot be pushed into the future: a URL dated a day ahead is refused (aws_date_skew)', async () => {
+    const r = await presigned({ expiresIn: 3600, signingDate: new Date(Date.now() + 86400_000) });
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /"code":"aws_date_skew"/);
+    assert.equal(r.reached, 0);
+  });
+
+  it('a header-signed request dated a day ahead is refused too (aws_date_skew)', async () => {
+    const r = await signAndSend({
+      host: S3,
+      service: 's3',
+      region: 'us-east-1',
+      method: 'GET',
+      path: '/k',
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      date: new Date(Date.now() + 86400_000),
+    });
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /"code":"aws_date_skew"/);
+    assert.equal(r.reached, 0);
   });
 });
