@@ -106,6 +106,7 @@ try {
 
   const executor = await SandboxExecutor.onHost({
     stateDir: join(dir, 'state'),
+    sandboxDir: join(dir, 'sandboxes'),
     cacheDir: cache,
     imageMaxAgeMs: 3_600_000,
     config: () => config,

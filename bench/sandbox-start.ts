@@ -10,7 +10,13 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BASE_IMAGE, ensurePodmanEnv, runContainer } from '../src/sandbox/index.ts';
+import {
+  BASE_IMAGE,
+  type ContainerFolders,
+  containerFolders,
+  ensurePodmanEnv,
+  runContainer,
+} from '../src/sandbox/index.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' } } });
 const RUNS = Number(values.runs);
@@ -28,7 +34,12 @@ function bare(env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
-async function sandboxed(env: NodeJS.ProcessEnv, workspace: string, i: number): Promise<number> {
+async function sandboxed(
+  env: NodeJS.ProcessEnv,
+  folders: ContainerFolders,
+  workspace: string,
+  i: number,
+): Promise<number> {
   const t0 = performance.now();
   let first = 0;
   const r = await runContainer(
@@ -47,6 +58,7 @@ async function sandboxed(env: NodeJS.ProcessEnv, workspace: string, i: number): 
       },
     },
     env,
+    folders,
   );
   if (r.outcome !== 'exited' || !first)
     throw new Error(`sandbox run failed: ${r.outcome} ${r.stderrTail}`);
@@ -58,16 +70,17 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const dir = mkdtempSync(join(tmpdir(), 'errand-bench-'));
 try {
   const env = await ensurePodmanEnv(join(dir, 'state'));
+  const folders = containerFolders(join(dir, 'state'), join(dir, 'sandboxes'));
   const workspace = join(dir, 'workspace');
   mkdirSync(workspace);
   await bare(env);
-  await sandboxed(env, workspace, -1);
+  await sandboxed(env, folders, workspace, -1);
   const baseline: number[] = [];
   const ours: number[] = [];
   // Interleaved, so drift in machine load hits both alike.
   for (let i = 0; i < RUNS; i++) {
     baseline.push(await bare(env));
-    ours.push(await sandboxed(env, workspace, i));
+    ours.push(await sandboxed(env, folders, workspace, i));
   }
   const b = median(baseline);
   const o = median(ours);

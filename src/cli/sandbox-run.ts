@@ -4,16 +4,14 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   realpathSync,
   rmSync,
   statSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
-import { defaultStateDir } from '../config/index.ts';
+import { defaultSandboxDir, defaultStateDir } from '../config/index.ts';
 import {
   ALLOWLIST_FILE,
   type Allowlist,
@@ -26,21 +24,24 @@ import {
 } from '../proxy/index.ts';
 import {
   CA_CERT,
+  containerFolders,
   contextHash,
   ENTRYPOINT,
+  ENTRYPOINT_FILE,
   ensurePodmanEnv,
   IMAGE_REPO,
   ImageCache,
   parseSandboxFile,
+  removeLeftContainerFiles,
   removeOrphans,
   runContainer,
   runPodman,
   type SandboxFile,
   type SandboxMount,
   sandboxFileSchema,
-  writeEntrypoint,
 } from '../sandbox/index.ts';
 import { ErrandError } from '../util/errors.ts';
+import { ownedName, removeLeftBehind } from '../util/owned-names.ts';
 import {
   type Checkout,
   checkoutDefaultCommit,
@@ -80,6 +81,19 @@ const DEFAULT_TIMEOUT_SECONDS = 3600;
 
 function setup(message: string): ErrandError {
   return new ErrandError('sandbox_setup', message);
+}
+
+/**
+ * A new folder for an image build context under the state folder (never the system temp
+ * folder); those a killed CLI left are deleted first.
+ */
+function buildContext(state: string): string {
+  const root = join(state, 'build');
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  removeLeftBehind(root);
+  const dir = join(root, ownedName());
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
 }
 
 export function parseMount(spec: string, cwd: string): SandboxMount {
@@ -282,7 +296,11 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   const podmanEnv = await ensurePodmanEnv(state, o.processEnv);
   // Containers a killed `errand sandbox run` left behind; running ones belong to others.
   await removeOrphans(CLI_INSTANCE, podmanEnv, { exitedOnly: true });
-  const image = await resolveImage(o, source, podmanEnv);
+  // The container mounts copies of errand's files from the sandbox folder, not the state
+  // folder: its mount table shows where each mount comes from.
+  const folders = containerFolders(state, defaultSandboxDir(o.processEnv));
+  removeLeftContainerFiles(folders);
+  const image = await resolveImage(o, source, podmanEnv, state);
 
   // The network: errand's proxy on the host, reached only through a private namespace.
   const ca = await CertificateAuthority.loadOrCreate(join(state, 'proxy', 'ca'));
@@ -318,10 +336,6 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
     throw setup((e as Error).message);
   }
   Object.assign(env, net.env);
-  mounts.push(
-    { source: join(state, 'proxy', 'ca', 'ca.pem'), target: CA_CERT, readOnly: true },
-    { source: writeEntrypoint(state), target: ENTRYPOINT, readOnly: true },
-  );
 
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -334,6 +348,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
         name: `errand-${taskId}`,
         command: [ENTRYPOINT, ...o.command],
         mounts,
+        files: [ENTRYPOINT_FILE, { target: CA_CERT, content: ca.certPem }],
         env,
         limits: {
           memory: settings.limits.memory,
@@ -349,6 +364,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
         onStderr: (c) => process.stderr.write(c),
       },
       podmanEnv,
+      folders,
     );
     switch (r.outcome) {
       case 'timeout':
@@ -381,6 +397,7 @@ async function resolveImage(
   o: SandboxRunOptions,
   source: TrustedSource,
   podmanEnv: NodeJS.ProcessEnv,
+  state: string,
 ): Promise<string> {
   if (o.image) {
     const exists = await runPodman(['image', 'exists', o.image], {
@@ -401,7 +418,7 @@ async function resolveImage(
     if (!existsSync(file)) throw setup(`--containerfile ${o.containerfile}: no such file`);
     context = dirname(file);
   } else {
-    temp = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+    temp = buildContext(state);
     if (!(await source.extract('.errand/container', temp))) {
       rmSync(temp, { recursive: true, force: true });
       throw setup(
@@ -430,7 +447,8 @@ export async function sandboxImage(
   processEnv: NodeJS.ProcessEnv,
   opts: { trustedCommit?: string } = {},
 ): Promise<string> {
-  const podmanEnv = await ensurePodmanEnv(defaultStateDir(processEnv), processEnv);
+  const state = defaultStateDir(processEnv);
+  const podmanEnv = await ensurePodmanEnv(state, processEnv);
   if (action === 'load') {
     if (!dir) throw setup('usage: errand sandbox image load DIR');
     const tars = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.tar')) : [];
@@ -445,7 +463,7 @@ export async function sandboxImage(
     return `loaded ${tars.length} image${tars.length === 1 ? '' : 's'} from ${dir}`;
   }
   const source = await trustedSource(cwd, opts.trustedCommit);
-  const temp = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+  const temp = buildContext(state);
   try {
     if (!(await source.extract('.errand/container', temp)))
       throw setup(`no .errand/container/ in ${await source.from()}`);

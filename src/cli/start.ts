@@ -11,6 +11,7 @@ import {
   formatConfigIssues,
   loadServerConfig,
   type ServerConfig,
+  sandboxDir,
   stateDir,
   watchConfig,
 } from '../config/index.ts';
@@ -80,9 +81,11 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const store = openStore(config);
   let current = config;
-  // One proxy and one CA for every task of this installation; all state under `dir`.
+  // One proxy and one CA for every task of this installation; all state under `dir`, all
+  // that sandboxes mount in the sandbox folder.
   const executor = await SandboxExecutor.onHost({
     stateDir: dir,
+    sandboxDir: sandboxDir(config, process.env),
     cacheDir: defaultCacheDir(process.env),
     imageMaxAgeMs: imageMaxAgeMs(config),
     config: () => current,

@@ -3,10 +3,12 @@ export {
   type ConfigLoadResult,
   defaultCacheDir,
   defaultConfigPath,
+  defaultSandboxDir,
   defaultStateDir,
   formatConfigIssues,
   loadServerConfig,
   parseDotenv,
+  sandboxDir,
   stateDir,
 } from './load.ts';
 export { changedRepos, watchConfig } from './reload.ts';

@@ -57,6 +57,21 @@ export function stateDir(config: ServerConfig, env: NodeJS.ProcessEnv = process.
   return config.execution.state_dir ? resolve(config.execution.state_dir) : defaultStateDir(env);
 }
 
+/**
+ * The folder of what sandboxes mount when the config names none: $XDG_DATA_HOME/errand/
+ * sandboxes. Kept apart from the state folder, whose path a container's mount table would
+ * otherwise show.
+ */
+export function defaultSandboxDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(xdgBase(env, 'XDG_DATA_HOME', ['.local', 'share']), 'errand', 'sandboxes');
+}
+
+export function sandboxDir(config: ServerConfig, env: NodeJS.ProcessEnv = process.env): string {
+  return config.execution.sandbox_dir
+    ? resolve(config.execution.sandbox_dir)
+    : defaultSandboxDir(env);
+}
+
 /** A `!env NAME` or `!secret NAME` reference, resolved after the whole file is read. */
 class TagRef {
   readonly tag: '!env' | '!secret';
@@ -292,6 +307,8 @@ export function parseConfigText(
   // Relative paths in the file are relative to the file, not to wherever errand started.
   if (config.execution.state_dir)
     config.execution.state_dir = resolve(dir, config.execution.state_dir);
+  if (config.execution.sandbox_dir)
+    config.execution.sandbox_dir = resolve(dir, config.execution.sandbox_dir);
   for (const r of Object.values(config.repos)) {
     if (r.network.upstream_ca) r.network.upstream_ca = resolve(dir, r.network.upstream_ca);
   }

@@ -404,6 +404,13 @@ export const serverConfigSchema = z
           .min(1)
           .optional()
           .describe('state folder; default $XDG_STATE_HOME/errand'),
+        sandbox_dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "folder of what sandboxes mount (conversation folders, errand's files and tools), apart from the state folder so a sandbox never learns where that is; default $XDG_DATA_HOME/errand/sandboxes",
+          ),
         hold_sandbox: z
           .boolean()
           .default(true)

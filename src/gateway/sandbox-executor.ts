@@ -1,14 +1,13 @@
 import {
   copyFileSync,
   existsSync,
-  mkdtempSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
@@ -29,6 +28,7 @@ import {
 import {
   BASE_IMAGE,
   CA_CERT,
+  type ContainerFile,
   DEFAULT_CLAUDE_CODE_VERSION,
   ensurePodmanEnv,
   PodmanSandbox,
@@ -42,6 +42,7 @@ import {
 import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
+import { ownedName, removeLeftBehind } from '../util/owned-names.ts';
 import {
   type ConversationDirs,
   type MirrorState,
@@ -66,8 +67,10 @@ export interface SandboxExecutorOptions {
   workspaces: Workspaces;
   driver: SandboxDriver;
   proxy: ProxyServer;
-  /** File holding the CA certificate, mounted into sandboxes. */
-  caFile: string;
+  /** The CA certificate (PEM) sandboxes behind the proxy trust; each gets its own copy. */
+  caCert: string;
+  /** Where image build contexts are written (under the state folder; 0700). */
+  buildDir: string;
   podmanEnv: NodeJS.ProcessEnv;
   agent: AgentRunner;
   logger: Logger;
@@ -160,11 +163,14 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   /**
-   * The executor of one installation on this host: workspaces, the CA and the proxy's
+   * The executor of one installation on this host: mirrors, the CA and the proxy's
    * sockets under `stateDir`, podman sandboxes, the Claude Code CLI cached in `cacheDir`.
+   * What sandboxes mount (conversation folders, copies of errand's files and the CLI) is
+   * under `sandboxDir`, so a sandbox's mount table names no path of the others.
    */
   static async onHost(o: {
     stateDir: string;
+    sandboxDir: string;
     cacheDir: string;
     imageMaxAgeMs: number;
     config: () => ServerConfig;
@@ -176,14 +182,19 @@ export class SandboxExecutor implements TaskExecutor {
     const podmanEnv = await ensurePodmanEnv(o.stateDir);
     return new SandboxExecutor({
       config: o.config,
-      workspaces: new Workspaces({ root: join(o.stateDir, 'workspaces') }),
+      workspaces: new Workspaces({
+        root: join(o.stateDir, 'workspaces'),
+        conversations: join(o.sandboxDir, 'conversations'),
+      }),
       driver: new PodmanSandbox({
         stateDir: o.stateDir,
         cacheDir: o.cacheDir,
+        sandboxDir: o.sandboxDir,
         imageMaxAgeMs: o.imageMaxAgeMs,
       }),
       proxy: new ProxyServer({ ca }),
-      caFile: join(caDir, 'ca.pem'),
+      caCert: ca.certPem,
+      buildDir: join(o.stateDir, 'build'),
       podmanEnv,
       warmNetns: new WarmNetns(podmanEnv),
       holdSandboxes: true,
@@ -244,6 +255,7 @@ export class SandboxExecutor implements TaskExecutor {
           image: prepared.image,
           command: req.command,
           mounts: prepared.mounts,
+          files: prepared.files,
           env,
           limits: sandboxLimits(prepared.limits),
           network: prepared.network,
@@ -402,13 +414,14 @@ export class SandboxExecutor implements TaskExecutor {
       if (h) await this.#discardHeld(h);
       throw e;
     }
-    if (network.kind !== 'netns') mounts = mounts.filter((m) => m.target !== CA_CERT);
+    // Without the proxy there is nothing to trust.
+    const files = network.kind === 'netns' ? this.#files() : [];
     if (held)
       await events.event('sandbox', { step: 'held', detail: 'started before the task came' });
-    return { image, mounts, env, limits, network, outbox, held: held?.sandbox };
+    return { image, mounts, files, env, limits, network, outbox, held: held?.sandbox };
   }
 
-  /** The mounts of a conversation's sandbox: its folders and errand's CA. */
+  /** The mounts of a conversation's sandbox: its folders, the only host paths it sees. */
   #mounts(dirs: ConversationDirs): SandboxMount[] {
     return [
       { source: dirs.workspace, target: SANDBOX_PATHS.workspace },
@@ -416,8 +429,12 @@ export class SandboxExecutor implements TaskExecutor {
       { source: dirs.inbox, target: SANDBOX_PATHS.inbox, readOnly: true },
       { source: dirs.outbox, target: SANDBOX_PATHS.outbox },
       { source: dirs.storage, target: SANDBOX_PATHS.storage },
-      { source: this.#o.caFile, target: CA_CERT, readOnly: true },
     ];
+  }
+
+  /** errand's files a sandbox behind the proxy gets: the CA certificate. */
+  #files(): ContainerFile[] {
+    return [{ target: CA_CERT, content: this.#o.caCert }];
   }
 
   /**
@@ -433,7 +450,9 @@ export class SandboxExecutor implements TaskExecutor {
     events: EventSink,
     cleanup: Array<() => Promise<void> | void>,
   ): Promise<string> {
-    const context = mkdtempSync(join(tmpdir(), 'errand-ctx-'));
+    mkdirSync(this.#o.buildDir, { recursive: true, mode: 0o700 });
+    const context = join(this.#o.buildDir, ownedName());
+    mkdirSync(context, { mode: 0o700 });
     cleanup.push(() => rmSync(context, { recursive: true, force: true }));
     let found: boolean;
     try {
@@ -521,6 +540,7 @@ export class SandboxExecutor implements TaskExecutor {
         .hold({
           image,
           mounts: this.#mounts(dirs),
+          files: this.#files(),
           limits: sandboxLimits(limits),
           network: { kind: 'netns', path: netns.path, dns: netns.dns },
           claudeCodeVersion: claudeVersion(repoConfig),
@@ -778,6 +798,8 @@ export class SandboxExecutor implements TaskExecutor {
   async cleanupOrphans(): Promise<void> {
     // Folders of sandboxes held by an earlier process; their containers go below.
     this.#o.workspaces.removeSpares();
+    // Build contexts of a crashed errand.
+    removeLeftBehind(this.#o.buildDir);
     const removed = await this.#o.driver.removeOrphans();
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { chmod, copyFile, link, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrandError } from '../util/errors.ts';
+import { ownedName, removeLeftBehind } from '../util/owned-names.ts';
 
 /** The Claude Code version errand runs unless a repository pins another. */
 export const DEFAULT_CLAUDE_CODE_VERSION = '2.1.330';
@@ -26,15 +28,57 @@ export function ensureClaudeCli(
   cacheDir: string,
   version: string = DEFAULT_CLAUDE_CODE_VERSION,
 ): Promise<string> {
-  if (!/^\d+\.\d+\.\d+$/.test(version))
-    return Promise.reject(
-      new ErrandError('sandbox_setup', `invalid Claude Code version ${version}`),
-    );
+  if (!validVersion(version)) return Promise.reject(invalidVersion(version));
   const existing = installing.get(version);
   if (existing) return existing;
   const p = install(cacheDir, version).finally(() => installing.delete(version));
   installing.set(version, p);
   return p;
+}
+
+function validVersion(version: string): boolean {
+  return /^\d+\.\d+\.\d+$/.test(version);
+}
+
+function invalidVersion(version: string): ErrandError {
+  return new ErrandError('sandbox_setup', `invalid Claude Code version ${version}`);
+}
+
+const TEMP_PREFIX = '.tmp-';
+
+/**
+ * The binary of `version` where sandboxes mount it from: one copy per version in
+ * `<sandboxDir>/tools/`, since a container's mount table shows the host path of each
+ * mount and errand's cache is not the sandbox's to know. A hardlink of the cached binary
+ * when both are on one file system, else a copy; made aside and renamed into place.
+ */
+export async function sandboxClaudeCli(
+  cacheDir: string,
+  sandboxDir: string,
+  version: string = DEFAULT_CLAUDE_CODE_VERSION,
+): Promise<string> {
+  if (!validVersion(version)) throw invalidVersion(version);
+  const dir = join(sandboxDir, 'tools');
+  const target = join(dir, `claude-${version}`);
+  if (existsSync(target)) return target;
+  const cached = await ensureClaudeCli(cacheDir, version);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Copies a crashed errand left half made.
+  removeLeftBehind(dir, TEMP_PREFIX);
+  const temp = join(dir, ownedName(TEMP_PREFIX));
+  try {
+    try {
+      await link(cached, temp);
+    } catch {
+      // Another file system (EXDEV), or links not allowed here.
+      await copyFile(cached, temp);
+      await chmod(temp, 0o555);
+    }
+    await rename(temp, target);
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return target;
 }
 
 async function install(cacheDir: string, version: string): Promise<string> {

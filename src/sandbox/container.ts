@@ -1,8 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import {
+  type ContainerFile,
+  type ContainerFolders,
+  envFilePath,
+  type OwnFiles,
+  removeOwnFiles,
+  SANDBOX_HOSTNAME,
+  writeOwnFiles,
+} from './container-folders.ts';
 import { runPodman } from './podman.ts';
 
 /** A host folder made visible in the container. Nothing else of the host is. */
@@ -36,6 +43,8 @@ export interface ContainerSpec {
   command: string[];
   workdir?: string;
   mounts: SandboxMount[];
+  /** errand's own files (entrypoint, CA certificate), copied into the container's folder. */
+  files?: ContainerFile[];
   env: Record<string, string>;
   limits: SandboxLimits;
   network: SandboxNetwork;
@@ -89,7 +98,12 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
       : spec.network.kind === 'none'
         ? 'none'
         : 'slirp4netns',
-    ...(spec.network.kind === 'netns' ? ['--dns', spec.network.dns] : []),
+    // podman would copy the host's search domains into resolv.conf.
+    ...(spec.network.kind === 'netns' ? ['--dns', spec.network.dns, '--dns-search', '.'] : []),
+    // Not the host's hosts file and name: errand mounts its own (see HOSTS_FILE).
+    '--no-hosts',
+    '--hostname',
+    SANDBOX_HOSTNAME,
     '--env-file',
     envFile,
     '--workdir',
@@ -130,8 +144,9 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
 export async function runContainer(
   spec: ContainerSpec,
   podmanEnv: NodeJS.ProcessEnv,
+  folders: ContainerFolders,
 ): Promise<ContainerResult> {
-  const started = startContainer(spec, podmanEnv);
+  const started = startContainer(spec, podmanEnv, folders);
   started.arm({ timeoutMs: spec.timeoutMs, signal: spec.signal });
   return await started.result;
 }
@@ -154,14 +169,16 @@ export interface StartedContainer {
 /**
  * Starts `podman run` for the spec and returns at once. Its stdin is `spec.stdin`, or left
  * open for the caller when that is a stream it writes later. Nothing is armed: see `arm`.
+ * Its env file and its copies of errand's files are in `folders`, removed with it.
  */
 export function startContainer(
   spec: ContainerSpec,
   podmanEnv: NodeJS.ProcessEnv,
+  folders: ContainerFolders,
 ): StartedContainer {
   // Values go through a file, not argv, so they do not show in the host's process list.
-  const dir = mkdtempSync(join(tmpdir(), 'errand-env-'));
-  const envFile = join(dir, 'env');
+  const envFile = envFilePath(folders.env);
+  let own: OwnFiles | undefined;
   let stderrTail = '';
   let killedFor: 'timeout' | 'stopped' | undefined;
   let running = true;
@@ -192,13 +209,17 @@ export function startContainer(
     return { outcome: 'exited', exitCode: code, stderrTail: tail(stderrTail) };
   };
   const cleanup = async () => {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(envFile, { force: true });
     await removeContainer(spec.name, podmanEnv);
+    // Only once the container is gone: its mounts are these files.
+    if (own) removeOwnFiles(own);
   };
   let result: Promise<ContainerResult>;
   try {
-    writeFileSync(envFile, envFileText(spec.env), { mode: 0o600 });
-    const child = spawn('podman', runArgs(spec, envFile), {
+    writeFileSync(envFile, envFileText(spec.env), { mode: 0o600, flag: 'wx' });
+    own = writeOwnFiles(folders.files, spec.files ?? []);
+    const mounts = [...spec.mounts, ...own.mounts];
+    const child = spawn('podman', runArgs({ ...spec, mounts }, envFile), {
       env: podmanEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -1,4 +1,5 @@
 import type { ContainerResult, SandboxLimits, SandboxMount, SandboxNetwork } from './container.ts';
+import type { ContainerFile } from './container-folders.ts';
 import type { HeldSandbox } from './held-container.ts';
 import type { BuildResult } from './image-cache.ts';
 
@@ -9,6 +10,8 @@ export interface SandboxCommand {
   image: string;
   command: string[];
   mounts: SandboxMount[];
+  /** errand's files (e.g. its CA certificate), provided read-only; none when undefined. */
+  files?: ContainerFile[];
   env: Record<string, string>;
   limits: SandboxLimits;
   network: SandboxNetwork;
@@ -25,6 +28,7 @@ export interface SandboxCommand {
 export interface SandboxHold {
   image: string;
   mounts: SandboxMount[];
+  files?: ContainerFile[];
   limits: SandboxLimits;
   network: SandboxNetwork;
   claudeCodeVersion?: string;

@@ -1,5 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ContainerFile } from './container-folders.ts';
 
 /** Where errand's own files appear in every sandbox, read-only. */
 export const ERRAND_DIR = '/opt/errand';
@@ -33,13 +32,9 @@ fi
 exec "$@"
 `;
 
-/** Writes the entrypoint under the state folder (when changed) and returns its path. */
-export function writeEntrypoint(stateDir: string): string {
-  const dir = join(stateDir, 'sandbox');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, 'entrypoint.sh');
-  if (!existsSync(path) || readFileSync(path, 'utf8') !== ENTRYPOINT_SCRIPT)
-    writeFileSync(path, ENTRYPOINT_SCRIPT);
-  chmodSync(path, 0o755);
-  return path;
-}
+/** The entrypoint, as each container's own read-only copy. */
+export const ENTRYPOINT_FILE: ContainerFile = {
+  target: ENTRYPOINT,
+  content: ENTRYPOINT_SCRIPT,
+  executable: true,
+};

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { ownedName } from '../util/owned-names.ts';
 import {
   type ContainerResult,
   type ContainerSpec,
@@ -9,6 +9,7 @@ import {
   type StartedContainer,
   startContainer,
 } from './container.ts';
+import type { ContainerFolders } from './container-folders.ts';
 
 /** Where a held sandbox finds its task's command: a folder only that container mounts. */
 export const TASK_DIR = '/opt/errand/task';
@@ -62,18 +63,17 @@ export function goScript(entrypoint: string, cmd: Pick<HeldCommand, 'command' | 
 
 /**
  * Starts `spec` (its command and environment are ignored) with the launcher, and a folder
- * of `controlRoot` mounted read-only at TASK_DIR for the task's script; resolves once the
- * launcher waits. `spec.timeoutMs` is podman's own backstop only: it must cover the wait
+ * beside its copies of errand's files mounted read-only at TASK_DIR for the task's
+ * script; resolves once the launcher waits. `spec.timeoutMs` is podman's own backstop only: it must cover the wait
  * and the task. Fails with the last lines podman wrote when the container ends first.
  */
 export async function holdContainer(
   spec: Omit<ContainerSpec, 'command' | 'env' | 'stdin' | 'signal' | 'onStdout' | 'onStderr'>,
   entrypoint: string,
-  controlRoot: string,
   podmanEnv: NodeJS.ProcessEnv,
+  folders: ContainerFolders,
 ): Promise<HeldSandbox> {
-  mkdirSync(controlRoot, { recursive: true, mode: 0o700 });
-  const control = join(controlRoot, randomBytes(6).toString('hex'));
+  const control = join(folders.files, ownedName());
   mkdirSync(control, { mode: 0o755 });
   // An image may run as a user other than root: the script must be readable by it.
   chmodSync(control, 0o755);
@@ -114,6 +114,7 @@ export async function holdContainer(
       onStderr: (c) => err?.(c),
     },
     podmanEnv,
+    folders,
   );
   const done = started.result.finally(() => rmSync(control, { recursive: true, force: true }));
   done.catch(() => undefined);

@@ -1,4 +1,4 @@
-export { DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli } from './claude-cli.ts';
+export { DEFAULT_CLAUDE_CODE_VERSION, ensureClaudeCli, sandboxClaudeCli } from './claude-cli.ts';
 export {
   type ContainerOutcome,
   type ContainerResult,
@@ -12,14 +12,22 @@ export {
   type SandboxMount,
   type SandboxNetwork,
 } from './container.ts';
+export {
+  type ContainerFile,
+  type ContainerFolders,
+  containerFolders,
+  HOSTS_FILE,
+  removeLeftContainerFiles,
+  SANDBOX_HOSTNAME,
+} from './container-folders.ts';
 export type { SandboxCommand, SandboxDriver, SandboxHold } from './driver.ts';
 export {
   CA_CERT,
   CLAUDE_BIN,
   ENTRYPOINT,
+  ENTRYPOINT_FILE,
   ENTRYPOINT_SCRIPT,
   ERRAND_DIR,
-  writeEntrypoint,
 } from './entrypoint.ts';
 export { type HeldCommand, type HeldSandbox, TASK_DIR } from './held-container.ts';
 export {

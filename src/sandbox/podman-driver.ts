@@ -1,59 +1,80 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 
-import { ensureClaudeCli } from './claude-cli.ts';
+import { sandboxClaudeCli } from './claude-cli.ts';
 import {
   type ContainerResult,
   removeOrphans,
   runContainer,
   type SandboxMount,
 } from './container.ts';
+import {
+  type ContainerFile,
+  type ContainerFolders,
+  containerFolders,
+  removeLeftContainerFiles,
+} from './container-folders.ts';
 import type { SandboxCommand, SandboxDriver, SandboxHold } from './driver.ts';
-import { CLAUDE_BIN, ENTRYPOINT, writeEntrypoint } from './entrypoint.ts';
+import { CLAUDE_BIN, ENTRYPOINT, ENTRYPOINT_FILE } from './entrypoint.ts';
 import { type HeldSandbox, holdContainer } from './held-container.ts';
 import { type BuildResult, ImageCache } from './image-cache.ts';
 import { ensurePodmanEnv } from './podman.ts';
 
-/** Sandboxes as podman containers on this host (rootless when errand runs as a user). */
+/**
+ * Sandboxes as podman containers on this host (rootless when errand runs as a user).
+ * Everything a container mounts of errand's own (entrypoint, CLI, the files a command
+ * brings) is a copy under `sandboxDir`: the mount table inside shows each mount's host
+ * path, and the state and cache folders are not the sandbox's to know.
+ */
 export class PodmanSandbox implements SandboxDriver {
   readonly #stateDir: string;
   readonly #cacheDir: string;
+  readonly #sandboxDir: string;
   readonly #instance: string;
   readonly #imageMaxAgeMs: number;
   #env: NodeJS.ProcessEnv | undefined;
   #images: ImageCache | undefined;
-  #entrypoint: string | undefined;
+  #folders: ContainerFolders | undefined;
 
-  constructor(opts: { stateDir: string; cacheDir: string; imageMaxAgeMs: number }) {
+  constructor(opts: {
+    stateDir: string;
+    cacheDir: string;
+    sandboxDir: string;
+    imageMaxAgeMs: number;
+  }) {
     this.#stateDir = opts.stateDir;
     this.#cacheDir = opts.cacheDir;
+    this.#sandboxDir = opts.sandboxDir;
     this.#imageMaxAgeMs = opts.imageMaxAgeMs;
     // One installation, one label: two errands with different state folders never remove
     // each other's containers.
     this.#instance = `gw-${createHash('sha256').update(opts.stateDir).digest('hex').slice(0, 12)}`;
   }
 
-  async #ready(): Promise<{ env: NodeJS.ProcessEnv; images: ImageCache; entrypoint: string }> {
+  async #ready(): Promise<{
+    env: NodeJS.ProcessEnv;
+    images: ImageCache;
+    folders: ContainerFolders;
+  }> {
     this.#env ??= await ensurePodmanEnv(this.#stateDir);
     this.#images ??= new ImageCache({
       podmanEnv: this.#env,
       maxAgeMs: this.#imageMaxAgeMs,
       owner: this.#instance,
     });
-    this.#entrypoint ??= writeEntrypoint(this.#stateDir);
-    return { env: this.#env, images: this.#images, entrypoint: this.#entrypoint };
+    this.#folders ??= containerFolders(this.#stateDir, this.#sandboxDir);
+    return { env: this.#env, images: this.#images, folders: this.#folders };
   }
 
   async prepareImage(contextDir: string): Promise<BuildResult> {
     return await (await this.#ready()).images.ensure(contextDir);
   }
 
-  /** The task's mounts plus errand's own: the entrypoint and, when asked for, the CLI. */
-  async #mounts(cmd: { mounts: SandboxMount[]; claudeCodeVersion?: string }, entrypoint: string) {
-    const mounts = [...cmd.mounts, { source: entrypoint, target: ENTRYPOINT, readOnly: true }];
+  /** The task's mounts plus, when asked for, the CLI. */
+  async #mounts(cmd: { mounts: SandboxMount[]; claudeCodeVersion?: string }) {
+    const mounts = [...cmd.mounts];
     if (cmd.claudeCodeVersion) {
       mounts.push({
-        source: await ensureClaudeCli(this.#cacheDir, cmd.claudeCodeVersion),
+        source: await sandboxClaudeCli(this.#cacheDir, this.#sandboxDir, cmd.claudeCodeVersion),
         target: CLAUDE_BIN,
         readOnly: true,
       });
@@ -61,15 +82,20 @@ export class PodmanSandbox implements SandboxDriver {
     return mounts;
   }
 
+  /** The command's files plus errand's entrypoint. */
+  #files(cmd: { files?: ContainerFile[] }): ContainerFile[] {
+    return [ENTRYPOINT_FILE, ...(cmd.files ?? [])];
+  }
+
   async run(cmd: SandboxCommand): Promise<ContainerResult> {
-    const { env, entrypoint } = await this.#ready();
-    const mounts = await this.#mounts(cmd, entrypoint);
+    const { env, folders } = await this.#ready();
     const result = await runContainer(
       {
         image: cmd.image,
         name: `errand-${this.#instance}-${cmd.taskId}-${Date.now().toString(36)}`,
         command: [ENTRYPOINT, ...cmd.command],
-        mounts,
+        mounts: await this.#mounts(cmd),
+        files: this.#files(cmd),
         env: cmd.env,
         limits: cmd.limits,
         network: cmd.network,
@@ -81,6 +107,7 @@ export class PodmanSandbox implements SandboxDriver {
         onStderr: cmd.onStderr,
       },
       env,
+      folders,
     );
     // An image removed behind errand's back is looked up (and rebuilt) next time.
     if (result.outcome === 'failed_to_start') this.#images?.forget(cmd.image);
@@ -88,20 +115,21 @@ export class PodmanSandbox implements SandboxDriver {
   }
 
   async hold(spec: SandboxHold): Promise<HeldSandbox> {
-    const { env, entrypoint } = await this.#ready();
+    const { env, folders } = await this.#ready();
     const held = await holdContainer(
       {
         image: spec.image,
         name: `errand-${this.#instance}-held-${Date.now().toString(36)}${randomBytes(3).toString('hex')}`,
-        mounts: await this.#mounts(spec, entrypoint),
+        mounts: await this.#mounts(spec),
+        files: this.#files(spec),
         limits: spec.limits,
         network: spec.network,
         labels: { 'errand.instance': this.#instance, 'errand.task': 'held' },
         timeoutMs: spec.maxLifetimeMs,
       },
       ENTRYPOINT,
-      join(this.#stateDir, 'sandbox', 'held'),
       env,
+      folders,
     );
     return {
       get ready() {
@@ -121,7 +149,11 @@ export class PodmanSandbox implements SandboxDriver {
     return await (await this.#ready()).images.prune(2 * this.#imageMaxAgeMs);
   }
 
+  /** Also deletes the env files and file copies of containers of a crashed errand. */
   async removeOrphans(): Promise<string[]> {
-    return await removeOrphans(this.#instance, (await this.#ready()).env);
+    const { env, folders } = await this.#ready();
+    const removed = await removeOrphans(this.#instance, env);
+    removeLeftContainerFiles(folders);
+    return removed;
   }
 }

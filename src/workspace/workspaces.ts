@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
+import { leftBehind, ownedName } from '../util/owned-names.ts';
 import { git, gitOk, stripCredentials } from './git.ts';
 import { TrustedTree } from './trusted-tree.ts';
 
@@ -85,14 +86,18 @@ function tempName(base: string): string {
  * trusted files (`.errand/`) read from the mirror's default branch, never from a clone the
  * agent can change.
  *
- * Layout under `root`: `mirrors/<repoId>.git` and
- * `conversations/<repoId>/<conversationId>/{workspace,agent,inbox,outbox,storage}`.
+ * Layout: `<root>/mirrors/<repoId>.git`, and
+ * `<conversations>/<repoId>/<conversationId>/{workspace,agent,inbox,outbox,storage}`
+ * (a conversation an older errand made under `<root>/conversations/` stays there).
  *
  * git never runs in a workspace once it has been handed to the agent: the agent controls
  * its `.git/config` (`core.fsmonitor`, hooks), which git on the host would execute.
  */
 export class Workspaces {
   readonly #root: string;
+  readonly #conversations: string;
+  /** Where an older errand made conversation folders; undefined when it is #conversations. */
+  readonly #legacy: string | undefined;
   readonly #refreshing = new Map<string, Promise<MirrorState>>();
   readonly #preparing = new Map<string, Promise<{ dirs: ConversationDirs; created: boolean }>>();
   readonly #branches = new Map<string, string>();
@@ -103,13 +108,21 @@ export class Workspaces {
   /** The last commit's trusted files read per repository. */
   readonly #trees = new Map<string, TrustedTree>();
 
-  /** `root` (e.g. `<stateDir>/workspaces`) is created with mode 0700. */
-  constructor(opts: { root: string }) {
+  /**
+   * `root` (e.g. `<stateDir>/workspaces`) holds the mirrors; `conversations` (e.g.
+   * `<sandboxDir>/conversations`, default `<root>/conversations`) the conversations'
+   * folders, which sandboxes mount. Both are created with mode 0700.
+   */
+  constructor(opts: { root: string; conversations?: string }) {
     this.#root = opts.root;
-    mkdirSync(opts.root, { recursive: true, mode: 0o700 });
-    chmodSync(opts.root, 0o700);
+    const legacy = join(opts.root, 'conversations');
+    this.#conversations = opts.conversations ?? legacy;
+    this.#legacy = this.#conversations === legacy ? undefined : legacy;
+    for (const d of [opts.root, this.#conversations]) {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chmodSync(d, 0o700);
+    }
     mkdirSync(join(opts.root, 'mirrors'), { recursive: true, mode: 0o700 });
-    mkdirSync(join(opts.root, 'conversations'), { recursive: true, mode: 0o700 });
   }
 
   /** The bare mirror of a repository (host only; never mounted). */
@@ -311,11 +324,16 @@ export class Workspaces {
     return tree && createHash('sha256').update(`git-tree ${tree}`).digest('hex');
   }
 
-  /** The conversation's folders (nothing is created). Ids are checked before any path is built. */
+  /**
+   * The conversation's folders (nothing is created): where an older errand made them, if
+   * it did, else under the conversations folder. Ids are checked before any path is built.
+   */
   dirs(repoId: string, conversationId: string): ConversationDirs {
     checkId('repository', repoId);
     checkId('conversation', conversationId);
-    return dirsUnder(join(this.#root, 'conversations', repoId, conversationId));
+    const legacy = this.#legacy && join(this.#legacy, repoId, conversationId);
+    if (legacy && existsSync(legacy)) return dirsUnder(legacy);
+    return dirsUnder(join(this.#conversations, repoId, conversationId));
   }
 
   /**
@@ -359,13 +377,12 @@ export class Workspaces {
   /**
    * Folders for a conversation that has not begun yet, so a sandbox can mount them before
    * its task comes (see adoptSpare). Their workspace is empty; they live beside the
-   * conversations' (a rename moves them), under a name no conversation id can take.
+   * conversations' (a rename moves them), under a name no conversation id can take, that
+   * names the process they are for.
    */
   async spareDirs(repoId: string): Promise<ConversationDirs> {
     checkId('repository', repoId);
-    const dirs = dirsUnder(
-      join(this.#root, 'conversations', repoId, `${SPARE}${randomBytes(6).toString('hex')}`),
-    );
+    const dirs = dirsUnder(join(this.#conversations, repoId, ownedName(SPARE)));
     for (const d of [dirs.workspace, dirs.agentState, dirs.inbox, dirs.outbox, dirs.storage])
       mkdirSync(d, { recursive: true, mode: 0o700 });
     return dirs;
@@ -417,18 +434,23 @@ export class Workspaces {
     });
   }
 
-  /** Deletes spare folders (all of them when none is named: those of an earlier process). */
+  /**
+   * Deletes spare folders: the one named, or when none is, those of errand processes that
+   * are gone (another errand may share the conversations folder).
+   */
   removeSpares(spare?: ConversationDirs): void {
     if (spare) {
       rmSync(spare.root, { recursive: true, force: true });
       return;
     }
-    const conversations = join(this.#root, 'conversations');
-    for (const repo of readdirSync(conversations, { withFileTypes: true })) {
-      if (!repo.isDirectory()) continue;
-      for (const name of readdirSync(join(conversations, repo.name)))
-        if (name.startsWith(SPARE))
-          rmSync(join(conversations, repo.name, name), { recursive: true, force: true });
+    for (const conversations of [this.#conversations, this.#legacy]) {
+      if (!conversations || !existsSync(conversations)) continue;
+      for (const repo of readdirSync(conversations, { withFileTypes: true })) {
+        if (!repo.isDirectory()) continue;
+        for (const name of readdirSync(join(conversations, repo.name)))
+          if (leftBehind(name, SPARE))
+            rmSync(join(conversations, repo.name, name), { recursive: true, force: true });
+      }
     }
   }
 

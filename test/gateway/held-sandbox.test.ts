@@ -10,8 +10,12 @@ import type { Store } from '../../src/store/types.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { commit, initRepo } from '../harness/git.ts';
 import { heldContainers as listHeld } from '../harness/held-containers.ts';
-import type { MemoryChannel } from '../harness/memory-channel.ts';
-import { type SandboxGateway, startSandboxGateway } from '../harness/sandbox-gateway.ts';
+import {
+  askSandboxGateway,
+  type SandboxGateway,
+  sandboxDirBeside,
+  startSandboxGateway,
+} from '../harness/sandbox-gateway.ts';
 import { ShellAgent } from '../harness/shell-agent.ts';
 import { startUpstream } from '../harness/upstream.ts';
 
@@ -29,7 +33,6 @@ let store: Store;
 let sandboxGateway: SandboxGateway;
 let executor: SandboxExecutor;
 let config: ServerConfig;
-let channel: MemoryChannel;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-held-exec-'));
@@ -47,7 +50,6 @@ before(async () => {
   state = join(dir, 'state');
   sandboxGateway = await startSandboxGateway({ config, stateDir: state, agent: new ShellAgent() });
   ({ executor, store } = sandboxGateway);
-  channel = sandboxGateway.channels.get('app')!;
 });
 after(async () => {
   await sandboxGateway.close();
@@ -55,18 +57,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function ask(script: string, thread: string) {
-  const n = channel.sent.length;
-  await channel.send(script, { thread, id: `${thread}-${n}-${Date.now()}` });
-  const d = (await channel.waitForSent(n + 1, 120_000))[n]!.delivery;
-  const tasks = await store.listTasks({ conversationId: d.conversationId! });
-  const held = (await store.listEvents(tasks.at(-1)!.id)).some(
-    (e) => e.kind === 'sandbox' && (e.data as { step?: string }).step === 'held',
-  );
-  // The next one is started once this task's sandbox is gone.
-  await executor.settle();
-  return { ...d, held };
-}
+// The next one is started once this task's sandbox is gone: ask waits for it.
+const ask = (script: string, thread: string) =>
+  askSandboxGateway(sandboxGateway, 'app', script, thread);
 
 const heldContainers = () => listHeld(state);
 
@@ -158,7 +151,7 @@ describe('sandboxes held for the next task', () => {
   it("goes with its conversation's folders, and never deletes them itself", async () => {
     const d = await ask('echo kept > kept.txt', 'c6');
     const conversation = (await store.getConversation(d.conversationId!))!;
-    const folders = join(state, 'workspaces', 'conversations', 'app', conversation.id);
+    const folders = join(sandboxDirBeside(state), 'conversations', 'app', conversation.id);
     const before = await count();
     await executor.removeConversation(conversation);
     assert.equal(await count(), before - 1, "the conversation's held sandbox went first");
@@ -166,7 +159,7 @@ describe('sandboxes held for the next task', () => {
   });
 
   it('are removed when errand closes, with their spare folders and none of a conversation', async () => {
-    const conversations = join(state, 'workspaces', 'conversations', 'app');
+    const conversations = join(sandboxDirBeside(state), 'conversations', 'app');
     const c2 = (await store.listConversations({ repoId: 'app' })).find((c) => c.threadKey === 'c2');
     const notes = join(conversations, c2!.id, 'workspace', 'notes.txt');
     assert.ok(existsSync(notes));

@@ -202,6 +202,7 @@ repos:
   const state = join(dir, 'state');
   const executor = await SandboxExecutor.onHost({
     stateDir: state,
+    sandboxDir: join(dir, 'sandboxes'),
     cacheDir: defaultCacheDir(),
     imageMaxAgeMs: 3_600_000,
     config: () => config,

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ServerConfig } from '../../src/config/index.ts';
 import { defaultCacheDir } from '../../src/config/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
@@ -20,18 +20,50 @@ export interface SandboxGateway {
 }
 
 /**
+ * Sends `script` to the repository's channel in `thread` and waits for the reply; `held`
+ * tells whether the task ran in a sandbox held for it. Returns once the sandboxes held
+ * after it are started too.
+ */
+export async function askSandboxGateway(
+  g: SandboxGateway,
+  repo: string,
+  script: string,
+  thread: string,
+) {
+  const channel = g.channels.get(repo)!;
+  const n = channel.sent.length;
+  await channel.send(script, { thread, id: `${thread}-${n}-${Date.now()}` });
+  const d = (await channel.waitForSent(n + 1, 120_000))[n]!.delivery;
+  const tasks = await g.store.listTasks({ conversationId: d.conversationId! });
+  const held = (await g.store.listEvents(tasks.at(-1)!.id)).some(
+    (e) => e.kind === 'sandbox' && (e.data as { step?: string }).step === 'held',
+  );
+  await g.executor.settle();
+  return { ...d, held };
+}
+
+/** The sandbox folder startSandboxGateway uses when given none: beside the state folder. */
+export function sandboxDirBeside(stateDir: string): string {
+  return join(dirname(stateDir), `sandboxes-${basename(stateDir)}`);
+}
+
+/**
  * A started gateway whose tasks run for real: the host's SandboxExecutor (podman, the
- * proxy, the workspace under `stateDir`) with `agent` inside, and a MemoryChannel per
- * repository to send messages and read replies.
+ * proxy, the mirrors under `stateDir`, the conversations under `sandboxDir`, default
+ * sandboxDirBeside(stateDir)) with `agent` inside, and a MemoryChannel per repository to
+ * send messages and read replies.
  */
 export async function startSandboxGateway(o: {
   config: ServerConfig;
   stateDir: string;
+  sandboxDir?: string;
+  cacheDir?: string;
   agent: AgentRunner;
 }): Promise<SandboxGateway> {
   const executor = await SandboxExecutor.onHost({
     stateDir: o.stateDir,
-    cacheDir: defaultCacheDir(),
+    sandboxDir: o.sandboxDir ?? sandboxDirBeside(o.stateDir),
+    cacheDir: o.cacheDir ?? defaultCacheDir(),
     imageMaxAgeMs: 3_600_000,
     config: () => o.config,
     agent: o.agent,

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   BASE_IMAGE,
+  type ContainerFolders,
   type ContainerSpec,
+  containerFolders,
   ensurePodmanEnv,
   runContainer,
   runPodman,
@@ -13,11 +15,13 @@ import {
 
 let root: string;
 let env: NodeJS.ProcessEnv;
+let folders: ContainerFolders;
 let n = 0;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'errand-box-'));
   env = await ensurePodmanEnv(join(root, 'state'));
+  folders = containerFolders(join(root, 'state'), join(root, 'sandboxes'));
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -40,6 +44,7 @@ async function run(command: string, over: Partial<ContainerSpec> = {}) {
   const r = await runContainer(
     { ...spec(command, over), onStdout: (c) => (stdout += c.toString()) },
     env,
+    folders,
   );
   return { ...r, stdout };
 }

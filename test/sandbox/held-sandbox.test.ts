@@ -14,6 +14,7 @@ before(async () => {
   sandbox = new PodmanSandbox({
     stateDir: join(root, 'state'),
     cacheDir: defaultCacheDir(),
+    sandboxDir: join(root, 'sandboxes'),
     imageMaxAgeMs: 3_600_000,
   });
 });
@@ -75,7 +76,8 @@ describe('a sandbox held for its task', () => {
     });
     assert.equal(r.outcome, 'exited', r.stderrTail);
     assert.deepEqual(out.trim().split('\n'), ['go.sh', 'read-only']);
-    assert.deepEqual(readdirSync(join(root, 'state', 'sandbox', 'held')), []);
+    // Its folder and its copies of errand's files are gone with the container.
+    assert.deepEqual(readdirSync(join(root, 'sandboxes', 'tasks')), []);
   });
 
   it('starts its time limit with the task, not when it was held', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   BASE_IMAGE,
+  containerFolders,
   ensurePodmanEnv,
   ImageCache,
   runContainer,
@@ -47,6 +48,7 @@ async function marker(image: string): Promise<string> {
       onStdout: (c) => (out += c),
     },
     env,
+    containerFolders(join(root, 'state'), join(root, 'sandboxes')),
   );
   return out.trim();
 }

@@ -25,6 +25,7 @@ function driver(name: string): PodmanSandbox {
   return new PodmanSandbox({
     stateDir: join(root, name),
     cacheDir: CACHE,
+    sandboxDir: join(root, `${name}-sandboxes`),
     imageMaxAgeMs: 3_600_000,
   });
 }
@@ -63,7 +64,7 @@ describe('the podman sandbox driver', () => {
     const other = driver('other');
     const script = `
       const { PodmanSandbox, BASE_IMAGE } = await import(${JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href)});
-      const d = new PodmanSandbox({ stateDir: process.argv[1], cacheDir: '/nonexistent', imageMaxAgeMs: 1 });
+      const d = new PodmanSandbox({ stateDir: process.argv[1], cacheDir: '/nonexistent', sandboxDir: process.argv[1] + '-sandboxes', imageMaxAgeMs: 1 });
       process.stdout.write('starting\\n');
       await d.run({ taskId: process.argv[2], image: BASE_IMAGE, command: ['sleep', '300'], mounts: [], env: {}, limits: {}, network: { kind: 'none' }, timeoutMs: 300000 });`;
     const start = (stateDir: string, task: string) =>

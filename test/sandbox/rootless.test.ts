@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, ensurePodmanEnv } from '../../src/sandbox/index.ts';
+import { BASE_IMAGE, ensurePodmanEnv, HOSTS_FILE } from '../../src/sandbox/index.ts';
 import { MAIN } from '../harness/cli.ts';
 
 // errand run by a normal user gets rootless podman and a network namespace inside podman's
@@ -71,13 +71,34 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
     assert.equal(left.stdout.trim(), '', 'no container left');
   });
 
+  it("shows a rootless sandbox no path of the user's errand state, cache or config folder, nor the host's name", () => {
+    const home = as('printf %s "$HOME"').stdout;
+    assert.ok(home.startsWith('/'), home);
+    const r = as(
+      `mkdir -p ~/proj && cd ~/proj && ${NODE} ${MAIN} sandbox run --image ${BASE_IMAGE} -- sh -c 'cat /proc/self/mountinfo; echo ==; cat /etc/hosts; echo ==; hostname; echo ==; cat /run/.containerenv; echo ==; curl -sS -m 5 -o /dev/null -w "%{http_code}\n" https://blocked.example/'`,
+    );
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const [mountinfo, hosts, name, containerenv, https] = r.stdout.split('==\n');
+    for (const folder of ['.local/state/errand', '.cache/errand', '.config/errand'])
+      assert.ok(!r.stdout.includes(`${home}/${folder}`), `${folder} shows:\n${r.stdout}`);
+    // What it mounts of errand's is the sandbox folder's (podman's own storage is podman's).
+    assert.match(
+      mountinfo!,
+      new RegExp(` ${home}/\\.local/share/errand/sandboxes/tasks/\\S+ /opt/errand/ca\\.pem `),
+    );
+    assert.equal(hosts, HOSTS_FILE);
+    assert.equal(name, 'sandbox\n');
+    assert.ok(!containerenv!.includes(home), containerenv);
+    assert.equal(https, '403\n', "errand's CA is trusted: the proxy answered over TLS");
+  });
+
   it('holds a sandbox in its own network namespace and runs the task that comes later', () => {
     const src = (p: string) => JSON.stringify(new URL(`../../src/${p}`, import.meta.url).href);
     const script = `
       const { PodmanSandbox, BASE_IMAGE, ensurePodmanEnv } = await import(${src('sandbox/index.ts')});
       const { startSandboxNetns } = await import(${src('proxy/index.ts')});
       const state = process.env.HOME + '/held-state';
-      const sandbox = new PodmanSandbox({ stateDir: state, cacheDir: '/nonexistent', imageMaxAgeMs: 3600000 });
+      const sandbox = new PodmanSandbox({ stateDir: state, cacheDir: '/nonexistent', sandboxDir: process.env.HOME + '/held-sandboxes', imageMaxAgeMs: 3600000 });
       const ns = await startSandboxNetns(await ensurePodmanEnv(state));
       const held = await sandbox.hold({ image: BASE_IMAGE, mounts: [], limits: { memory: '256m' },
         network: { kind: 'netns', path: ns.path, dns: ns.dns }, maxLifetimeMs: 120000 });

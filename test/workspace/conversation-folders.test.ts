@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, it } from 'node:test';
 import { commit, type Fixture, fixture, sh } from './origin-repo.ts';
@@ -11,9 +12,9 @@ beforeEach(async () => {
 });
 afterEach(() => f.cleanup());
 
-it('lays out the workspace, agent state, inbox, outbox and storage under the conversation', async () => {
+it('lays out the workspace, agent state, inbox, outbox and storage under the conversation, in the sandbox folder', async () => {
   const { dirs } = await f.ws.prepareConversation(f.repo, 'c_1');
-  const root = join(f.root, 'state', 'conversations', 'app', 'c_1');
+  const root = join(f.root, 'sandboxes', 'conversations', 'app', 'c_1');
   assert.deepEqual(dirs, {
     root,
     workspace: join(root, 'workspace'),
@@ -128,8 +129,37 @@ it('refuses spare folders for a conversation that has folders, and leaves both a
 
 it('removes the spare folders an earlier process left, and no conversation', async () => {
   await f.ws.prepareConversation(f.repo, 'c_1');
+  const conversations = join(f.root, 'sandboxes', 'conversations', 'app');
+  // A process that is gone (its id is free once it exited), and an older errand's name.
+  const dead = spawnSync('true').pid!;
+  const left = [join(conversations, `.spare-${dead}-0a1b2c`), join(conversations, '.spare-0a1b2c')];
+  const legacy = join(f.root, 'state', 'conversations', 'app', '.spare-0a1b2c');
+  for (const d of [...left, legacy]) mkdirSync(join(d, 'workspace'), { recursive: true });
+  f.ws.removeSpares();
+  for (const d of [...left, legacy]) assert.equal(existsSync(d), false, d);
+  assert.ok(existsSync(f.ws.dirs('app', 'c_1').workspace));
+});
+
+it('keeps the spare folders of a process that is running (another errand on the same folder)', async () => {
   const spare = await f.ws.spareDirs('app');
   f.ws.removeSpares();
-  assert.equal(existsSync(spare.root), false);
-  assert.ok(existsSync(f.ws.dirs('app', 'c_1').workspace));
+  assert.ok(existsSync(spare.workspace));
+});
+
+it('keeps using the folders of a conversation an older errand made under the state folder', async () => {
+  const legacy = join(f.root, 'state', 'conversations', 'app', 'c_old');
+  mkdirSync(join(legacy, 'workspace'), { recursive: true });
+  writeFileSync(join(legacy, 'workspace', 'wip.txt'), 'from before');
+  const { dirs, created } = await f.ws.prepareConversation(f.repo, 'c_old');
+  assert.equal(created, false);
+  assert.equal(dirs.root, legacy);
+  assert.equal(readFileSync(join(dirs.workspace, 'wip.txt'), 'utf8'), 'from before');
+  assert.ok(existsSync(dirs.outbox));
+  await f.ws.removeConversation('app', 'c_old');
+  assert.equal(existsSync(legacy), false);
+  // A new conversation goes to the sandbox folder.
+  assert.equal(
+    f.ws.dirs('app', 'c_new').root,
+    join(f.root, 'sandboxes', 'conversations', 'app', 'c_new'),
+  );
 });

@@ -16,7 +16,8 @@ export interface Fixture {
 
 /**
  * A temp folder with an origin repository (default branch `branch`, one commit with
- * README.md and an `.errand/` folder) and a Workspaces under `<root>/state`.
+ * README.md and an `.errand/` folder) and a Workspaces with its mirrors under
+ * `<root>/state` and its conversations under `<root>/sandboxes/conversations`.
  */
 export function fixture(branch = 'main'): Fixture {
   const root = mkdtempSync(join(tmpdir(), 'errand-ws-'));
@@ -36,7 +37,10 @@ export function fixture(branch = 'main'): Fixture {
   return {
     root,
     origin,
-    ws: new Workspaces({ root: join(root, 'state') }),
+    ws: new Workspaces({
+      root: join(root, 'state'),
+      conversations: join(root, 'sandboxes', 'conversations'),
+    }),
     repo: { id: 'app', gitUrl: origin },
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
