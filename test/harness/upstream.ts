@@ -8,7 +8,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { ProxySession } from '../../src/proxy/index.ts';
 import { CertificateAuthority } from '../../src/proxy/index.ts';
 
@@ -17,6 +17,12 @@ export interface Seen {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The TLS server name the proxy asked for; undefined over plain HTTP. */
+  servername?: string;
+}
+
+function servernameOf(req: IncomingMessage): string | undefined {
+  return req.socket instanceof TLSSocket ? (req.socket.servername as string) : undefined;
 }
 
 /**
@@ -42,7 +48,13 @@ export async function startUpstream(
     res: import('node:http').ServerResponse,
   ) => {
     if (opts.git && req.url?.includes('.git/')) {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: '',
+        servername: servernameOf(req),
+      });
       opts.git(req, res);
       return;
     }
@@ -51,7 +63,13 @@ export async function startUpstream(
       body += c;
     });
     req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        servername: servernameOf(req),
+      });
       if (req.url?.startsWith('/big/')) {
         const n = Number(req.url.slice(5));
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
@@ -116,7 +134,7 @@ export async function viaProxy(
     host: string;
     method?: string;
     path: string;
-    headers?: Record<string, string>;
+    headers?: Record<string, string | string[]>;
     body?: string;
   },
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
@@ -144,5 +162,35 @@ export async function viaProxy(
     });
     req.on('error', reject);
     req.end(o.body);
+  });
+}
+
+/**
+ * Writes `text` as is into a new connection to a proxy session (TLS on 443, with
+ * `tls.servername`) and returns all the proxy answered until it closed the connection, or
+ * the handshake error. For what an HTTP client would not send: h2c upgrades, HTTP/1.0
+ * without Host, absolute-form targets. Send `Connection: close` where the proxy would
+ * otherwise keep the connection open.
+ */
+export async function rawExchange(
+  session: ProxySession,
+  port: 80 | 443,
+  text: string,
+  tls: Omit<ConnectionOptions, 'socket'> = {},
+): Promise<{ answer: string; error?: Error }> {
+  const raw = await connectToSession(session, port);
+  const socket = port === 443 ? tlsConnect({ ...tls, socket: raw }) : raw;
+  return new Promise((resolve) => {
+    let answer = '';
+    socket.on('data', (c) => {
+      answer += c;
+    });
+    socket.on('error', (error) => {
+      socket.destroy();
+      resolve({ answer, error });
+    });
+    socket.on('close', () => resolve({ answer }));
+    if (port === 443) socket.once('secureConnect', () => socket.write(text));
+    else socket.write(text);
   });
 }

@@ -262,3 +262,49 @@ describe('AWS SigV4 requests signed with the surrogate key', () => {
     assert.doesNotMatch(JSON.stringify(r.seen), /REALKEY|realSecret/);
   });
 });
+
+describe('AWS requests that cannot be re-signed', () => {
+  const auth = `AWS4-HMAC-SHA256 Credential=${sur.accessKeyId}/20250101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`;
+  const rows: Array<{
+    name: string;
+    code: string;
+    path: string;
+    headers: Record<string, string>;
+    body?: string;
+  }> = [
+    {
+      name: 'a header signature without X-Amz-Date',
+      code: 'aws_no_date',
+      path: '/object',
+      headers: { authorization: auth, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    },
+    {
+      name: 'a presigned URL without X-Amz-Date',
+      code: 'aws_bad_presign',
+      path: `/object?X-Amz-Credential=${sur.accessKeyId}%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=300&X-Amz-Signature=00`,
+      headers: {},
+    },
+    {
+      name: 'a body over 16 MB without its payload hash',
+      code: 'aws_body_too_large',
+      path: '/object',
+      headers: { authorization: auth, 'x-amz-date': '20250101T000000Z' },
+      body: 'x'.repeat(16 * 1024 * 1024 + 1),
+    },
+  ];
+  for (const row of rows) {
+    it(`are refused (${row.code}): ${row.name}, before reaching the upstream`, async () => {
+      const before = upstream.seen.length;
+      const r = await viaProxy(session, {
+        ca: ca.certPem,
+        host: S3,
+        method: row.body ? 'PUT' : 'GET',
+        path: row.path,
+        headers: row.headers,
+        body: row.body,
+      });
+      assert.equal(r.headers['x-errand-block'], row.code, r.body);
+      assert.equal(upstream.seen.length, before, 'nothing reached the upstream');
+    });
+  }
+});
