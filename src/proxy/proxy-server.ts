@@ -480,6 +480,13 @@ export class ProxyServer {
       });
     const headers = forwardedHeaders(req.headers);
     headers.host = host;
+    // The body goes on framed as it came. Unframed, Node's client sends the body of a GET,
+    // DELETE or OPTIONS as is, and the upstream reads it as a second request nobody
+    // checked. Content-Length is framing, which no Connection header can name away.
+    if (req.headers['content-length'] !== undefined)
+      headers['content-length'] = req.headers['content-length'];
+    else if (req.headers['transfer-encoding'] !== undefined)
+      headers['transfer-encoding'] = req.headers['transfer-encoding'];
     const decision = decide(policy.allowlist, {
       host,
       method: req.method ?? 'GET',
@@ -668,6 +675,9 @@ export class ProxyServer {
       connection: 'Upgrade',
       upgrade: 'websocket',
     };
+    // The handshake goes up without a body: what follows it is the WebSocket's, relayed after the 101.
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
     const cleartext = this.#cleartext(policy, c, swapped);
     if (cleartext) {

@@ -683,6 +683,45 @@ describe('headers named in Connection are hop-by-hop (RFC 9110 §7.6.1)', () => 
   );
 });
 
+describe('a request body goes upstream framed as it came', () => {
+  // Node's client sends the body of a GET, DELETE or OPTIONS that has no length unframed:
+  // the upstream would read it as a second request, one nobody checked.
+  const SMUGGLED = 'DELETE /admin HTTP/1.1\r\nHost: api.test.example\r\n\r\n';
+  const rows: Array<{ name: string; framing: string; body: string }> = [
+    {
+      name: 'a chunked GET body',
+      framing: 'Transfer-Encoding: chunked\r\nConnection: close\r\n',
+      body: `${SMUGGLED.length.toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`,
+    },
+    {
+      name: 'a GET body whose Content-Length the Connection header names',
+      framing: `Content-Length: ${SMUGGLED.length}\r\nConnection: close, content-length\r\n`,
+      body: SMUGGLED,
+    },
+  ];
+  for (const row of rows) {
+    it(
+      `does not let ${row.name} smuggle a second, unchecked request to the upstream`,
+      inSession({}, async ({ s }) => {
+        const before = upstream.seen.length;
+        const r = await rawExchange(
+          s,
+          443,
+          `GET /v1/x HTTP/1.1\r\nHost: api.test.example\r\n${row.framing}\r\n${row.body}`,
+          { servername: 'api.test.example', ca: ca.certPem },
+        );
+        assert.match(r.answer, /^HTTP\/1\.1 200/);
+        await eventually(() => upstream.seen.length > before, 'the GET to reach the upstream');
+        const seen = upstream.seen.slice(before);
+        assert.deepEqual(
+          seen.map((x) => [x.method, x.url, x.body]),
+          [['GET', '/v1/x', SMUGGLED]],
+        );
+      }),
+    );
+  }
+});
+
 describe('real credentials never go out in cleartext', () => {
   const plain = () => ({
     secrets: true,
