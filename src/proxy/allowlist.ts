@@ -131,7 +131,7 @@ export function hostMatches(pattern: string, host: string): boolean {
   return host === pattern;
 }
 
-/** Whether any rule names the host: only then does the proxy mint a certificate for it. */
+/** Whether any rule names the host; the proxy signs certificates for few names that none does. */
 export function hostAdmitted(allowlist: Allowlist, host: string): boolean {
   return allowlist.allow.some((r) => hostMatches(r.host, host));
 }
