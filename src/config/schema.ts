@@ -266,6 +266,12 @@ const repo = z
           )
           .default({})
           .describe('explicit upstream addresses; the only way to reach private ranges'),
+        cleartext_credentials: z
+          .array(hostName)
+          .default([])
+          .describe(
+            'hosts mapped in network.resolve that may receive real credentials over plain http; every other host gets them over https only',
+          ),
         upstream_ca: z
           .string()
           .min(1)
@@ -273,7 +279,20 @@ const repo = z
           .describe('file with an extra CA trusted for upstreams'),
       })
       .strict()
-      .default({ sandbox: true, resolve: {} })
+      .superRefine((n, ctx) => {
+        // Cleartext crosses every network between errand and the host: only to a host the
+        // operator mapped, one on its own network, and only when named.
+        const mapped = new Set(Object.keys(n.resolve).map((h) => h.toLowerCase()));
+        n.cleartext_credentials.forEach((h, i) => {
+          if (!mapped.has(h.toLowerCase()))
+            ctx.addIssue({
+              code: 'custom',
+              message: 'a host mapped in network.resolve',
+              path: ['cleartext_credentials', i],
+            });
+        });
+      })
+      .default({ sandbox: true, resolve: {}, cleartext_credentials: [] })
       .describe('network sandbox settings'),
     masked_secrets: z
       .record(

@@ -686,6 +686,7 @@ export class SandboxExecutor implements TaskExecutor {
               hosts: a.hosts,
             })),
             resolve: repoConfig.network.resolve,
+            cleartextCredentials: repoConfig.network.cleartext_credentials,
             upstreamCa: repoConfig.network.upstream_ca
               ? readFileSync(repoConfig.network.upstream_ca, 'utf8')
               : undefined,

@@ -50,13 +50,15 @@ export type Resolution =
  * Where to connect for `host`. An operator's mapping (`network.resolve`, `--resolve`) is
  * used as given, private or not. Otherwise the host is resolved on the host and refused if
  * any of its addresses is private: the checked address is the one connected to, so a
- * second lookup cannot swap it (DNS rebinding).
+ * second lookup cannot swap it (DNS rebinding). `host` is a canonical name
+ * (`canonicalHost`), and so are the mappings' keys.
  */
 export async function resolveUpstream(
   host: string,
   mappings: Record<string, string>,
 ): Promise<Resolution> {
-  const mapped = mappings[host.toLowerCase()];
+  // Own keys only: a Host of `constructor` must not find Object.prototype's.
+  const mapped = Object.hasOwn(mappings, host) ? mappings[host] : undefined;
   if (mapped) {
     const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(mapped);
     const addr = m?.[1] ?? mapped;

@@ -7,6 +7,10 @@ import * as x509 from '@peculiar/x509';
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
+/** Host certificates kept at once; the least recently used beyond are made again on demand. */
+const DEFAULT_MAX_HOSTS = 1000;
+/** The name on the certificate shown to a client that named no server (no SNI). */
+const NO_SERVER_NAME = 'no-server-name.errand.invalid';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -35,23 +39,34 @@ export class CertificateAuthority {
   readonly #key: webcrypto.CryptoKey;
   readonly #leafKeys: webcrypto.CryptoKeyPair;
   readonly #leafKeyPem: string;
-  #contexts = new Map<string, Promise<SecureContext>>();
+  readonly #maxHosts: number;
+  /** Insertion order is use order: the first key is the least recently used. */
+  readonly #contexts = new Map<string, Promise<SecureContext>>();
+  #noServerName: SecureContext | undefined;
 
   private constructor(
     cert: x509.X509Certificate,
     key: webcrypto.CryptoKey,
     leafKeys: webcrypto.CryptoKeyPair,
     leafKeyPem: string,
+    maxHosts: number,
   ) {
     this.#cert = cert;
     this.#key = key;
     this.#leafKeys = leafKeys;
     this.#leafKeyPem = leafKeyPem;
+    this.#maxHosts = maxHosts;
     this.certPem = cert.toString('pem');
   }
 
-  /** Loads the CA from `dir`, creating it (key mode 0600) when absent. */
-  static async loadOrCreate(dir: string): Promise<CertificateAuthority> {
+  /**
+   * Loads the CA from `dir`, creating it (key mode 0600) when absent. `maxHosts`: host
+   * certificates kept in memory at once (default 1,000).
+   */
+  static async loadOrCreate(
+    dir: string,
+    opts: { maxHosts?: number } = {},
+  ): Promise<CertificateAuthority> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const certPath = join(dir, 'ca.pem');
     const keyPath = join(dir, 'ca.key');
@@ -99,17 +114,48 @@ export class CertificateAuthority {
       'verify',
     ])) as webcrypto.CryptoKeyPair;
     const leafKeyPem = pemKey(await webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey));
-    return new CertificateAuthority(cert, key, leafKeys, leafKeyPem);
+    const ca = new CertificateAuthority(
+      cert,
+      key,
+      leafKeys,
+      leafKeyPem,
+      opts.maxHosts ?? DEFAULT_MAX_HOSTS,
+    );
+    ca.#noServerName = await ca.#issue(NO_SERVER_NAME);
+    return ca;
   }
 
-  /** A TLS context presenting a certificate for `host`, made once per host. */
+  /**
+   * The context for a client that named no server: its certificate is for no real name, so
+   * no client that checks names accepts it, and one that does not gets the proxy's refusal.
+   */
+  get noServerNameContext(): SecureContext {
+    return this.#noServerName!;
+  }
+
+  /** How many host certificates are kept now (at most `maxHosts`). */
+  get cachedHosts(): number {
+    return this.#contexts.size;
+  }
+
+  /**
+   * A TLS context presenting a certificate for `host` (a canonical name), kept for the
+   * `maxHosts` most recently used hosts: the memory a task can make errand spend is bounded.
+   */
   contextFor(host: string): Promise<SecureContext> {
-    const h = host.toLowerCase();
-    let ctx = this.#contexts.get(h);
-    if (!ctx) {
-      ctx = this.#issue(h);
-      this.#contexts.set(h, ctx);
+    let ctx = this.#contexts.get(host);
+    if (ctx) {
+      this.#contexts.delete(host);
+    } else {
+      ctx = this.#issue(host);
+      // A failed issue is not kept: the next handshake tries again.
+      ctx.catch(() => {
+        if (this.#contexts.get(host) === ctx) this.#contexts.delete(host);
+      });
     }
+    this.#contexts.set(host, ctx);
+    if (this.#contexts.size > this.#maxHosts)
+      this.#contexts.delete(this.#contexts.keys().next().value!);
     return ctx;
   }
 

@@ -114,6 +114,9 @@ export async function checkModelRequest(
   const body = Buffer.from(JSON.stringify(verdict.body));
   delete headers['content-encoding'];
   delete headers.expect;
+  // The body goes out whole with its own length: a chunked framing copied from the
+  // sandbox's request beside it would give the upstream two lengths to choose from.
+  delete headers['transfer-encoding'];
   headers['content-type'] = 'application/json';
   headers['content-length'] = String(body.length);
   return { kind: 'forward', body, removed: verdict.removed };

@@ -24,12 +24,20 @@ import {
 } from 'node:tls';
 import { trustedCas } from '../util/trusted-cas.ts';
 import { resolveUpstream } from './address-guard.ts';
-import { ALLOWLIST_FILE, type Allowlist, decide } from './allowlist.ts';
+import {
+  ALLOWLIST_CODES,
+  ALLOWLIST_FILE,
+  type Allowlist,
+  decide,
+  hostAdmitted,
+} from './allowlist.ts';
 import type { AwsChunkedError } from './aws-chunked.ts';
 import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
+import { canonicalHost } from './host-name.ts';
 import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
 import type { NetworkLogEntry } from './network-log.ts';
+import { cleartextCredentialRefusal, isWebSocket, methodOverrides } from './protocol-rules.ts';
 import { type ActiveSurrogate, swapSurrogates } from './surrogates.ts';
 
 /** What one task's traffic is checked against. The engine itself holds no policy. */
@@ -41,6 +49,11 @@ export interface ProxyPolicy {
   aws?: ActiveAwsCredential[];
   /** Operator mappings host → address[:port]; the only way to private addresses. */
   resolve: Record<string, string>;
+  /**
+   * Hosts mapped in `resolve` to which real credentials may go over plain HTTP (port 80);
+   * absent or empty: credentials go over TLS only, anywhere.
+   */
+  cleartextCredentials?: ReadonlySet<string>;
   /** Extra CA (PEM) trusted for upstreams, besides the system's. */
   upstreamCa?: string;
   log: (entry: NetworkLogEntry) => void;
@@ -72,7 +85,44 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * The headers a request (or response) is forwarded with: without the hop-by-hop ones and
+ * without those its Connection header names, which are hop-by-hop too (RFC 9110 §7.6.1).
+ * Whatever is checked is checked on this, so a header the next hop would drop is neither
+ * checked nor sent.
+ */
+function forwardedHeaders(incoming: IncomingHttpHeaders): IncomingHttpHeaders {
+  const nominated = new Set(
+    String(incoming.connection ?? '')
+      .split(',')
+      .map((n) => n.trim().toLowerCase()),
+  );
+  const out: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(incoming))
+    if (!HOP_BY_HOP.has(k) && !nominated.has(k)) out[k] = v;
+  return out;
+}
+
 const DEFAULT_MAX_CONNECTIONS = 256;
+/**
+ * Names no rule admits that a session still gets a certificate for, so that the agent can
+ * read the 403 naming the allowlist file; past them such handshakes fail.
+ */
+const REFUSED_NAMES_CERTIFIED = 32;
+
+/** A name in SNI or Host that is no host name (`canonicalHost`). */
+const BAD_HOST = (name: string): Refusal => ({
+  status: 400,
+  code: 'bad_host',
+  message: `"${name.slice(0, 80)}" is not a host name (empty label, or a character other than letters, digits, - and _)`,
+});
+
+/** A throw while checking or forwarding: the request is denied, nothing more is sent. */
+const PROXY_ERROR = (e: unknown): Refusal => ({
+  status: 502,
+  code: 'proxy_error',
+  message: `errand's proxy failed: ${(e as Error).message}`,
+});
 const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
   status: 0,
   code: 'too_many_connections',
@@ -93,10 +143,10 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
   return Buffer.concat(chunks);
 }
 
-function hostOf(hostHeader: string | undefined): string | undefined {
-  if (!hostHeader) return undefined;
+/** The canonical name in a Host header (its port dropped); undefined: not a host name. */
+function hostOf(hostHeader: string): string | undefined {
   const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(hostHeader.trim());
-  return m ? m[1]!.toLowerCase().replace(/\.$/, '') : undefined;
+  return m ? canonicalHost(m[1]!) : undefined;
 }
 
 /** The URL as logged: query values dropped, since tokens travel there too. */
@@ -175,6 +225,20 @@ function logBlocked(
 }
 
 /**
+ * Logs a refusal already answered, where a throw would have no caller to go to (an event
+ * handler, a TLS callback): the log itself may be what failed, and then the answer is all.
+ */
+function logAnswered(policy: ProxyPolicy, method: string, url: string, r: Refusal): void {
+  try {
+    logBlocked(policy, Date.now(), method, url, r, []);
+  } catch {
+    // The sandbox has its refusal; errand has no other place to report to from here.
+  }
+}
+
+const schemeOf = (req: IncomingMessage) => (req.socket instanceof TLSSocket ? 'https' : 'http');
+
+/**
  * The host-side proxy: one instance for all tasks, one session per task.
  * TLS is terminated with a certificate from errand's CA for the SNI name; every request is
  * checked by `decide` against the task's allowlist before anything is sent upstream.
@@ -202,7 +266,20 @@ export class ProxyServer {
     return ctx;
   }
 
-  openSession(policy: ProxyPolicy): ProxySession {
+  openSession(given: ProxyPolicy): ProxySession {
+    // The operator's names in the one spelling requests are checked in (canonicalHost).
+    const policy: ProxyPolicy = {
+      ...given,
+      resolve: Object.fromEntries(
+        Object.entries(given.resolve).flatMap(([h, a]) => {
+          const c = canonicalHost(h);
+          return c ? [[c, a]] : [];
+        }),
+      ),
+      cleartextCredentials: new Set(
+        [...(given.cleartextCredentials ?? [])].flatMap((h) => canonicalHost(h) ?? []),
+      ),
+    };
     const secureContext = this.#upstreamContext(policy.upstreamCa);
     const agents = {
       https: new HttpsAgent({ keepAlive: true, maxSockets: 64, secureContext }),
@@ -212,13 +289,11 @@ export class ProxyServer {
       { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 30_000 },
       (req, res) => {
         this.#handle(policy, agents, req, res).catch((e) => {
-          if (!res.headersSent)
-            this.#refuse(res, {
-              status: 502,
-              code: 'proxy_error',
-              message: `errand's proxy failed: ${(e as Error).message}`,
-            });
-          else res.destroy();
+          req.resume();
+          if (res.headersSent) return res.destroy();
+          const r = PROXY_ERROR(e);
+          this.#refuse(res, r);
+          logAnswered(policy, req.method ?? '-', `${schemeOf(req)}://-`, r);
         });
       },
     );
@@ -234,7 +309,13 @@ export class ProxyServer {
       logBlocked(policy, Date.now(), 'CONNECT', String(req.url), r, []);
     });
     http.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
-      this.#upgrade(policy, secureContext, req, sock, head).catch(() => sock.destroy());
+      this.#upgrade(policy, secureContext, req, sock, head).catch((e) => {
+        // Nothing was written yet unless the tunnel was up; then only closing is left.
+        if (sock.bytesWritten > 0) return sock.destroy();
+        const r = PROXY_ERROR(e);
+        refuseOnSocket(sock, r);
+        logAnswered(policy, req.method ?? '-', `${schemeOf(req)}://-`, r);
+      });
     });
     http.on('clientError', (_e, sock: Socket) => {
       if (sock.writable)
@@ -249,6 +330,7 @@ export class ProxyServer {
     // them itself, WebSocket tunnels and unfinished handshakes included.
     const open = new Set<Socket>();
     let refusedSince = 0;
+    const refusedNames = new Set<string>();
     return {
       accept: (raw, port) => {
         raw.on('error', () => undefined);
@@ -278,7 +360,7 @@ export class ProxyServer {
         }
         open.add(raw);
         raw.once('close', () => open.delete(raw));
-        this.#accept(http, raw, port);
+        this.#accept(policy, http, raw, port, refusedNames);
       },
       close: async () => {
         closed = true;
@@ -290,15 +372,54 @@ export class ProxyServer {
     };
   }
 
-  #accept(http: Server, raw: Socket, port: number): void {
+  /**
+   * `refusedNames`: the names no rule admits that this session had a certificate made for,
+   * at most REFUSED_NAMES_CERTIFIED of them.
+   */
+  #accept(
+    policy: ProxyPolicy,
+    http: Server,
+    raw: Socket,
+    port: number,
+    refusedNames: Set<string>,
+  ): void {
     if (port === 80) {
       http.emit('connection', raw);
       return;
     }
     const tls = new TLSSocket(raw, {
       isServer: true,
+      // Without SNI: a certificate for no real name, so the request can be read and refused.
+      secureContext: this.#ca.noServerNameContext,
       SNICallback: (name, cb) => {
-        this.#ca.contextFor(name).then(
+        // Signing a certificate costs milliseconds of CPU and keeps memory: a task naming
+        // endless hosts must not have errand sign one for each. Names a rule admits get
+        // one (the CA keeps the most recent ones); a few others do too, so the agent can
+        // read the refusal that names the file to change; beyond those the handshake fails.
+        let refusal: Refusal | undefined;
+        const host = canonicalHost(name);
+        try {
+          if (!host) refusal = BAD_HOST(name);
+          else if (!hostAdmitted(policy.allowlist, host)) {
+            if (refusedNames.has(host) || refusedNames.size < REFUSED_NAMES_CERTIFIED)
+              refusedNames.add(host);
+            else
+              refusal = {
+                status: 403,
+                code: 'host_not_allowed',
+                message: `${host} is not in ${ALLOWLIST_FILE}`,
+              };
+          }
+        } catch (e) {
+          refusal = PROXY_ERROR(e);
+        }
+        if (refusal) {
+          cb(new Error(refusal.message));
+          // No request was read: status 0, as for a refused connection.
+          logAnswered(policy, '-', `https://${host ?? name}/`, { ...refusal, status: 0 });
+          return;
+        }
+        this.#ca.contextFor(host!).then(
           (ctx) => cb(null, ctx),
           (e: Error) => cb(e),
         );
@@ -308,65 +429,100 @@ export class ProxyServer {
     http.emit('connection', tls);
   }
 
-  /** Checks a request and returns where to send it, or why not. */
+  /**
+   * Checks a request and returns where to send it and the headers to send, or why not.
+   * `upgrade`: the request asks to switch protocols (Node's 'upgrade' event).
+   */
   async #check(
     policy: ProxyPolicy,
     req: IncomingMessage,
+    upgrade = false,
   ): Promise<
-    | { ok: true; host: string; tls: boolean; address: string; port: number; family: 4 | 6 }
+    | {
+        ok: true;
+        host: string;
+        tls: boolean;
+        address: string;
+        port: number;
+        family: 4 | 6;
+        mapped: boolean;
+        /** What goes upstream: forwarded headers, the Host header set to the canonical name. */
+        headers: IncomingHttpHeaders;
+      }
     | ({ ok: false; host: string; tls: boolean } & Refusal)
   > {
     const tls = req.socket instanceof TLSSocket;
-    const headerHost = hostOf(req.headers.host);
-    const sni = tls
-      ? ((req.socket as TLSSocket).servername || undefined)?.toLowerCase()
-      : undefined;
+    const rawSni = tls ? (req.socket as TLSSocket).servername || undefined : undefined;
+    // The SNI callback refused every name that is not canonical; checked again all the same.
+    const sni = rawSni && canonicalHost(rawSni);
+    const rawHost = req.headers.host;
+    const headerHost = rawHost === undefined ? undefined : hostOf(rawHost);
     const host = (tls ? sni : headerHost) ?? '';
     const target = req.url ?? '';
-    const deny = (status: number, code: string, message: string) => ({
-      ok: false as const,
-      host,
-      tls,
-      status,
-      code,
-      message,
-    });
-    if (tls && !sni)
-      return deny(
-        403,
-        'no_sni',
-        'the TLS connection named no server (SNI); errand needs it to check the destination',
-      );
-    if (!headerHost) return deny(400, 'no_host', 'the request has no Host header');
+    const deny = (r: Refusal) => ({ ok: false as const, host, tls, ...r });
+    if (tls && !rawSni)
+      return deny({
+        status: 403,
+        code: 'no_sni',
+        message:
+          'the TLS connection named no server (SNI); errand needs it to check the destination: connect by host name, not by address',
+      });
+    if (tls && !sni) return deny(BAD_HOST(rawSni!));
+    if (rawHost === undefined)
+      return deny({ status: 400, code: 'no_host', message: 'the request has no Host header' });
+    if (!headerHost) return deny(BAD_HOST(rawHost));
     if (tls && headerHost !== sni)
-      return deny(
-        403,
-        'host_mismatch',
-        `the Host header (${headerHost}) does not match the TLS server name (${sni})`,
-      );
+      return deny({
+        status: 403,
+        code: 'host_mismatch',
+        message: `the Host header (${headerHost}) does not match the TLS server name (${sni})`,
+      });
     if (!target.startsWith('/'))
-      return deny(
-        400,
-        'bad_target',
-        'absolute-form or authority-form request targets are not accepted; send a path',
-      );
+      return deny({
+        status: 400,
+        code: 'bad_target',
+        message: 'absolute-form or authority-form request targets are not accepted; send a path',
+      });
     // `//host/path` reads as an authority to URL parsers, upstream ones included.
     if (target.startsWith('//'))
-      return deny(400, 'bad_target', 'a request target must not start with //; send one slash');
+      return deny({
+        status: 400,
+        code: 'bad_target',
+        message: 'a request target must not start with //; send one slash',
+      });
+    const headers = forwardedHeaders(req.headers);
+    headers.host = host;
+    // The body goes on framed as it came. Unframed, Node's client sends the body of a GET,
+    // DELETE or OPTIONS as is, and the upstream reads it as a second request nobody
+    // checked. Content-Length is framing, which no Connection header can name away.
+    if (req.headers['content-length'] !== undefined)
+      headers['content-length'] = req.headers['content-length'];
+    else if (req.headers['transfer-encoding'] !== undefined)
+      headers['transfer-encoding'] = req.headers['transfer-encoding'];
     const decision = decide(policy.allowlist, {
       host,
       method: req.method ?? 'GET',
       rawPath: target.split('?')[0]!,
+      methodOverrides: methodOverrides(headers),
+      upgrade: upgrade
+        ? {
+            protocol: String(req.headers.upgrade ?? ''),
+            websocketKey: Boolean(req.headers['sec-websocket-key']),
+            websocketVersion: Boolean(req.headers['sec-websocket-version']),
+          }
+        : undefined,
     });
     if (decision.action === 'deny') {
-      return deny(
-        403,
-        decision.code,
-        `${decision.reason}. To allow it, change ${ALLOWLIST_FILE} on the default branch by pull request.`,
-      );
+      return deny({
+        status: 403,
+        code: decision.code,
+        message: ALLOWLIST_CODES.has(decision.code)
+          ? `${decision.reason}. To allow it, change ${ALLOWLIST_FILE} on the default branch by pull request.`
+          : decision.reason,
+      });
     }
     const r = await resolveUpstream(host, policy.resolve);
-    if (!r.ok) return deny(403, 'upstream_refused', r.reason);
+    if (!r.ok) return deny({ status: 403, code: 'upstream_refused', message: r.reason });
     return {
       ok: true,
       host,
@@ -374,7 +530,23 @@ export class ProxyServer {
       address: r.address,
       family: r.family,
       port: r.port ?? (tls ? 443 : 80),
+      mapped: r.mapped,
+      headers,
     };
+  }
+
+  /** Why a checked request must not go out over plain HTTP: it now carries a real credential. */
+  #cleartext(
+    policy: ProxyPolicy,
+    c: { tls: boolean; host: string; mapped: boolean },
+    swapped: string[],
+  ): Refusal | undefined {
+    const why = cleartextCredentialRefusal({
+      ...c,
+      swapped,
+      cleartextHosts: policy.cleartextCredentials ?? new Set(),
+    });
+    return why ? { status: 403, code: 'cleartext_credential', message: why } : undefined;
   }
 
   #refuse(res: ServerResponse, r: Refusal, extra: Record<string, string> = {}): void {
@@ -411,8 +583,7 @@ export class ProxyServer {
       block(c, []);
       return;
     }
-    const headers: IncomingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+    const headers = c.headers;
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
     let target = req.url ?? '/';
     let body: Buffer | undefined;
@@ -459,6 +630,12 @@ export class ProxyServer {
         resignChunks = r.body;
       }
       target = signing.target;
+    }
+    const cleartext = this.#cleartext(policy, c, swapped);
+    if (cleartext) {
+      req.resume();
+      block(cleartext, []);
+      return;
     }
     const up = upstreamRequest(c, {
       method,
@@ -535,7 +712,7 @@ export class ProxyServer {
     sock: Socket,
     head: Buffer,
   ): Promise<void> {
-    const c = await this.#check(policy, req);
+    const c = await this.#check(policy, req, true);
     const method = req.method ?? 'GET';
     const url = loggedUrl(c.tls ? 'wss' : 'ws', c.host || '-', req.url ?? '');
     if (!c.ok) {
@@ -543,8 +720,22 @@ export class ProxyServer {
       logBlocked(policy, Date.now(), method, url, c, []);
       return;
     }
-    const headers: IncomingHttpHeaders = { ...req.headers };
+    // The check admitted a WebSocket handshake and nothing else: that is what goes out.
+    const headers: IncomingHttpHeaders = {
+      ...c.headers,
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+    };
+    // The handshake goes up without a body: what follows it is the WebSocket's, relayed after the 101.
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
+    const cleartext = this.#cleartext(policy, c, swapped);
+    if (cleartext) {
+      refuseOnSocket(sock, cleartext);
+      logBlocked(policy, Date.now(), method, url, cleartext, []);
+      return;
+    }
     const up = upstreamRequest(c, {
       method,
       path: req.url ?? '/',
@@ -552,6 +743,28 @@ export class ProxyServer {
       secureContext,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {
+      // An upstream switching to anything else would leave a tunnel in a protocol the
+      // sandbox did not ask for and the proxy does not read.
+      if (!isWebSocket(upRes.headers.upgrade)) {
+        upSock.destroy();
+        const r: Refusal = {
+          status: 502,
+          code: 'upstream_bad_upgrade',
+          message: `${c.host} switched to "${String(upRes.headers.upgrade ?? '').slice(0, 40)}" instead of websocket; the connection is closed`,
+        };
+        refuseOnSocket(sock, r);
+        // The request did go out (as for upstream_failed): logged as allowed, with the code.
+        policy.log({
+          time: new Date().toISOString(),
+          action: 'allowed',
+          method,
+          url,
+          status: r.status,
+          code: r.code,
+          swapped,
+        });
+        return;
+      }
       let head101 = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
       for (let i = 0; i < upRes.rawHeaders.length; i += 2)
         head101 += `${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}\r\n`;

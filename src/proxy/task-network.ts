@@ -27,6 +27,8 @@ export async function openTaskNetwork(
     secrets: MaskedSecret[];
     aws: AwsCredential[];
     resolve: Record<string, string>;
+    /** Hosts mapped in `resolve` that may get real credentials over plain HTTP; default none. */
+    cleartextCredentials?: string[];
     upstreamCa?: string;
     log: (e: NetworkLogEntry) => void;
     /** The model API whose request bodies are filtered; absent: none. */
@@ -51,7 +53,8 @@ export async function openTaskNetwork(
     allowlist: o.allowlist,
     surrogates,
     aws,
-    resolve: Object.fromEntries(Object.entries(o.resolve).map(([h, a]) => [h.toLowerCase(), a])),
+    resolve: o.resolve,
+    cleartextCredentials: new Set(o.cleartextCredentials),
     upstreamCa: o.upstreamCa,
     log: o.log,
     modelApi: o.modelApi,

@@ -136,6 +136,13 @@ const CASES: Array<{ name: string; yaml: string; line: number; key: string; says
     says: /expected one of "web_search", "web_fetch", "code_execution", found "mcp_servers"/,
   },
   {
+    name: 'cleartext credentials allowed for a host not mapped in network.resolve',
+    yaml: `${REPO}    network:\n      resolve: { git.internal: "10.1.2.3" }\n      cleartext_credentials: [git.internal, api.github.com]\n`,
+    line: 6,
+    key: 'repos.app.network.cleartext_credentials.1',
+    says: /a host mapped in network\.resolve/,
+  },
+  {
     name: 'a YAML syntax error',
     yaml: 'execution:\n  max_concurrent: [1\n',
     line: 3,
@@ -167,7 +174,7 @@ describe('config errors name file, line, key, expectation and what was found', (
 
   it('accepts the neighbour of each broken row: a full valid config with defaults filled in', async () => {
     const r = await load(
-      `execution:\n  max_concurrent: 2\n${EMAIL('      verify_dkim: true\n')}    schedules:\n      nightly:\n        cron: "0 6 * * 1-5"\n        timezone: Europe/Berlin\n        prompt: p\n        channel: email\n        to: a@example.com\n    masked_secrets:\n      GH_TOKEN: { value: ghp_x, hosts: [github.com, "*.github.com"] }\n`,
+      `execution:\n  max_concurrent: 2\n${EMAIL('      verify_dkim: true\n')}    schedules:\n      nightly:\n        cron: "0 6 * * 1-5"\n        timezone: Europe/Berlin\n        prompt: p\n        channel: email\n        to: a@example.com\n    masked_secrets:\n      GH_TOKEN: { value: ghp_x, hosts: [github.com, "*.github.com"] }\n    network:\n      resolve: { git.internal: "10.1.2.3" }\n      cleartext_credentials: [GIT.internal]\n`,
     );
     assert.equal(r.status, 'ok', JSON.stringify(r));
     if (r.status !== 'ok') return;
@@ -181,5 +188,6 @@ describe('config errors name file, line, key, expectation and what was found', (
     assert.deepEqual(app.masked_secrets.GH_TOKEN!.headers, ['Authorization']);
     assert.equal(app.web.enabled, true);
     assert.equal(app.network.sandbox, true);
+    assert.deepEqual(app.network.cleartext_credentials, ['GIT.internal']);
   });
 });

@@ -8,7 +8,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { ProxySession } from '../../src/proxy/index.ts';
 import { CertificateAuthority } from '../../src/proxy/index.ts';
 
@@ -19,6 +19,12 @@ export interface Seen {
   body: string;
   /** The body's bytes as received (`body` is them read as UTF-8). */
   bytes: Buffer;
+  /** The TLS server name the proxy asked for; undefined over plain HTTP. */
+  servername?: string;
+}
+
+function servernameOf(req: IncomingMessage): string | undefined {
+  return req.socket instanceof TLSSocket ? (req.socket.servername as string) : undefined;
 }
 
 /**
@@ -56,6 +62,7 @@ export async function startUpstream(
         headers: req.headers,
         body: '',
         bytes: Buffer.alloc(0),
+        servername: servernameOf(req),
       });
       opts.git(req, res);
       return;
@@ -69,6 +76,7 @@ export async function startUpstream(
         headers: req.headers,
         body: bytes.toString(),
         bytes,
+        servername: servernameOf(req),
       };
     };
     inFlight++;
@@ -147,7 +155,7 @@ export async function viaProxy(
     host: string;
     method?: string;
     path: string;
-    headers?: Record<string, string>;
+    headers?: Record<string, string | string[]>;
     body?: string | Buffer;
   },
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
@@ -175,5 +183,35 @@ export async function viaProxy(
     });
     req.on('error', reject);
     req.end(o.body);
+  });
+}
+
+/**
+ * Writes `text` as is into a new connection to a proxy session (TLS on 443, with
+ * `tls.servername`) and returns all the proxy answered until it closed the connection, or
+ * the handshake error. For what an HTTP client would not send: h2c upgrades, HTTP/1.0
+ * without Host, absolute-form targets. Send `Connection: close` where the proxy would
+ * otherwise keep the connection open.
+ */
+export async function rawExchange(
+  session: ProxySession,
+  port: 80 | 443,
+  text: string,
+  tls: Omit<ConnectionOptions, 'socket'> = {},
+): Promise<{ answer: string; error?: Error }> {
+  const raw = await connectToSession(session, port);
+  const socket = port === 443 ? tlsConnect({ ...tls, socket: raw }) : raw;
+  return new Promise((resolve) => {
+    let answer = '';
+    socket.on('data', (c) => {
+      answer += c;
+    });
+    socket.on('error', (error) => {
+      socket.destroy();
+      resolve({ answer, error });
+    });
+    socket.on('close', () => resolve({ answer }));
+    if (port === 443) socket.once('secureConnect', () => socket.write(text));
+    else socket.write(text);
   });
 }

@@ -585,3 +585,53 @@ describe('The lifetime of a presigned URL re-signed with the real key', () => {
     assert.equal(r.reached, 0);
   });
 });
+
+describe('AWS requests that cannot be re-signed', () => {
+  // The fixture's surrogate exists once `before` ran: the header is made per test.
+  const now = () => new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+  const auth = () =>
+    `AWS4-HMAC-SHA256 Credential=${f.surrogate.accessKeyId}/${now().slice(0, 8)}/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`;
+  const rows: Array<{
+    name: string;
+    code: string;
+    path: string | (() => string);
+    headers: () => Record<string, string>;
+    body?: string;
+  }> = [
+    {
+      name: 'a header signature without X-Amz-Date',
+      code: 'aws_no_date',
+      path: '/object',
+      headers: () => ({ authorization: auth(), 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' }),
+    },
+    {
+      name: 'a presigned URL without X-Amz-Date',
+      code: 'aws_bad_presign',
+      path: () =>
+        `/object?X-Amz-Credential=${f.surrogate.accessKeyId}%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=300&X-Amz-Signature=00`,
+      headers: () => ({}),
+    },
+    {
+      name: 'a body over 16 MB without its payload hash',
+      code: 'aws_body_too_large',
+      path: '/object',
+      headers: () => ({ authorization: auth(), 'x-amz-date': now() }),
+      body: 'x'.repeat(16 * 1024 * 1024 + 1),
+    },
+  ];
+  for (const row of rows) {
+    it(`are refused (${row.code}): ${row.name}, before reaching the upstream`, async () => {
+      const before = f.upstream.seen.length;
+      const r = await viaProxy(f.session, {
+        ca: f.ca.certPem,
+        host: S3,
+        method: row.body ? 'PUT' : 'GET',
+        path: typeof row.path === 'string' ? row.path : row.path(),
+        headers: row.headers(),
+        body: row.body,
+      });
+      assert.equal(r.headers['x-errand-block'], row.code, r.body);
+      assert.equal(f.upstream.seen.length, before, 'nothing reached the upstream');
+    });
+  }
+});

@@ -32,21 +32,26 @@ before(async () => {
     },
   );
   writeFileSync(join(home, 'upstream-ca.pem'), upstream.caPem);
-  resolveArgs = ['api.test.example', 'other.test.example', 'git.test.example'].flatMap((h) => [
+  resolveArgs = [
+    ...['api.test.example', 'other.test.example', 'git.test.example'].flatMap((h) => [
+      '--resolve',
+      `${h}=127.0.0.1:${upstream.httpsPort}`,
+    ]),
+    // A host served over plain HTTP, where the surrogate is scoped too.
     '--resolve',
-    `${h}=127.0.0.1:${upstream.httpsPort}`,
-  ]);
+    `plain.test.example=127.0.0.1:${upstream.httpPort}`,
+  ];
 
   project = join(home, 'project');
   mkdirSync(join(project, '.errand', 'container'), { recursive: true });
   writeFileSync(join(project, '.errand', 'container', 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
   writeFileSync(
     join(project, '.errand', 'network-allowlist.yaml'),
-    'allow:\n  - host: api.test.example\n    paths: ["/v1/*"]\n    methods: [GET, POST]\n  - host: other.test.example\n    methods: [GET]\n  - host: git.test.example\n',
+    'allow:\n  - host: api.test.example\n    paths: ["/v1/*"]\n    methods: [GET, POST]\n  - host: other.test.example\n    methods: [GET]\n  - host: git.test.example\n  - host: plain.test.example\n',
   );
   writeFileSync(
     join(project, '.errand', 'sandbox.yaml'),
-    'masked_secrets:\n  GH_TOKEN:\n    value: !env FORGE_TOKEN\n    hosts: [api.test.example, git.test.example]\n',
+    'masked_secrets:\n  GH_TOKEN:\n    value: !env FORGE_TOKEN\n    hosts: [api.test.example, git.test.example, plain.test.example]\n',
   );
   git(project, 'init', '-q', '-b', 'main');
   git(project, 'add', '-A');
@@ -111,6 +116,56 @@ describe('the network sandbox, from inside a container', () => {
       upstream.seen.slice(before).map((s) => `${s.method} ${s.url}`),
       ['GET /v1/messages', 'POST /v1/messages'],
     );
+  });
+
+  it('refuses, from curl in the container, an h2c upgrade, TRACE, the real token over plain HTTP, a ..; path and a method override, with nothing refused reaching the upstream', async () => {
+    const before = upstream.seen.length;
+    const coded = (args: string) =>
+      `curl -sS -m 10 -o /dev/null -w '%{http_code} %header{x-errand-block}\\n' ${args}`;
+    const r = await inSandbox(
+      [
+        coded('--http2 http://plain.test.example/h2c'),
+        coded('-X TRACE https://git.test.example/trace'),
+        coded('-H "Authorization: token $GH_TOKEN" http://plain.test.example/v1/token'),
+        coded("--path-as-is 'https://api.test.example/v1/..;/admin'"),
+        coded(
+          "-X POST -H 'X-HTTP-Method-Override: DELETE' -d x https://api.test.example/v1/messages",
+        ),
+        coded('http://plain.test.example/v1/no-token'),
+      ].join('; '),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim()),
+      [
+        '403 upgrade_refused',
+        '403 method_refused',
+        '403 cleartext_credential',
+        '403 bad_path',
+        '403 method_not_allowed',
+        '200',
+      ],
+    );
+    assert.deepEqual(
+      upstream.seen.slice(before).map((s) => `${s.method} ${s.url}`),
+      ['GET /v1/no-token'],
+    );
+  });
+
+  it('reaches an allowed host named with a trailing dot (https://api.test.example./) under its one canonical name', async () => {
+    const before = upstream.seen.length;
+    const r = await inSandbox(
+      `curl -sS -m 10 -o /dev/null -w '%{http_code}\\n' -H "Authorization: token $GH_TOKEN" https://api.test.example./v1/dot`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '200', r.stderr);
+    const [seen] = upstream.seen.slice(before);
+    assert.equal(seen!.headers.host, 'api.test.example');
+    assert.equal(seen!.servername, 'api.test.example');
+    assert.equal(seen!.headers.authorization, `token ${REAL_TOKEN}`);
   });
 
   it('tells the agent which file to change in a refusal', async () => {

@@ -1,17 +1,21 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import {
+  type ActiveSurrogate,
   CertificateAuthority,
+  type NetworkLogEntry,
   ProxyServer,
   type ProxySession,
   parseAllowlist,
+  surrogatesFor,
 } from '../../src/proxy/index.ts';
 import { eventually } from '../harness/gateway-fixture.ts';
 import { connectToSession } from '../harness/upstream.ts';
@@ -20,31 +24,50 @@ let dir: string;
 let ca: CertificateAuthority;
 let session: ProxySession;
 let upstreamPort: number;
+let plainPort: number;
 let upgrades = 0;
+let requests = 0;
 let upstreamClosed = 0;
+/** The headers of the last upgrade request the upstream received. */
+let lastUpgrade: IncomingHttpHeaders = {};
 let close: () => void;
 let upstreamCaPem: string;
+const REAL_TOKEN = 'ghp_RealToken0123456789abcdefghijABCDEFGH';
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-ws-'));
   ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
   const upstreamCa = await CertificateAuthority.loadOrCreate(join(dir, 'up-ca'));
   const ctx = await upstreamCa.contextFor('ws.test.example');
-  // An echo server speaking just enough of the upgrade handshake.
-  const server = createServer({ SNICallback: (_n, cb) => cb(null, ctx) }, (_req, res) => res.end());
-  server.on('upgrade', (_req, sock) => {
+  // An echo server speaking just enough of the upgrade handshake; on /switch-to-h2c it
+  // misbehaves and switches to another protocol than the one asked for.
+  const onUpgrade = (req: import('node:http').IncomingMessage, sock: Socket) => {
     upgrades++;
+    lastUpgrade = req.headers;
     sock.on('close', () => upstreamClosed++);
+    const protocol = req.url === '/switch-to-h2c' ? 'h2c' : 'websocket';
     sock.write(
-      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${protocol}\r\nConnection: Upgrade\r\n\r\n`,
     );
     sock.pipe(sock);
-  });
+  };
+  const onRequest = (_req: unknown, res: import('node:http').ServerResponse) => {
+    requests++;
+    res.end();
+  };
+  const server = createServer({ SNICallback: (_n, cb) => cb(null, ctx) }, onRequest);
+  const plain = createHttpServer(onRequest);
+  server.on('upgrade', onUpgrade);
+  plain.on('upgrade', onUpgrade);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
   upstreamPort = (server.address() as AddressInfo).port;
+  plainPort = (plain.address() as AddressInfo).port;
   close = () => {
-    server.closeAllConnections();
-    server.close();
+    for (const s of [server, plain]) {
+      s.closeAllConnections();
+      s.close();
+    }
   };
   upstreamCaPem = upstreamCa.certPem;
   session = openWsSession();
@@ -55,33 +78,48 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function openWsSession(): ProxySession {
+function openWsSession(
+  o: { surrogates?: ActiveSurrogate[]; plain?: boolean; log?: NetworkLogEntry[] } = {},
+): ProxySession {
   const allow = parseAllowlist('allow:\n  - host: ws.test.example\n');
   assert.ok(allow.ok);
+  const port = o.plain ? plainPort : upstreamPort;
   return new ProxyServer({ ca }).openSession({
     taskId: 't_ws',
     allowlist: allow.allowlist,
-    surrogates: [],
+    surrogates: o.surrogates ?? [],
     resolve: {
-      'ws.test.example': `127.0.0.1:${upstreamPort}`,
-      'blocked.test.example': `127.0.0.1:${upstreamPort}`,
+      'ws.test.example': `127.0.0.1:${port}`,
+      'blocked.test.example': `127.0.0.1:${port}`,
     },
     upstreamCa: upstreamCaPem,
-    log: () => undefined,
+    log: (e) => o.log?.push(e),
   });
 }
 
-const UPGRADE = (host: string) =>
-  `GET /socket HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+/** A WebSocket handshake; `o` changes its parts to make the ones that must be refused. */
+const UPGRADE = (
+  host: string,
+  o: { method?: string; path?: string; upgrade?: string; connection?: string; extra?: string } = {},
+) =>
+  `${o.method ?? 'GET'} ${o.path ?? '/socket'} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: ${o.upgrade ?? 'websocket'}\r\nConnection: ${o.connection ?? 'Upgrade'}\r\n${o.extra ?? 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'}\r\n`;
 
-async function upgrade(host: string): Promise<{ head: string; echo: string }> {
-  const raw = await connectToSession(session, 443);
+/** Sends a handshake (TLS on 443) and, once switched, a line through the tunnel. */
+async function upgrade(
+  host: string,
+  o: { text?: string; on?: ProxySession; port?: 80 | 443 } = {},
+): Promise<{ head: string; echo: string }> {
+  const port = o.port ?? 443;
+  const raw = await connectToSession(o.on ?? session, port);
   return new Promise((resolve, reject) => {
-    const tls = tlsConnect({
-      socket: raw,
-      servername: host,
-      ca: ca.certPem,
-    });
+    const tls =
+      port === 443
+        ? tlsConnect({
+            socket: raw,
+            servername: host,
+            ca: ca.certPem,
+          })
+        : raw;
     let buf = '';
     let head = '';
     tls.on('data', (c) => {
@@ -100,7 +138,7 @@ async function upgrade(host: string): Promise<{ head: string; echo: string }> {
       }
     });
     tls.on('error', reject);
-    tls.write(UPGRADE(host));
+    tls.write(o.text ?? UPGRADE(host));
   });
 }
 
@@ -137,5 +175,118 @@ describe('WebSocket upgrades', () => {
     await own.close();
     await closed;
     await eventually(() => upstreamClosed > upstreamBefore, 'the upstream side to close too');
+  });
+});
+
+describe('only WebSocket upgrades are relayed', () => {
+  const rows: Array<{ name: string; text: string }> = [
+    {
+      name: 'an h2c upgrade',
+      text: UPGRADE('ws.test.example', {
+        upgrade: 'h2c',
+        connection: 'Upgrade, HTTP2-Settings',
+        extra: 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n',
+      }),
+    },
+    {
+      name: 'an upgrade naming websocket and h2c',
+      text: UPGRADE('ws.test.example', { upgrade: 'websocket, h2c' }),
+    },
+    {
+      name: 'an upgrade to another protocol',
+      text: UPGRADE('ws.test.example', { upgrade: 'TLS/1.0' }),
+    },
+    {
+      name: 'a WebSocket handshake by POST',
+      text: UPGRADE('ws.test.example', { method: 'POST' }),
+    },
+    {
+      name: 'a WebSocket handshake without Sec-WebSocket-Key',
+      text: UPGRADE('ws.test.example', { extra: 'Sec-WebSocket-Version: 13\r\n' }),
+    },
+    {
+      name: 'a WebSocket handshake without Sec-WebSocket-Version',
+      text: UPGRADE('ws.test.example', {
+        extra: 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+      }),
+    },
+  ];
+  for (const row of rows) {
+    it(`refuses ${row.name} on an allowed host before it reaches the upstream`, async () => {
+      const before = { upgrades, requests };
+      const r = await upgrade('ws.test.example', { text: row.text });
+      assert.match(r.head, /^HTTP\/1\.1 403/);
+      assert.match(r.head, /x-errand-block: upgrade_refused/);
+      assert.deepEqual({ upgrades, requests }, before, 'nothing reached the upstream');
+    });
+  }
+
+  it('relays Upgrade: WebSocket in any case, sending upstream only Connection: Upgrade and Upgrade: websocket', async () => {
+    const r = await upgrade('ws.test.example', {
+      text: UPGRADE('ws.test.example', {
+        upgrade: 'WebSocket',
+        connection: 'keep-alive, Upgrade, X-Hop',
+        extra:
+          'X-Hop: for the next hop only\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+      }),
+    });
+    assert.match(r.head, /^HTTP\/1\.1 101/);
+    assert.equal(r.echo, 'ping through the tunnel');
+    assert.equal(lastUpgrade.connection, 'Upgrade');
+    assert.equal(lastUpgrade.upgrade, 'websocket');
+    assert.equal(lastUpgrade['x-hop'], undefined);
+    assert.equal(lastUpgrade['sec-websocket-key'], 'dGhlIHNhbXBsZSBub25jZQ==');
+  });
+
+  it('answers 502 and closes the upstream when it switches to another protocol than websocket', async () => {
+    const before = upstreamClosed;
+    const r = await upgrade('ws.test.example', {
+      text: UPGRADE('ws.test.example', { path: '/switch-to-h2c' }),
+    });
+    assert.match(r.head, /^HTTP\/1\.1 502/);
+    assert.match(r.head, /x-errand-block: upstream_bad_upgrade/);
+    await eventually(() => upstreamClosed > before, 'the upstream connection to close');
+  });
+});
+
+describe('WebSocket handshakes over plain ws://', () => {
+  it('are refused when they would carry the real credential in cleartext', async () => {
+    const surrogates = surrogatesFor([
+      {
+        name: 'GH_TOKEN',
+        real: REAL_TOKEN,
+        hosts: ['ws.test.example'],
+        headers: ['Authorization'],
+      },
+    ]);
+    const log: NetworkLogEntry[] = [];
+    const own = openWsSession({ surrogates, plain: true, log });
+    try {
+      const before = { upgrades, requests };
+      const r = await upgrade('ws.test.example', {
+        on: own,
+        port: 80,
+        text: UPGRADE('ws.test.example', {
+          extra: `Authorization: token ${surrogates[0]!.surrogate}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n`,
+        }),
+      });
+      assert.match(r.head, /^HTTP\/1\.1 403/);
+      assert.match(r.head, /x-errand-block: cleartext_credential/);
+      assert.deepEqual({ upgrades, requests }, before, 'nothing reached the upstream');
+      assert.equal(log[0]!.code, 'cleartext_credential');
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('work without a credential', async () => {
+    const own = openWsSession({ plain: true });
+    try {
+      const r = await upgrade('ws.test.example', { on: own, port: 80 });
+      assert.match(r.head, /^HTTP\/1\.1 101/);
+      assert.equal(r.echo, 'ping through the tunnel');
+    } finally {
+      await own.close();
+    }
   });
 });
