@@ -138,6 +138,11 @@ export interface AwsRequest {
   headers: IncomingHttpHeaders;
   /** The buffered body, when the caller had to read it (see `needs_body`). */
   body?: Buffer;
+  /**
+   * Set when the request would go out unencrypted: one signed by a surrogate key scoped
+   * to the host is refused with this code and reason instead of being re-signed.
+   */
+  cleartext?: { code: string; reason: (name: string) => string };
 }
 
 const refused = (code: string, reason: string): AwsResign => ({ kind: 'refused', code, reason });
@@ -180,6 +185,7 @@ export async function resignAws(
   if (!cred) return { kind: 'none' };
   // On a host outside its scope the surrogate signature goes out as is: useless there.
   if (!cred.hosts.some((h) => hostMatches(h.toLowerCase(), req.host))) return { kind: 'none' };
+  if (req.cleartext) return refused(req.cleartext.code, req.cleartext.reason(cred.name));
   return auth
     ? resignHeader(req, target.path, target.query, auth, cred, now)
     : resignPresigned(req, target.path, target.query, cred, now);

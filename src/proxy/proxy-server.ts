@@ -32,7 +32,7 @@ import {
   hostAdmitted,
 } from './allowlist.ts';
 import type { AwsChunkedError } from './aws-chunked.ts';
-import { type ActiveAwsCredential, resignAws } from './aws-resign.ts';
+import { type ActiveAwsCredential, type AwsRequest, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { canonicalHost } from './host-name.ts';
 import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
@@ -536,6 +536,7 @@ export class ProxyServer {
   }
 
   /** Why a checked request must not go out over plain HTTP: it now carries a real credential. */
+  /** Why a request carrying `swapped` must not go out over this connection, if it must not. */
   #cleartext(
     policy: ProxyPolicy,
     c: { tls: boolean; host: string; mapped: boolean },
@@ -585,6 +586,14 @@ export class ProxyServer {
     }
     const headers = c.headers;
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
+    // Checked before anything else is done with the request: a real credential never goes
+    // out unencrypted, and an AWS request is not even re-signed for it.
+    const cleartext = this.#cleartext(policy, c, swapped);
+    if (cleartext) {
+      req.resume();
+      block(cleartext, []);
+      return;
+    }
     let target = req.url ?? '/';
     let body: Buffer | undefined;
     let removed: string[] | undefined;
@@ -602,7 +611,15 @@ export class ProxyServer {
     }
     let resignChunks: Transform | undefined;
     if (policy.aws?.length) {
-      const signing = { method, host: c.host, target, headers, body };
+      const signing: AwsRequest = { method, host: c.host, target, headers, body };
+      // The one cleartext rule decides for AWS too: asked about a credential of any name,
+      // it says whether one may go out on this connection at all.
+      if (this.#cleartext(policy, c, ['AWS'])) {
+        signing.cleartext = {
+          code: 'cleartext_credential',
+          reason: (name) => this.#cleartext(policy, c, [name])!.message,
+        };
+      }
       let r = await resignAws(signing, policy.aws);
       if (r.kind === 'needs_body') {
         body = await readBody(req, MAX_SIGNED_BODY);
@@ -630,12 +647,6 @@ export class ProxyServer {
         resignChunks = r.body;
       }
       target = signing.target;
-    }
-    const cleartext = this.#cleartext(policy, c, swapped);
-    if (cleartext) {
-      req.resume();
-      block(cleartext, []);
-      return;
     }
     const up = upstreamRequest(c, {
       method,
