@@ -3,6 +3,18 @@
  * conversation, and the trusted `.errand/` files read from the mirror's default branch.
  */
 export { redactUrl } from './git.ts';
+export {
+  clearOutbox,
+  describeSkipped,
+  OUTBOX_FILE_LIMIT_BYTES,
+  OUTBOX_LIMITS,
+  OUTBOX_TOTAL_LIMIT_BYTES,
+  type OutboxLimits,
+  type SkippedFile,
+  type TakenFile,
+  type TakenOutbox,
+  takeOutbox,
+} from './outbox.ts';
 export { checkoutDefaultRef, TrustedTree } from './trusted-tree.ts';
 export {
   type ConversationDirs,
