@@ -28,10 +28,12 @@ export async function startSandboxGateway(o: {
   config: ServerConfig;
   stateDir: string;
   agent: AgentRunner;
+  /** Where the Claude Code CLI is cached; default: errand's own cache folder. */
+  cacheDir?: string;
 }): Promise<SandboxGateway> {
   const executor = await SandboxExecutor.onHost({
     stateDir: o.stateDir,
-    cacheDir: defaultCacheDir(),
+    cacheDir: o.cacheDir ?? defaultCacheDir(),
     imageMaxAgeMs: 3_600_000,
     config: () => o.config,
     agent: o.agent,
