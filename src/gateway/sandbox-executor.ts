@@ -278,7 +278,14 @@ export class SandboxExecutor implements TaskExecutor {
       // Taken whatever the outcome (a failed or stopped task's files are sent too); the
       // folders it left are removed once its sandbox is gone, last of all.
       const taken = await this.#takeOutbox(run, prepared.outbox);
-      cleanup.unshift(() => clearOutbox(prepared.outbox));
+      cleanup.unshift(() =>
+        clearOutbox(prepared.outbox).catch((e: unknown) =>
+          this.#o.logger.warn(
+            { task: run.task.id, err: describeError(e) },
+            'outbox not emptied: what is left there is taken with the next task',
+          ),
+        ),
+      );
       return {
         ...answer,
         text: taken.note

@@ -173,6 +173,7 @@ describe('files from the outbox', () => {
       ['report.txt'],
     );
     // Whatever lands at the name afterwards (a later task, a process left running).
+    rmSync(join(dirsOf(d).outbox, 'report.txt'), { force: true });
     symlinkSync(secretFile, join(dirsOf(d).outbox, 'report.txt'));
     assert.deepEqual(await served(d, 'report.txt'), { status: 200, body: 'the report\n' });
     const raw = await mailFor(email, smtp, d);
