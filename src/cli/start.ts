@@ -127,6 +127,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
     controlToken: ensureControlToken(config),
     tokenHashes: login.hashes,
     version: VERSION,
+    deliveriesDir: executor.deliveriesDir,
   });
   const api = dashboard.server;
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,6 @@
  * the JSON API, on one port. Access rules are in access.ts; pages never show a secret
  * (credentials in the config render as "(set)").
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +16,7 @@ import type { Gateway } from '../gateway/index.ts';
 import type { Store, Task } from '../store/index.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
+import { openFileInside } from '../util/no-follow-files.ts';
 import { Access, type Identity, SESSION_COOKIE } from './access.ts';
 import { registerApi } from './api-routes.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
@@ -38,6 +38,12 @@ export interface DashboardOptions {
   /** sha256 (hex) of each login token by user name; used only when bound beyond loopback. */
   tokenHashes: Map<string, string>;
   version: string;
+  /**
+   * The folder reply files are copied to (the executor's deliveries folder). The file
+   * route serves only regular files whose real path is inside it: a path in the store
+   * that leads elsewhere, or a link, is a 404.
+   */
+  deliveriesDir: string;
 }
 
 const ID = /^[A-Za-z0-9_]{1,64}$/;
@@ -249,10 +255,9 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     const { id, delivery, name } = c.req.param();
     const d = (await store.listDeliveries({ conversationId: id })).find((x) => x.id === delivery);
     const path = d?.files.find((f) => basename(f) === name);
-    if (!path || !existsSync(path) || !statSync(path).isFile()) {
-      return page(c, 'Not found', notFound('That file is no longer there.'), 404);
-    }
-    return c.body(Readable.toWeb(createReadStream(path)) as ReadableStream, 200, {
+    const file = path && (await openFileInside(o.deliveriesDir, path));
+    if (!file) return page(c, 'Not found', notFound('That file is no longer there.'), 404);
+    return c.body(Readable.toWeb(file.handle.createReadStream()) as ReadableStream, 200, {
       'content-type': 'application/octet-stream',
       'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
     });

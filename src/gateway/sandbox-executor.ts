@@ -1,14 +1,6 @@
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
   type AcceptConnection,
@@ -41,11 +33,16 @@ import {
 } from '../sandbox/index.ts';
 import type { Conversation } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
+import { safeFileName } from '../util/file-names.ts';
 import type { Logger } from '../util/logger.ts';
+import { readRegularFile, writeNewFile } from '../util/no-follow-files.ts';
 import { ownedName, removeLeftBehind } from '../util/owned-names.ts';
 import {
   type ConversationDirs,
+  clearOutbox,
+  describeSkipped,
   type MirrorState,
+  takeOutbox,
   type WorkspaceRepo,
   Workspaces,
 } from '../workspace/index.ts';
@@ -71,6 +68,11 @@ export interface SandboxExecutorOptions {
   caCert: string;
   /** Where image build contexts are written (under the state folder; 0700). */
   buildDir: string;
+  /**
+   * Where the files of each reply are copied from the outbox, as
+   * `<conversationId>/<taskId>/<name>`; no sandbox mounts it. Deliveries name these copies.
+   */
+  deliveriesDir: string;
   podmanEnv: NodeJS.ProcessEnv;
   agent: AgentRunner;
   logger: Logger;
@@ -176,6 +178,8 @@ export class SandboxExecutor implements TaskExecutor {
     config: () => ServerConfig;
     agent: AgentRunner;
     logger: Logger;
+    /** Default: `<stateDir>/deliveries`. */
+    deliveriesDir?: string;
   }): Promise<SandboxExecutor> {
     const caDir = join(o.stateDir, 'proxy', 'ca');
     const ca = await CertificateAuthority.loadOrCreate(caDir);
@@ -195,6 +199,7 @@ export class SandboxExecutor implements TaskExecutor {
       proxy: new ProxyServer({ ca }),
       caCert: ca.certPem,
       buildDir: join(o.stateDir, 'build'),
+      deliveriesDir: o.deliveriesDir ?? join(o.stateDir, 'deliveries'),
       podmanEnv,
       warmNetns: new WarmNetns(podmanEnv),
       holdSandboxes: true,
@@ -209,6 +214,11 @@ export class SandboxExecutor implements TaskExecutor {
 
   get driver(): SandboxDriver {
     return this.#o.driver;
+  }
+
+  /** Where reply files are copied to (see SandboxExecutorOptions.deliveriesDir). */
+  get deliveriesDir(): string {
+    return this.#o.deliveriesDir;
   }
 
   async run(run: TaskRun, signal: AbortSignal, events: EventSink): Promise<TaskOutcome> {
@@ -280,7 +290,24 @@ export class SandboxExecutor implements TaskExecutor {
       );
       settled = outcome.settled;
       const { settled: _, ...answer } = outcome;
-      return { ...answer, files: [...answer.files, ...this.#outboxFiles(prepared.outbox)] };
+      // Taken whatever the outcome (a failed or stopped task's files are sent too); the
+      // folders it left are removed once its sandbox is gone, last of all.
+      const taken = await this.#takeOutbox(run, prepared.outbox);
+      cleanup.unshift(() =>
+        clearOutbox(prepared.outbox).catch((e: unknown) =>
+          this.#o.logger.warn(
+            { task: run.task.id, err: describeError(e) },
+            'outbox not emptied: what is left there is taken with the next task',
+          ),
+        ),
+      );
+      return {
+        ...answer,
+        text: taken.note
+          ? [answer.text.trimEnd(), taken.note].filter(Boolean).join('\n\n')
+          : answer.text,
+        files: [...answer.files, ...taken.files],
+      };
     } catch (e) {
       if (e instanceof Unready)
         return { kind: 'failure', text: e.message, files: [], detail: e.detail };
@@ -400,7 +427,7 @@ export class SandboxExecutor implements TaskExecutor {
       }
       // The conversation's own folders: the only host paths the sandbox sees.
       const { dirs } = await ready.conversation;
-      copyAttachments(run, dirs.inbox);
+      await copyAttachments(run, dirs.inbox);
       outbox = dirs.outbox;
       mounts = this.#mounts(dirs);
       ({ env, network } = await ready.network);
@@ -746,19 +773,29 @@ export class SandboxExecutor implements TaskExecutor {
     return parsed.allowlist;
   }
 
-  #outboxFiles(outbox: string): string[] {
+  /**
+   * The task's outbox files, as copies under the deliveries folder, and a note naming
+   * what was not attached. The outbox is the sandbox's: nothing in it is opened by path
+   * later (docs/sandbox.md, "Files between host and sandbox").
+   */
+  async #takeOutbox(run: TaskRun, outbox: string): Promise<{ files: string[]; note: string }> {
     try {
-      return readdirSync(outbox)
-        .map((f) => join(outbox, f))
-        .filter((p) => statSync(p).isFile());
-    } catch {
-      return [];
+      const dest = join(this.#o.deliveriesDir, run.conversation.id, run.task.id);
+      const taken = await takeOutbox(outbox, dest);
+      return { files: taken.files.map((f) => f.path), note: describeSkipped(taken.skipped) };
+    } catch (e) {
+      this.#o.logger.error({ task: run.task.id, err: describeError(e) }, 'outbox not taken');
+      return {
+        files: [],
+        note: 'The files in the outbox could not be taken, so none is attached; the operator can find why in the service log.',
+      };
     }
   }
 
   async removeConversation(c: Conversation): Promise<void> {
     await this.#heldNext?.drop(c.id);
     await this.#o.workspaces.removeConversation(c.repoId, c.id);
+    await rm(join(this.#o.deliveriesDir, c.id), { recursive: true, force: true });
   }
 
   async networkLog(c: Conversation, limit: number): Promise<NetworkRequest[]> {
@@ -807,13 +844,25 @@ export class SandboxExecutor implements TaskExecutor {
   }
 }
 
-function copyAttachments(run: TaskRun, inbox: string): void {
+/**
+ * Copies the task's attachments into the conversation's inbox. Each is written as a new
+ * file, whatever had its name removed first and no link followed, so nothing planted in
+ * the inbox can steer a write elsewhere on the host.
+ */
+async function copyAttachments(run: TaskRun, inbox: string): Promise<void> {
   for (const part of run.parts) {
     for (const a of part.attachments) {
+      const saved = await readRegularFile(a.path, Number.MAX_SAFE_INTEGER);
+      // A missing attachment file is reported by the channel that saved it.
+      if (!saved.ok) continue;
+      const name = safeFileName(a.name, 'attachment');
       try {
-        copyFileSync(a.path, join(inbox, basename(a.name)));
-      } catch {
-        // A missing attachment file is reported by the channel that saved it.
+        await writeNewFile(join(inbox, name), saved.content, 0o644);
+      } catch (e) {
+        throw new Unready(
+          'inbox_failed',
+          `errand could not put the attachment ${name} in the inbox (${(e as NodeJS.ErrnoException).code ?? 'error'}). Reply in this thread to try again.`,
+        );
       }
     }
   }

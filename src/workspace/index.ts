@@ -10,6 +10,18 @@ export {
   findCheckout,
 } from './checkout.ts';
 export { redactUrl } from './git.ts';
+export {
+  clearOutbox,
+  describeSkipped,
+  OUTBOX_FILE_LIMIT_BYTES,
+  OUTBOX_LIMITS,
+  OUTBOX_TOTAL_LIMIT_BYTES,
+  type OutboxLimits,
+  type SkippedFile,
+  type TakenFile,
+  type TakenOutbox,
+  takeOutbox,
+} from './outbox.ts';
 export { FULL_OBJECT_ID, TrustedTree } from './trusted-tree.ts';
 export {
   type ConversationDirs,

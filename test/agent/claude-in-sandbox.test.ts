@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClaudeCodeRunner } from '../../src/agent/index.ts';
 import type { Gateway } from '../../src/gateway/index.ts';
@@ -75,6 +75,20 @@ const scenario: Scenario = (req) => {
               command:
                 'wc -l < /inbox/notes.txt > /outbox/summary.txt && cat /inbox/notes.txt >> /outbox/summary.txt',
               description: 'summarize',
+            },
+          },
+        ];
+  }
+  if (t.includes('link the environment')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'The environment is attached.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              command: 'ln -s /proc/self/environ /outbox/env.txt && echo ok > /outbox/ok.txt',
+              description: 'link',
             },
           },
         ];
@@ -250,6 +264,21 @@ describe('Claude Code in the sandbox', () => {
     const summary = s.delivery.files.find((f) => f.endsWith('summary.txt'));
     assert.ok(summary, `outbox files: ${s.delivery.files.join(', ')}`);
     assert.equal(readFileSync(summary, 'utf8'), '3\none\ntwo\nthree\n');
+  });
+
+  it("does not send errand's environment that an outbox link made by the agent points to", async () => {
+    const s = await ask('Please link the environment.', 'environ');
+    assert.match(s.delivery.text, /^The environment is attached\./, s.delivery.text);
+    assert.match(s.delivery.text, /env\.txt was not attached: it is a symbolic link/);
+    assert.deepEqual(
+      s.delivery.files.map((f) => basename(f)),
+      ['ok.txt'],
+    );
+    for (const f of s.delivery.files) {
+      const content = readFileSync(f, 'utf8');
+      assert.ok(!content.includes(REAL_KEY) && !content.includes('PATH='), f);
+    }
+    assert.ok(!s.delivery.text.includes(REAL_KEY));
   });
 
   it('commits with git in the workspace', async () => {

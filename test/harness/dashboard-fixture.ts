@@ -34,6 +34,8 @@ export async function dashboardFixture(
     executor?: TaskExecutor;
     /** Address to bind; default 127.0.0.1. */
     bind?: string;
+    /** The folder reply files are served from; default: one in the fixture's folder. */
+    deliveriesDir?: string;
   } = {},
 ): Promise<DashboardFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'errand-dash-'));
@@ -59,6 +61,7 @@ export async function dashboardFixture(
     controlToken,
     tokenHashes: new Map(Object.entries(o.tokens ?? {}).map(([u, t]) => [u, sha256Hex(t)])),
     version: 'test',
+    deliveriesDir: o.deliveriesDir ?? join(dir, 'deliveries'),
   });
   await new Promise<void>((resolve) =>
     dashboard.server.listen(0, o.bind ?? '127.0.0.1', () => resolve()),

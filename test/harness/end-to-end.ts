@@ -236,6 +236,7 @@ repos:
     controlToken,
     tokenHashes: new Map(),
     version: 'e2e',
+    deliveriesDir: executor.deliveriesDir,
   });
   await new Promise<void>((r) => dashboard.server.listen(0, '127.0.0.1', r));
   const dashboardUrl = `http://127.0.0.1:${(dashboard.server.address() as AddressInfo).port}`;

@@ -57,8 +57,9 @@ export async function startSandboxGateway(o: {
   config: ServerConfig;
   stateDir: string;
   sandboxDir?: string;
-  cacheDir?: string;
   agent: AgentRunner;
+  /** Where the Claude Code CLI is cached; default: errand's own cache folder. */
+  cacheDir?: string;
 }): Promise<SandboxGateway> {
   const executor = await SandboxExecutor.onHost({
     stateDir: o.stateDir,

@@ -4,7 +4,14 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BASE_IMAGE, ensurePodmanEnv, HOSTS_FILE } from '../../src/sandbox/index.ts';
+import { defaultCacheDir } from '../../src/config/index.ts';
+import {
+  BASE_IMAGE,
+  DEFAULT_CLAUDE_CODE_VERSION,
+  ensureClaudeCli,
+  ensurePodmanEnv,
+  HOSTS_FILE,
+} from '../../src/sandbox/index.ts';
 import { MAIN } from '../harness/cli.ts';
 
 // errand run by a normal user gets rootless podman and a network namespace inside podman's
@@ -114,5 +121,53 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
     assert.equal(out, '0\nlo\nfrom the task\nthe prompt');
     const left = as('podman ps --all --filter label=errand.managed=true --format "{{.Names}}"');
     assert.equal(left.stdout.trim(), '', 'no container left');
+  });
+
+  it('does not send a host file an outbox symlink points to, rootless', async () => {
+    // The user's own cache of the Claude Code CLI (the tasks run a shell, but every
+    // sandbox mounts the CLI): linked from root's, which tests install once.
+    await ensureClaudeCli(defaultCacheDir());
+    const cache = join(dir, 'cli-cache');
+    mkdirSync(join(cache, 'claude-code'), { recursive: true });
+    execFileSync('cp', [
+      '-al',
+      join(defaultCacheDir(), 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
+      join(cache, 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
+    ]);
+    execFileSync('chmod', ['-R', 'a+rX', cache]);
+    const url = (p: string) => JSON.stringify(new URL(`../${p}`, import.meta.url).href);
+    const script = `
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      const os = await import('node:os');
+      const { configFrom } = await import(${url('harness/gateway-fixture.ts')});
+      const { initRepo } = await import(${url('harness/git.ts')});
+      const { startSandboxGateway } = await import(${url('harness/sandbox-gateway.ts')});
+      const { ShellAgent } = await import(${url('harness/shell-agent.ts')});
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'errand-rootless-outbox-'));
+      const secret = path.join(dir, 'secret.txt');
+      fs.writeFileSync(secret, 'ROOTLESS-HOST-SECRET');
+      const origin = initRepo(path.join(dir, 'origin'), { 'README.md': 'hi\\n' });
+      const config = await configFrom('repos:\\n  app:\\n    git_url: ' + origin + '\\n', dir);
+      const sg = await startSandboxGateway({ config, stateDir: path.join(dir, 'state'),
+        agent: new ShellAgent(), cacheDir: ${JSON.stringify(cache)} });
+      const ch = sg.channels.get('app');
+      await ch.send('ln -s /proc/self/environ /outbox/env.txt; ln -s ' + secret +
+        ' /outbox/secret.txt; echo fine > /outbox/ok.txt; echo done', { thread: 't', id: 'm1' });
+      const d = (await ch.waitForSent(1, 240000))[0].delivery;
+      const files = d.files.map((f) => ({ name: path.basename(f), content: fs.readFileSync(f, 'utf8'),
+        copy: f.startsWith(sg.executor.deliveriesDir + path.sep) }));
+      const left = fs.readdirSync(sg.executor.workspaces.dirs('app', d.conversationId).outbox);
+      await sg.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      console.log(JSON.stringify({ kind: d.kind, text: d.text, files, left }));`;
+    const r = as(`cd ~ && ${NODE} --input-type=module -e ${shellQuote(script)}`);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    assert.equal(out.kind, 'reply', out.text);
+    assert.deepEqual(out.files, [{ name: 'ok.txt', content: 'fine\n', copy: true }]);
+    assert.match(out.text, /env\.txt was not attached: it is a symbolic link/);
+    assert.match(out.text, /secret\.txt was not attached: it is a symbolic link/);
+    assert.deepEqual(out.left, [], 'the outbox is empty after the task');
   });
 });

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RepoConfig } from '../../config/index.ts';
 import type {
   AuthorizationResult,
@@ -12,8 +11,10 @@ import type {
   NewThread,
 } from '../../gateway/ports.ts';
 import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
+import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
+import { writeNewFile } from '../../util/no-follow-files.ts';
 import { type IncomingMail, parseIncomingMail, unreadableMail } from './incoming-mail.ts';
 import type { MailServer } from './mail-servers.ts';
 import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
@@ -158,10 +159,13 @@ export class EmailChannel implements Channel {
         : replySubject(meta?.subject || ctx.conversation?.title || 'errand'),
       tag,
     );
-    const { attachments, missing } = attachable(d.files, this.#maxBytes);
+    const { files, notAttached } = await readDeliveryFiles(d.files, {
+      bytes: this.#maxBytes,
+      label: `${mb(this.#maxBytes)} MB mail limit`,
+    });
     let text = d.text;
-    if (missing.length) {
-      text += `\n\n(Not attached: ${missing.join('; ')})`;
+    if (notAttached.length) {
+      text += `\n\n(Not attached: ${notAttached.join('; ')})`;
     }
     if (d.kind === 'ack' && ctx.link) text += `\n\nFollow along: ${ctx.link}`;
     const body = renderReply(text, { footer: ctx.footer });
@@ -176,7 +180,7 @@ export class EmailChannel implements Channel {
       references,
       text: body.text,
       html: body.html,
-      attachments,
+      attachments: files.map((f) => ({ filename: f.name, content: f.content })),
     });
   }
 
@@ -256,36 +260,11 @@ export class EmailChannel implements Channel {
     const out: Attachment[] = [];
     for (const [i, f] of kept.entries()) {
       const path = join(dir, names[i]!);
-      await writeFile(path, f.content, { mode: 0o600 });
+      await writeNewFile(path, f.content);
       out.push({ name: names[i]!, path, size: f.content.byteLength, contentType: f.contentType });
     }
     return out;
   }
-}
-
-function attachable(
-  files: string[],
-  maxBytes: number,
-): {
-  attachments: Array<{ filename: string; path: string }>;
-  missing: string[];
-} {
-  const attachments: Array<{ filename: string; path: string }> = [];
-  const missing: string[] = [];
-  let total = 0;
-  for (const path of files) {
-    if (!existsSync(path)) {
-      missing.push(`${basename(path)}, no longer on disk`);
-      continue;
-    }
-    total += statSync(path).size;
-    if (total > maxBytes) {
-      missing.push(`${basename(path)}, over the ${mb(maxBytes)} MB mail limit`);
-      continue;
-    }
-    attachments.push({ filename: basename(path), path });
-  }
-  return { attachments, missing };
 }
 
 function mb(bytes: number): string {

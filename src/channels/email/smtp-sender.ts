@@ -17,7 +17,8 @@ export interface OutgoingMail {
   references: string[];
   text: string;
   html: string;
-  attachments: Array<{ filename: string; path: string }>;
+  /** Read by errand (no path is handed to the mailer, which would follow links). */
+  attachments: Array<{ filename: string; content: Buffer }>;
 }
 
 export class SmtpSender {

@@ -1,5 +1,5 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { App, type Logger as BoltLogger, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import type { RepoConfig } from '../../config/index.ts';
 import type {
@@ -19,9 +19,11 @@ import type {
   StoredMessage,
   Task,
 } from '../../store/types.ts';
+import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { describeError } from '../../util/errors.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
+import { writeNewFile } from '../../util/no-follow-files.ts';
 import { clip } from '../../util/text.ts';
 import { escapeMrkdwn, splitMessage, toMrkdwn } from './mrkdwn.ts';
 import { SlackAuthorization } from './slack-authorization.ts';
@@ -199,6 +201,8 @@ export class SlackChannel implements Channel {
     let text = toMrkdwn(d.text);
     const long = text.length > MAX_INLINE;
     if (long) text = `${text.slice(0, 3000)}…\n\n_The whole answer is attached as reply.md._`;
+    const { files, notAttached } = await readDeliveryFiles(d.files);
+    if (notAttached.length) text += `\n\n_Not attached: ${escapeMrkdwn(notAttached.join('; '))}_`;
     if (ctx.footer) text += `\n\n_${escapeMrkdwn(ctx.footer)}_`;
     for (const part of splitMessage(text)) {
       await app.client.chat.postMessage({
@@ -211,7 +215,7 @@ export class SlackChannel implements Channel {
     }
     const uploads = [
       ...(long ? [{ content: d.text, filename: 'reply.md' }] : []),
-      ...d.files.map((path) => ({ file: path, filename: basename(path) })),
+      ...files.map((f) => ({ file: f.content, filename: f.name })),
     ];
     if (uploads.length > 0) {
       await app.client.filesUploadV2({
@@ -377,7 +381,7 @@ export class SlackChannel implements Channel {
       if (body.length > MAX_FILE_BYTES) continue;
       const name = names[i]!;
       const path = join(dir, name);
-      await writeFile(path, body, { mode: 0o600 });
+      await writeNewFile(path, body);
       out.push({ name, path, size: body.length, contentType: f.mimetype });
     }
     return out;
