@@ -4,7 +4,7 @@
  *
  *   node bench/proxy-client.ts ADDRESS PORT SERVERNAME CA_FILE MODE N [SIZE]
  *   MODE latency: N small GETs one after another on one keep-alive connection
- *   MODE throughput: N concurrent downloads of SIZE bytes each
+ *   MODE throughput: N concurrent downloads of SIZE bytes each (SIZE may end in `?random=1`)
  * Prints one JSON line.
  */
 import { readFileSync } from 'node:fs';

@@ -4,11 +4,14 @@
  * concurrent clients. The sandbox path is the real one: DNS-less client inside the
  * sandbox's network namespace → relay → Unix socket → proxy (TLS terminated, checked,
  * re-encrypted) → upstream on loopback. Targets (issue "Network sandbox"): under 1 ms added
- * at the median, at least 70% of direct throughput. Needs root (nsenter).
+ * at the median, at least 70% of direct throughput. Then the cost of the response checks:
+ * the same requests and downloads without and with a task's credentials scoped to the
+ * host, whose responses are then masked. Needs root (nsenter).
  *
  *   bash scripts/node.sh bench/proxy.ts [--requests N] [--mb N]
  */
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -17,11 +20,13 @@ import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import {
+  awsSurrogatesFor,
   CertificateAuthority,
   ProxyServer,
   parseAllowlist,
   SANDBOX_ADDRESS,
   startSandboxNetns,
+  surrogatesFor,
 } from '../src/proxy/index.ts';
 
 const { values } = parseArgs({
@@ -103,6 +108,60 @@ try {
   const netns = await startSandboxNetns(process.env);
   netns.attach(session.accept);
   const pid = Number(/\/proc\/(\d+)\//.exec(netns.path)![1]);
+  // The same proxy with credentials scoped to the host, so every response from it is
+  // checked for their real values (headers, and bodies as a stream): one GitHub token, and
+  // a task's usual set (the agent's API key and OAuth token, a GitHub token, an AWS key
+  // with a session token: six real values, the 20-character AWS key id the shortest).
+  const token = (prefix: string, n: number) => prefix + randomBytes(n).toString('base64url');
+  const secret = (name: string, real: string, header: string) => ({
+    name,
+    real,
+    hosts: [HOST],
+    headers: [header],
+  });
+  const gh = secret('GH_TOKEN', token('ghp_', 27), 'authorization');
+  const masked = [
+    { label: 'one GitHub token', surrogates: surrogatesFor([gh]), aws: [] },
+    {
+      label: 'six real values',
+      surrogates: surrogatesFor([
+        secret('ANTHROPIC_API_KEY', token('sk-ant-api03-', 70), 'x-api-key'),
+        secret('CLAUDE_CODE_OAUTH_TOKEN', token('sk-ant-oat01-', 70), 'authorization'),
+        gh,
+      ]),
+      aws: awsSurrogatesFor([
+        {
+          name: 'AWS',
+          accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+          secretAccessKey: randomBytes(30).toString('base64'),
+          sessionToken: randomBytes(600).toString('base64'),
+          hosts: [HOST],
+        },
+      ]),
+    },
+  ];
+  const maskedNets = await Promise.all(
+    masked.map(async (m) => {
+      const s = proxy.openSession({
+        taskId: `bench-${m.label}`,
+        allowlist: allow.allowlist,
+        surrogates: m.surrogates,
+        aws: m.aws,
+        resolve: { [HOST]: `127.0.0.1:${upstream.httpsPort}` },
+        upstreamCa: upstream.caPem,
+        log: () => undefined,
+      });
+      const ns = await startSandboxNetns(process.env);
+      ns.attach(s.accept);
+      return {
+        pid: Number(/\/proc\/(\d+)\//.exec(ns.path)![1]),
+        close: async () => {
+          await ns.close();
+          await s.close();
+        },
+      };
+    }),
+  );
   // The floor of any interceptor on Node's TLS: the same path through the relay, but the
   // proxy only decrypts and re-encrypts the bytes (no HTTP, no checks, no log).
   const bareNetns = await startSandboxNetns(process.env);
@@ -155,6 +214,40 @@ try {
     bare: await sandboxed('throughput', '50', per50, barePid),
   };
 
+  // Response checks: the same proxy without and with secrets scoped to the host, taken in
+  // turn five times each so a drift of the machine's speed hits all alike. The proxy's
+  // own CPU time (this process holds only the proxy) is the steadier figure on a shared
+  // machine; wall times move with the other processes.
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const vias = [pid, ...maskedNets.map((m) => m.pid)];
+  const figures = ['lat', 'latCpuUs', 'text', 'textCpu', 'random', 'randomCpu'] as const;
+  type Figures = Record<(typeof figures)[number], number>;
+  const checks = vias.map(() => figures.map(() => [] as number[]));
+  const proxyCpuMs = async (m: () => Promise<Measurement>) => {
+    const t = process.cpuUsage();
+    const r = await m();
+    const u = process.cpuUsage(t);
+    return { r, cpuMs: (u.user + u.system) / 1000 };
+  };
+  for (let round = 0; round < 5; round++)
+    for (const [i, via] of vias.entries()) {
+      const lat = await proxyCpuMs(() => sandboxed('latency', values.requests!, undefined, via));
+      const text = await proxyCpuMs(() => sandboxed('throughput', '1', String(bytes), via));
+      const random = await proxyCpuMs(() => sandboxed('throughput', '1', `${bytes}?random=1`, via));
+      const got = [
+        lat.r.medianMs!,
+        (lat.cpuMs * 1000) / (Number(values.requests) + 1),
+        text.r.mbPerS!,
+        text.cpuMs / (text.r.total! / 1e6),
+        random.r.mbPerS!,
+        random.cpuMs / (random.r.total! / 1e6),
+      ];
+      for (const [f, v] of got.entries()) checks[i]![f]!.push(v);
+    }
+  const [before, ...after] = checks.map(
+    (c) => Object.fromEntries(figures.map((f, j) => [f, median(c[j]!)])) as Figures,
+  );
+
   console.log(
     `proxy vs direct, HTTPS on loopback, ${values.requests} requests, ${values.mb} MB downloads`,
   );
@@ -189,7 +282,21 @@ try {
   console.log(
     `    all three on ${cores} cores: the proxied download is bounded at ${ceiling.toFixed(0)} MB/s, ratio ${(ceiling / one.direct.mbPerS!).toFixed(2)}`,
   );
+  console.log(
+    '  response checks: before, no secret scoped to the host; after, secrets scoped to it, so headers and bodies are masked (medians of 5 runs in turn)',
+  );
+  const r = (x: number, y: number) => (x / y).toFixed(2);
+  const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+  const b = before!;
+  console.log(
+    `    before: request ${b.lat.toFixed(3)} ms (proxy CPU ${b.latCpuUs.toFixed(0)} us); 1 client text-like ${b.text.toFixed(0)} MB/s (to direct ${r(b.text, one.direct.mbPerS!)}, proxy CPU ${b.textCpu.toFixed(2)} ms/MB), random ${b.random.toFixed(0)} MB/s (${b.randomCpu.toFixed(2)} ms/MB)`,
+  );
+  for (const [i, a] of after.entries())
+    console.log(
+      `    after, ${masked[i]!.label}: request ${signed(a.lat - b.lat, 3)} ms (proxy CPU ${signed(a.latCpuUs - b.latCpuUs, 0)} us); text-like ${a.text.toFixed(0)} MB/s (to before ${r(a.text, b.text)}, proxy CPU ${signed(a.textCpu - b.textCpu, 2)} ms/MB), random ${a.random.toFixed(0)} MB/s (to before ${r(a.random, b.random)}, ${signed(a.randomCpu - b.randomCpu, 2)} ms/MB)`,
+    );
   await netns.close();
+  for (const m of maskedNets) await m.close();
   await bareNetns.close();
   await session.close();
   upstreamChild.stdin.end();

@@ -35,6 +35,8 @@ export {
 } from './netns.ts';
 export { fileNetworkLog, type NetworkLogEntry } from './network-log.ts';
 export { type ProxyPolicy, ProxyServer, type ProxySession } from './proxy-server.ts';
+export { formsOf, type MaskForm, ReflectionMask } from './reflection-mask.ts';
+export { type CheckedResponse, checkResponse } from './response-check.ts';
 export {
   type ActiveSurrogate,
   type MaskedSecret,

@@ -38,7 +38,10 @@ import { canonicalHost } from './host-name.ts';
 import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
 import type { NetworkLogEntry } from './network-log.ts';
 import { cleartextCredentialRefusal, isWebSocket, methodOverrides } from './protocol-rules.ts';
+import { ReflectionMask } from './reflection-mask.ts';
+import { checkResponse, sendBody } from './response-check.ts';
 import { type ActiveSurrogate, swapSurrogates } from './surrogates.ts';
+import { webSocketMask } from './websocket-mask.ts';
 
 /** What one task's traffic is checked against. The engine itself holds no policy. */
 export interface ProxyPolicy {
@@ -648,6 +651,9 @@ export class ProxyServer {
       }
       target = signing.target;
     }
+    const mask = ReflectionMask.of(policy);
+    // What comes back from a host holding a real value is read, so it must be readable.
+    if (mask.checksBodiesOf(c.host)) headers['accept-encoding'] = 'identity';
     const up = upstreamRequest(c, {
       method,
       path: target,
@@ -655,11 +661,24 @@ export class ProxyServer {
       agent: c.tls ? agents.https : agents.http,
     });
     up.on('response', (upRes) => {
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(upRes.headers))
-        if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, out);
-      upRes.pipe(res);
+      const out = checkResponse(
+        mask,
+        c.host,
+        method,
+        {
+          statusCode: upRes.statusCode ?? 502,
+          statusMessage: upRes.statusMessage,
+          headers: upRes.headers,
+        },
+        (k) => !HOP_BY_HOP.has(k),
+      );
+      if (!out.ok) {
+        upRes.destroy();
+        block(out, swapped);
+        return;
+      }
+      res.writeHead(upRes.statusCode ?? 502, out.statusMessage, out.headers);
+      sendBody(upRes, res, out.body);
       policy.log({
         time: new Date(started).toISOString(),
         action: 'allowed',
@@ -747,6 +766,10 @@ export class ProxyServer {
       logBlocked(policy, Date.now(), method, url, cleartext, []);
       return;
     }
+    const mask = ReflectionMask.of(policy);
+    const checked = mask.checksBodiesOf(c.host);
+    // permessage-deflate would hide the frames' payload from the mask.
+    if (checked) delete headers['sec-websocket-extensions'];
     const up = upstreamRequest(c, {
       method,
       path: req.url ?? '/',
@@ -776,13 +799,29 @@ export class ProxyServer {
         });
         return;
       }
-      let head101 = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
-      for (let i = 0; i < upRes.rawHeaders.length; i += 2)
-        head101 += `${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}\r\n`;
+      let head101 = `HTTP/1.1 ${upRes.statusCode} ${mask.text(upRes.statusMessage ?? '')}\r\n`;
+      for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
+        const name = upRes.rawHeaders[i]!;
+        if (checked && name.toLowerCase() === 'sec-websocket-extensions') continue;
+        head101 += `${mask.text(name)}: ${mask.text(upRes.rawHeaders[i + 1]!)}\r\n`;
+      }
       sock.write(`${head101}\r\n`);
-      if (upHead.length) sock.write(upHead);
+      // From a host holding a real value, every byte back is masked; a frame the mask
+      // cannot read closes both sides.
+      const back = checked
+        ? /^websocket$/i.test(upRes.headers.upgrade ?? '')
+          ? webSocketMask(mask)
+          : mask.transform()
+        : undefined;
+      back?.on('error', () => {
+        sock.destroy();
+        upSock.destroy();
+      });
+      if (upHead.length) (back ?? sock).write(upHead);
       if (head.length) upSock.write(head);
-      upSock.pipe(sock).pipe(upSock);
+      if (back) upSock.pipe(back).pipe(sock);
+      else upSock.pipe(sock);
+      sock.pipe(upSock);
       // Either side gone, abruptly or not, ends the other: pipe() alone would leave the
       // upstream connection open after the sandbox's socket closed.
       upSock.on('close', () => sock.destroy());
@@ -800,7 +839,7 @@ export class ProxyServer {
     });
     up.on('response', (upRes) => {
       sock.end(
-        `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+        `HTTP/1.1 ${upRes.statusCode} ${mask.text(upRes.statusMessage ?? '')}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
       );
       upRes.resume();
     });

@@ -282,6 +282,22 @@ describe('the network sandbox, from inside a container', () => {
     assert.equal(other!.headers.authorization, `token ${surrogate}`);
   });
 
+  it('an upstream that echoes the request hands the container back only the surrogate', async () => {
+    const before = upstream.seen.length;
+    const r = await inSandbox(
+      'echo "$GH_TOKEN"; curl -sS -m 10 -D - -H "Authorization: token $GH_TOKEN" https://api.test.example/v1/echo',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    // The real token did reach the upstream, whose echo (headers and body) carried it back.
+    assert.equal(upstream.seen[before]!.headers.authorization, `token ${REAL_TOKEN}`);
+    const [surrogate, ...rest] = r.stdout.split('\n');
+    const response = rest.join('\n');
+    assert.ok(!r.stdout.includes(REAL_TOKEN), r.stdout);
+    assert.match(response, new RegExp(`x-echo-authorization: token ${surrogate}\r\n`));
+    const body = response.slice(response.indexOf('\r\n\r\n') + 4);
+    assert.equal(JSON.parse(body).headers.authorization, `token ${surrogate}`);
+  });
+
   it('lets git push with the surrogate in Basic auth, and the forge sees the real token', async () => {
     const r = await inSandbox(
       [
