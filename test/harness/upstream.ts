@@ -31,6 +31,18 @@ function servernameOf(req: IncomingMessage): string | undefined {
   return req.socket instanceof TLSSocket ? (req.socket.servername as string) : undefined;
 }
 
+/** What is recorded of a request whose body the upstream does not read (git, upgrades). */
+function headOnly(req: IncomingMessage): Seen {
+  return {
+    method: req.method ?? '',
+    url: req.url ?? '',
+    headers: req.headers,
+    body: '',
+    bytes: Buffer.alloc(0),
+    servername: servernameOf(req),
+  };
+}
+
 /**
  * A loopback HTTPS (and HTTP) server standing in for an internet host. Its certificate
  * comes from a CA of its own, which tests hand to the proxy as the upstream CA. It records
@@ -60,14 +72,7 @@ export async function startUpstream(
     res: import('node:http').ServerResponse,
   ) => {
     if (opts.git && req.url?.includes('.git/')) {
-      seen.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        body: '',
-        bytes: Buffer.alloc(0),
-        servername: servernameOf(req),
-      });
+      seen.push(headOnly(req));
       opts.git(req, res);
       return;
     }
@@ -122,14 +127,7 @@ export async function startUpstream(
     handler,
   );
   https.on('upgrade', (req: IncomingMessage, sock: Socket) => {
-    seen.push({
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: '',
-      bytes: Buffer.alloc(0),
-      servername: servernameOf(req),
-    });
+    seen.push(headOnly(req));
     webSocketEcho(req, sock);
   });
   const http = createHttpServer(handler);
