@@ -142,6 +142,16 @@ export interface AwsRequest {
 
 const refused = (code: string, reason: string): AwsResign => ({ kind: 'refused', code, reason });
 
+/**
+ * A signature whose canonical request leaves out the host would be valid for the same
+ * request to any host (another bucket, another service's endpoint), not only the one the
+ * allowlist checked. AWS itself requires host among the signed headers.
+ */
+const HOST_UNSIGNED = refused(
+  'aws_host_unsigned',
+  'a SigV4 signature that does not cover the host header cannot be re-signed: the real key would sign the request for every host; sign host, as every AWS SDK does',
+);
+
 function skewed(date: Date, now: number): AwsResign {
   return refused(
     'aws_date_skew',
@@ -213,6 +223,7 @@ async function resignHeader(
   if (typeof declared !== 'string' && !req.body) return { kind: 'needs_body' };
   const signed = signedList!.split(';');
   const headers = signedHeaderValues(req, signed, cred);
+  if (headers.host === undefined) return HOST_UNSIGNED;
   // The payload hash is the header's, signed or not (AWS reads it), else the body's; a
   // header errand added to feed the signer would be signed but never sent.
   const unsignable = new Set<string>();
@@ -301,6 +312,7 @@ async function resignPresigned(
 
   const signedList = (get('X-Amz-SignedHeaders') ?? 'host').split(';');
   const headers = signedHeaderValues(req, signedList, cred);
+  if (headers.host === undefined) return HOST_UNSIGNED;
   // S3 signs presigned URLs over UNSIGNED-PAYLOAD (the AWS SDK names it in
   // X-Amz-Content-Sha256, boto3 leaves it implied); other services over an empty body.
   const unsignable = new Set<string>();

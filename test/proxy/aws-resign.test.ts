@@ -349,6 +349,50 @@ describe('The path errand re-signs and sends is the path the allowlist checked',
   });
 });
 
+describe('A signature errand makes with the real key names the host it was checked for', () => {
+  const day = () => new Date().toISOString().replace(/[-:]/g, '').slice(0, 8);
+  const longDate = () => `${new Date().toISOString().replace(/[-:]|\.\d{3}/g, '')}`;
+  /** A header-signed GET with the surrogate key; errand never checks the surrogate's signature. */
+  const headerSigned = (signedHeaders: string) => {
+    const date = longDate();
+    return through({
+      host: S3,
+      target: '/key.txt',
+      headers: {
+        'x-amz-date': date,
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        authorization: `AWS4-HMAC-SHA256 Credential=${f.surrogate.accessKeyId}/${date.slice(0, 8)}/us-east-1/s3/aws4_request, SignedHeaders=${signedHeaders}, Signature=${'0'.repeat(64)}`,
+      },
+    });
+  };
+
+  for (const signed of ['x-amz-content-sha256;x-amz-date', 'Host;x-amz-content-sha256;x-amz-date'])
+    it(`refuses to re-sign a request whose SignedHeaders (${signed}) leave out host, which would sign it for every host`, async () => {
+      const r = await headerSigned(signed);
+      assert.equal(r.status, 403, r.body);
+      assert.match(r.body, /"code":"aws_host_unsigned"/);
+      assert.equal(r.reached, 0, 'no request signed with the real key went out');
+    });
+
+  it('refuses to re-sign a presigned URL whose X-Amz-SignedHeaders leave out host', async () => {
+    const target = (await presignedTarget(S3, '/key.txt')).replace(
+      /X-Amz-SignedHeaders=[^&]*/,
+      'X-Amz-SignedHeaders=x-amz-content-sha256',
+    );
+    assert.ok(target.includes(`X-Amz-Credential=${f.surrogate.accessKeyId}%2F${day()}`));
+    const r = await through({ host: S3, target });
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /"code":"aws_host_unsigned"/);
+    assert.equal(r.reached, 0, 'no URL signed with the real key went out');
+  });
+
+  it('re-signs the same request with host signed, and it verifies', async () => {
+    const r = await headerSigned('host;x-amz-content-sha256;x-amz-date');
+    assert.equal(r.status, 200, r.body);
+    assertVerified(verifyHeaderSigned(r.seen!, REAL));
+  });
+});
+
 describe('Presigned URLs with their own query parameters', () => {
   const s3Unsigned = { 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' };
   interface Shape {
