@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import {
+  closeSync,
   cpSync,
   existsSync,
+  constants as FS,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -96,6 +99,31 @@ function buildContext(state: string): string {
   return dir;
 }
 
+/** Whether `p` is `dir` or lies below it (both absolute, normalized). */
+function within(dir: string, p: string): boolean {
+  const rel = relative(dir, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * `p` resolved against the working folder, after making sure that a path inside that
+ * folder does not lead out of it through a link: the folder is /workspace, writable, so an
+ * earlier sandboxed step may have replaced any part of it with a link to a host path for
+ * this run to follow. Checks the nearest part of the path that exists; `what` names the
+ * option in the error.
+ */
+export function confinedPath(cwd: string, p: string, what: string): string {
+  const path = resolve(cwd, p);
+  if (!within(resolve(cwd), path)) return path;
+  let existing = path;
+  while (!existsSync(existing) && existing !== dirname(existing)) existing = dirname(existing);
+  if (!within(realpathSync(cwd), realpathSync(existing)))
+    throw setup(
+      `${what}: ${relative(resolve(cwd), existing) || '.'} leads out of the working folder through a symbolic link, which a command in the sandbox could have made; remove the link or name a path outside the working folder`,
+    );
+  return path;
+}
+
 export function parseMount(spec: string, cwd: string): SandboxMount {
   const parts = spec.split(':');
   if (
@@ -109,7 +137,9 @@ export function parseMount(spec: string, cwd: string): SandboxMount {
   const target = parts[1]!;
   if (!existsSync(source)) throw setup(`--mount ${spec}: ${source} does not exist`);
   if (!isAbsolute(target)) throw setup(`--mount ${spec}: the destination must be an absolute path`);
-  return { source, target, readOnly: parts[2] === 'ro' };
+  confinedPath(cwd, source, `--mount ${spec}`);
+  // podman gets the path with its links resolved: the one just checked.
+  return { source: realpathSync(source), target, readOnly: parts[2] === 'ro' };
 }
 
 export function parseEnv(specs: string[], processEnv: NodeJS.ProcessEnv): Record<string, string> {
@@ -291,6 +321,8 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   const allowlist = await loadAllowlist(o, source);
   const mappings = parseResolve(o.resolve);
   const upstreamCa = o.upstreamCa ? readUpstreamCa(resolvePath(o.cwd, o.upstreamCa)) : undefined;
+  // Opened now, before any command runs: a link the command makes later changes nothing.
+  const networkLog = o.networkLog ? openNetworkLog(o.cwd, o.networkLog) : undefined;
 
   const state = defaultStateDir(o.processEnv);
   const podmanEnv = await ensurePodmanEnv(state, o.processEnv);
@@ -328,7 +360,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
         })),
         resolve: mappings,
         upstreamCa,
-        log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,
+        log: networkLog === undefined ? () => undefined : fileNetworkLog(networkLog),
       },
       podmanEnv,
     );
@@ -390,6 +422,23 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await net.close();
+    if (networkLog !== undefined) closeSync(networkLog);
+  }
+}
+
+/** The --network-log file, open for appending; never through a link (see confinedPath). */
+function openNetworkLog(cwd: string, p: string): number {
+  const what = `--network-log ${p}`;
+  const path = confinedPath(cwd, p, what);
+  mkdirSync(dirname(path), { recursive: true });
+  try {
+    return openSync(path, FS.O_WRONLY | FS.O_APPEND | FS.O_CREAT | FS.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP')
+      throw setup(
+        `${what}: ${path} is a symbolic link, which a command in the sandbox could have made; remove it`,
+      );
+    throw setup(`${what}: ${(e as Error).message}`);
   }
 }
 

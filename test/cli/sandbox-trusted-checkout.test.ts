@@ -144,6 +144,59 @@ describe('what a sandboxed step can change in the checkout', () => {
   });
 });
 
+describe('paths the operator names inside the working folder', () => {
+  // The working folder is /workspace, writable: a step can replace any file or folder of
+  // it with a link to the host, for the next `errand sandbox run` to follow.
+  it('a step cannot turn a --mount folder of the working tree into a link to a host folder', async () => {
+    const { dir } = project('mount-link');
+    const hostDir = join(home, 'host-only');
+    mkdirSync(hostDir, { recursive: true });
+    writeFileSync(join(hostDir, 'secret.txt'), 'host-only-content\n');
+    mkdirSync(join(dir, 'cache'));
+    const mount = ['--mount', 'cache:/cache'];
+    // The neighbour: the folder as it is, mounted.
+    const clean = await run(dir, [...mount, '--', 'sh', '-c', 'ls /cache; echo ok']);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(clean.stdout, 'ok\n');
+
+    const step = await run(dir, ['--', 'sh', '-c', `rm -rf cache && ln -s ${hostDir} cache`]);
+    assert.equal(step.code, 0, step.stderr);
+    const next = await run(dir, [...mount, '--', 'cat', '/cache/secret.txt']);
+    assert.doesNotMatch(next.stdout, /host-only-content/);
+    assert.equal(next.code, 125, next.stdout);
+    assert.match(next.stderr, /--mount cache:\/cache: .* leads out of the working folder/);
+  });
+
+  it('a step cannot point the --network-log file at a host file through a link', async () => {
+    const { dir } = project('log-link');
+    const victim = join(home, 'victim.sh');
+    writeFileSync(victim, 'echo untouched\n');
+    const request = ['--', 'sh', '-c', 'curl -s -o /dev/null https://nowhere.example/x; true'];
+    // The neighbour: a log in the working folder gets its line.
+    const clean = await run(dir, ['--network-log', 'logs/net.log', ...request]);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.match(readFileSync(join(dir, 'logs', 'net.log'), 'utf8'), /nowhere\.example/);
+
+    const step = await run(dir, [
+      '--',
+      'sh',
+      '-c',
+      `rm -rf logs net.log && ln -s ${victim} net.log && ln -s ${home} logs`,
+    ]);
+    assert.equal(step.code, 0, step.stderr);
+    const file = await run(dir, ['--network-log', 'net.log', ...request]);
+    assert.equal(file.code, 125, file.stdout);
+    assert.match(file.stderr, /--network-log net\.log: .*symbolic link/);
+    const folder = await run(dir, ['--network-log', 'logs/victim.sh', ...request]);
+    assert.equal(folder.code, 125, folder.stdout);
+    assert.match(
+      folder.stderr,
+      /--network-log logs\/victim\.sh: .* leads out of the working folder/,
+    );
+    assert.equal(readFileSync(victim, 'utf8'), 'echo untouched\n', 'the host file is untouched');
+  });
+});
+
 describe('--trusted-commit', () => {
   let dir: string;
   let base: string;
