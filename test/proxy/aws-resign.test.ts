@@ -393,6 +393,27 @@ describe('A signature errand makes with the real key names the host it was check
   });
 });
 
+describe('What a re-signed request can reach beyond the host and path the allowlist checked', () => {
+  it('refuses to re-sign an S3 CopyObject whose x-amz-copy-source names an object the allowlist does not admit', {
+    todo: 'design decision: the allowlist checks host, path and method; x-amz-copy-source (CopyObject, UploadPartCopy) makes S3 read another bucket with the real key. Refusing it, or checking the source against the allowlist as a GET, is a policy choice; docs/security.md lists it under limits',
+  }, async () => {
+    // LOCKED admits only /public/*; the copy reads locked/secret.txt into an open bucket.
+    const r = await signAndSend({
+      host: S3,
+      service: 's3',
+      region: 'us-east-1',
+      method: 'PUT',
+      path: '/copied.txt',
+      headers: {
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        'x-amz-copy-source': '/locked/secret.txt',
+      },
+    });
+    assert.equal(r.reached, 0, 'a CopyObject of locked/secret.txt went out re-signed');
+    assert.equal(r.status, 403);
+  });
+});
+
 describe('Presigned URLs with their own query parameters', () => {
   const s3Unsigned = { 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' };
   interface Shape {
