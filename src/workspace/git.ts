@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { ErrandError } from '../util/errors.ts';
+import { absoluteSearchPath } from '../util/search-path.ts';
 
 // The userinfo part of a URL ends at the last `@` before the path; a password with an
 // unencoded `@` in it must not leave its tail behind.
@@ -34,7 +35,7 @@ const FORCED_CONFIG: Array<[string, string]> = [
 ];
 const PASS_THROUGH = ['http_proxy', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
 const GIT_ENV: NodeJS.ProcessEnv = {
-  PATH: process.env.PATH,
+  PATH: absoluteSearchPath(process.env.PATH),
   HOME: '/nonexistent',
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',

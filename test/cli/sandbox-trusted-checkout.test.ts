@@ -279,6 +279,20 @@ describe('git reading the trusted files', () => {
     assert.equal(r.stdout, 'yes\n');
   });
 
+  it('runs no program the working folder holds, even with . and an empty entry in PATH', async () => {
+    const { dir } = project('path-dot');
+    const marker = join(home, 'path-ran');
+    // What a step could leave in /workspace for the next `errand sandbox run` on the host.
+    for (const tool of ['git', 'podman', 'unshare', 'sh', 'ip', 'conmon', 'crun', 'runc'])
+      writeFileSync(join(dir, tool), `#!/bin/sh\necho "$0" >> ${marker}\nexit 1\n`, {
+        mode: 0o755,
+      });
+    const r = await run(dir, SHOW, { PATH: `.::${env.PATH}:` });
+    assert.equal(existsSync(marker) ? readFileSync(marker, 'utf8') : '', '', 'nothing ran');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'yes\n');
+  });
+
   it("runs nothing the checkout's config names (fsmonitor, hooks)", async () => {
     const { dir } = project('configured');
     const marker = join(home, 'config-ran');
