@@ -267,6 +267,7 @@ function gitMounts(checkout: Checkout, cwd: string): SandboxMount[] {
   const paths = [...new Set([checkout.dotGit, ...checkout.gitDirs])].filter(
     (p) => inside(p) !== undefined,
   );
+  for (const dir of checkout.gitDirs) refuseRefLinks(dir);
   const outermost = paths.filter((p) => !paths.some((q) => q !== p && p.startsWith(q + sep)));
   return outermost.map((p) => {
     // A link in a read-write folder could be pointed elsewhere; the mount would not follow.
@@ -280,6 +281,27 @@ function gitMounts(checkout: Checkout, cwd: string): SandboxMount[] {
       readOnly: true,
     };
   });
+}
+
+/** What in a git folder decides which commit a branch names (objects are checked by id). */
+const REF_PATHS = ['HEAD', 'config', 'commondir', 'packed-refs', 'refs', 'reftable'];
+
+/**
+ * Refuses a git folder whose refs or config are links: the read-only mount over the folder
+ * covers the link, not what it leads to, which may be a folder of the work tree that a
+ * command in the sandbox can write (and so move the default branch for the next run).
+ */
+function refuseRefLinks(gitDir: string): void {
+  const check = (p: string) => {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isSymbolicLink())
+      throw setup(
+        `${p} is a symbolic link, which may lead where a command in the sandbox can write; replace it with what it names`,
+      );
+    if (st.isDirectory()) for (const e of readdirSync(p)) check(join(p, e));
+  };
+  for (const name of REF_PATHS) check(join(gitDir, name));
 }
 
 function readSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {

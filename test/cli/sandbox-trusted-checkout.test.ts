@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
@@ -93,6 +101,20 @@ describe('what a sandboxed step can change in the checkout', () => {
     const next = await run(dir, SHOW);
     assert.equal(next.code, 0, next.stderr);
     assert.equal(next.stdout, 'yes\n');
+  });
+
+  it('a step cannot move the default branch through a link in .git that leads into the working folder', async () => {
+    const { dir, base } = project('refs-link');
+    const evil = evilCommit(dir);
+    // A checkout whose branch folder lies in the work tree, linked from .git (relative, so
+    // the link leads to the same folder in the sandbox): the read-only .git does not cover it.
+    renameSync(join(dir, '.git', 'refs', 'heads'), join(dir, '.heads'));
+    symlinkSync('../../.heads', join(dir, '.git', 'refs', 'heads'));
+    assert.equal(git(dir, 'rev-parse', 'main'), base);
+    const step = await run(dir, ['--', 'sh', '-c', `echo ${evil} > .heads/main`]);
+    assert.equal(git(dir, 'rev-parse', 'main'), base, 'the step did not move main');
+    assert.equal(step.code, 125, step.stdout);
+    assert.match(step.stderr, /\.git\/refs\/heads is a symbolic link/);
   });
 
   it("keeps a worktree's .git file read-only", async () => {
