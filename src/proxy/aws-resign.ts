@@ -307,7 +307,8 @@ async function resignPresigned(
     );
   // A URL dated ahead would start its validity later, past any cap counted from now.
   if (date.getTime() - now > MAX_CLOCK_SKEW_MS) return skewed(date, now);
-  const elapsed = Math.max(0, Math.floor((now - date.getTime()) / 1000));
+  // Negative for a URL dated ahead (within the skew): its lifetime still ends an hour from now.
+  const elapsed = Math.floor((now - date.getTime()) / 1000);
   const expiresIn = Math.min(expires, elapsed + MAX_PRESIGNED_LIFETIME_SECONDS);
 
   const signedList = (get('X-Amz-SignedHeaders') ?? 'host').split(';');

@@ -623,6 +623,23 @@ describe('The lifetime of a presigned URL re-signed with the real key', () => {
     assert.ok(expiresIn > 2 * 3600, 'still valid now');
   });
 
+  it('ends within an hour of the re-signing for a URL dated ten minutes ahead (within the allowed skew)', async () => {
+    const r = await presigned({
+      expiresIn: 7 * 24 * 3600,
+      signingDate: new Date(Date.now() + 600_000),
+    });
+    assert.equal(r.status, 200, r.body);
+    const v = verifyPresigned(r.seen!, REAL);
+    assert.equal(v.ok, true);
+    const end =
+      amzDate(new URLSearchParams(r.seen!.url.split('?')[1]).get('X-Amz-Date')!).getTime() +
+      (v as { expiresIn: number }).expiresIn * 1000;
+    assert.ok(
+      end <= Date.now() + MAX_PRESIGNED_LIFETIME_SECONDS * 1000,
+      `valid until ${new Date(end).toISOString()}, more than an hour from now`,
+    );
+  });
+
   it('keeps a shorter lifetime as it is', async () => {
     const r = await presigned({ expiresIn: 300, signingDate: new Date() });
     assert.deepEqual(verifyPresigned(r.seen!, REAL), { ok: true, expiresIn: 300 });
