@@ -166,6 +166,51 @@ describe('what a sandboxed step can change in the checkout', () => {
   });
 });
 
+describe('a repository a step planted', () => {
+  // A partial clone fetches an object it lacks from its promisor remote, as the
+  // repository's config says: a local remote runs `remote.origin.uploadpack`, an `ext::`
+  // one any command. The next step's `--trusted-commit` makes git on the host look the
+  // base commit up in the planted repository, which lacks it.
+  const remotes: [string, (sub: string, marker: string) => string[]][] = [
+    [
+      'an upload-pack command',
+      (sub, marker) => [
+        `git config remote.origin.url ${sub}`,
+        `git config remote.origin.uploadpack 'touch ${marker}; false'`,
+      ],
+    ],
+    [
+      'an ext:: remote',
+      (_sub, marker) => [
+        `git config remote.origin.url 'ext::sh -c touch% ${marker}'`,
+        'git config protocol.ext.allow always',
+      ],
+    ],
+  ];
+  for (const [i, [name, remote]] of remotes.entries()) {
+    it(`runs nothing on the host when the next step names the base commit: a partial clone with ${name}`, async () => {
+      const { dir, base } = project(`plant-promisor-${i}`);
+      const sub = join(dir, 'packages', 'lib');
+      mkdirSync(sub, { recursive: true });
+      const marker = join(home, `lazy-fetch-ran-${i}`);
+      const plant = [
+        'git init -q -b main .',
+        'git -c user.name=x -c user.email=x@e commit -q --allow-empty -m planted',
+        'git config core.repositoryformatversion 1',
+        'git config extensions.partialClone origin',
+        'git config remote.origin.promisor true',
+        ...remote(sub, marker),
+      ];
+      const step = await run(sub, ['--', 'sh', '-c', plant.join(' && ')]);
+      assert.equal(step.code, 0, step.stderr);
+      const next = await run(sub, ['--trusted-commit', base, ...SHOW]);
+      assert.equal(existsSync(marker), false, "the planted repository's remote ran on the host");
+      assert.equal(next.code, 125, next.stdout);
+      assert.match(next.stderr, /no such commit/);
+    });
+  }
+});
+
 describe('paths the operator names inside the working folder', () => {
   // The working folder is /workspace, writable: a step can replace any file or folder of
   // it with a link to the host, for the next `errand sandbox run` to follow.
