@@ -190,6 +190,9 @@ export async function resignAws(
   if (!cred) return { kind: 'none' };
   // On a host outside its scope the surrogate signature goes out as is: useless there.
   if (!cred.hosts.some((h) => hostMatches(h.toLowerCase(), req.host))) return { kind: 'none' };
+  // The Host header only matched the checked host once lower-cased and stripped of its port
+  // and trailing dot: the real key signs, and the upstream gets, the host that was checked.
+  req.headers.host = req.host;
   return auth
     ? resignHeader(req, target.path, target.query, auth, cred, now)
     : resignPresigned(req, target.path, target.query, cred, now);

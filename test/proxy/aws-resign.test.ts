@@ -353,12 +353,13 @@ describe('A signature errand makes with the real key names the host it was check
   const day = () => new Date().toISOString().replace(/[-:]/g, '').slice(0, 8);
   const longDate = () => `${new Date().toISOString().replace(/[-:]|\.\d{3}/g, '')}`;
   /** A header-signed GET with the surrogate key; errand never checks the surrogate's signature. */
-  const headerSigned = (signedHeaders: string) => {
+  const headerSigned = (signedHeaders: string, extra: Record<string, string> = {}) => {
     const date = longDate();
     return through({
       host: S3,
       target: '/key.txt',
       headers: {
+        ...extra,
         'x-amz-date': date,
         'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
         authorization: `AWS4-HMAC-SHA256 Credential=${f.surrogate.accessKeyId}/${date.slice(0, 8)}/us-east-1/s3/aws4_request, SignedHeaders=${signedHeaders}, Signature=${'0'.repeat(64)}`,
@@ -384,6 +385,15 @@ describe('A signature errand makes with the real key names the host it was check
     assert.equal(r.status, 403, r.body);
     assert.match(r.body, /"code":"aws_host_unsigned"/);
     assert.equal(r.reached, 0, 'no URL signed with the real key went out');
+  });
+
+  it('signs and sends the checked host, not the Host header spelt with capitals, a trailing dot or a port', async () => {
+    const r = await headerSigned('host;x-amz-content-sha256;x-amz-date', {
+      host: `${S3.toUpperCase()}.:443`,
+    });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.seen!.headers.host, S3);
+    assertVerified(verifyHeaderSigned(r.seen!, REAL));
   });
 
   it('re-signs the same request with host signed, and it verifies', async () => {
