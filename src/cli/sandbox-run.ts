@@ -166,6 +166,8 @@ interface TrustedSource {
   from(): Promise<string>;
   /** Read-only mounts over the checkout's git folder where it lies inside /workspace. */
   mounts: SandboxMount[];
+  /** The checkout's `.git` and git folders (real paths), which no mount may make writable. */
+  gitPaths: string[];
 }
 
 /**
@@ -197,6 +199,7 @@ async function trustedSource(cwd: string, trustedCommit?: string): Promise<Trust
     extract: async (d, dest) => (await trusted()).tree.extractDir(d, dest),
     from: async () => (await trusted()).from,
     mounts: gitMounts(checkout, cwd),
+    gitPaths: [...new Set([checkout.dotGit, ...checkout.gitDirs])].map((p) => realpathSync(p)),
   };
 }
 
@@ -247,6 +250,7 @@ function workTreeSource(cwd: string): TrustedSource {
     },
     from: async () => 'the working folder',
     mounts: [],
+    gitPaths: [],
   };
 }
 
@@ -337,7 +341,16 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   const mounts: SandboxMount[] = [
     { source: o.cwd, target: WORKSPACE },
     ...source.mounts,
-    ...o.mount.map((m) => parseMount(m, o.cwd)),
+    ...o.mount.map((spec) => {
+      const m = parseMount(spec, o.cwd);
+      // A second, writable view of .git would undo its read-only mount.
+      const git = m.readOnly ? undefined : source.gitPaths.find((g) => within(m.source, g));
+      if (git)
+        throw setup(
+          `--mount ${spec}: ${m.source} holds the checkout's git folder (${git}), which would be writable in the sandbox; mount it read-only (${spec}:ro) or a folder that does not hold it`,
+        );
+      return m;
+    }),
   ];
   const timeoutSeconds = o.timeout ?? settings.limits.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
   const allowlist = await loadAllowlist(o, source);

@@ -234,6 +234,30 @@ describe('paths the operator names inside the working folder', () => {
     assert.match(next.stderr, /--mount cache:\/cache: .* leads out of the working folder/);
   });
 
+  it('a --mount of a folder holding the checkout does not make its .git writable', async () => {
+    const { dir, base } = project('mount-git');
+    const before = gitState(dir);
+    for (const spec of ['.:/app', '.git:/repo-git', '..:/up']) {
+      const r = await run(dir, [
+        '--mount',
+        spec,
+        '--',
+        'sh',
+        '-c',
+        'for g in /app/.git /repo-git /up/mount-git/.git; do [ -d $g ] && git --git-dir=$g update-ref refs/heads/main HEAD~0 2>/dev/null; echo x >> $g/config 2>/dev/null && echo wrote; done; true',
+      ]);
+      assert.doesNotMatch(r.stdout, /wrote/, spec);
+      assert.equal(r.code, 125, `${spec}: ${r.stdout}`);
+      assert.match(r.stderr, /holds the checkout's git folder/, spec);
+    }
+    assert.equal(gitState(dir), before, 'the host .git is untouched');
+    assert.equal(git(dir, 'rev-parse', 'main'), base);
+    // The neighbour: the same folder mounted read-only.
+    const ro = await run(dir, ['--mount', '.:/app:ro', ...SHOW]);
+    assert.equal(ro.code, 0, ro.stderr);
+    assert.equal(ro.stdout, 'yes\n');
+  });
+
   it('a step cannot point the --network-log file at a host file through a link', async () => {
     const { dir } = project('log-link');
     const victim = join(home, 'victim.sh');
