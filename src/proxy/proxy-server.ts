@@ -155,23 +155,6 @@ function refuseOnSocket(sock: Socket, r: Refusal): void {
   );
 }
 
-/**
- * Port 80 goes upstream as plain HTTP: a real value (or a real key's signature) put into
- * such a request would cross the network readable by anyone on the path. Undefined: nothing
- * real was put in, or the request goes over TLS.
- */
-function credentialOverHttp(
-  c: { tls: boolean; host: string },
-  swapped: string[],
-): Refusal | undefined {
-  if (c.tls || swapped.length === 0) return undefined;
-  return {
-    status: 403,
-    code: 'credential_over_http',
-    message: `${swapped.join(', ')} would be sent over plain HTTP; errand puts real credentials only into HTTPS requests: use https://${c.host}`,
-  };
-}
-
 function logBlocked(
   policy: ProxyPolicy,
   started: number,
@@ -477,12 +460,6 @@ export class ProxyServer {
       }
       target = signing.target;
     }
-    const cleartext = credentialOverHttp(c, swapped);
-    if (cleartext) {
-      req.resume();
-      block(cleartext, []);
-      return;
-    }
     const up = upstreamRequest(c, {
       method,
       path: target,
@@ -581,12 +558,6 @@ export class ProxyServer {
     }
     const headers: IncomingHttpHeaders = { ...req.headers };
     const swapped = swapSurrogates(c.host, headers, policy.surrogates);
-    const cleartext = credentialOverHttp(c, swapped);
-    if (cleartext) {
-      refuseOnSocket(sock, cleartext);
-      logBlocked(policy, Date.now(), method, url, cleartext, []);
-      return;
-    }
     const up = upstreamRequest(c, {
       method,
       path: req.url ?? '/',
