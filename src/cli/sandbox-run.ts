@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import {
+  closeSync,
   cpSync,
   existsSync,
+  constants as FS,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -96,6 +99,31 @@ function buildContext(state: string): string {
   return dir;
 }
 
+/** Whether `p` is `dir` or lies below it (both absolute, normalized). */
+function within(dir: string, p: string): boolean {
+  const rel = relative(dir, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * `p` resolved against the working folder, after making sure that a path inside that
+ * folder does not lead out of it through a link: the folder is /workspace, writable, so an
+ * earlier sandboxed step may have replaced any part of it with a link to a host path for
+ * this run to follow. Checks the nearest part of the path that exists; `what` names the
+ * option in the error.
+ */
+export function confinedPath(cwd: string, p: string, what: string): string {
+  const path = resolve(cwd, p);
+  if (!within(resolve(cwd), path)) return path;
+  let existing = path;
+  while (!existsSync(existing) && existing !== dirname(existing)) existing = dirname(existing);
+  if (!within(realpathSync(cwd), realpathSync(existing)))
+    throw setup(
+      `${what}: ${relative(resolve(cwd), existing) || '.'} leads out of the working folder through a symbolic link, which a command in the sandbox could have made; remove the link or name a path outside the working folder`,
+    );
+  return path;
+}
+
 export function parseMount(spec: string, cwd: string): SandboxMount {
   const parts = spec.split(':');
   if (
@@ -109,7 +137,9 @@ export function parseMount(spec: string, cwd: string): SandboxMount {
   const target = parts[1]!;
   if (!existsSync(source)) throw setup(`--mount ${spec}: ${source} does not exist`);
   if (!isAbsolute(target)) throw setup(`--mount ${spec}: the destination must be an absolute path`);
-  return { source, target, readOnly: parts[2] === 'ro' };
+  confinedPath(cwd, source, `--mount ${spec}`);
+  // podman gets the path with its links resolved: the one just checked.
+  return { source: realpathSync(source), target, readOnly: parts[2] === 'ro' };
 }
 
 export function parseEnv(specs: string[], processEnv: NodeJS.ProcessEnv): Record<string, string> {
@@ -136,6 +166,8 @@ interface TrustedSource {
   from(): Promise<string>;
   /** Read-only mounts over the checkout's git folder where it lies inside /workspace. */
   mounts: SandboxMount[];
+  /** The checkout's `.git` and git folders (real paths), which no mount may make writable. */
+  gitPaths: string[];
 }
 
 /**
@@ -167,6 +199,7 @@ async function trustedSource(cwd: string, trustedCommit?: string): Promise<Trust
     extract: async (d, dest) => (await trusted()).tree.extractDir(d, dest),
     from: async () => (await trusted()).from,
     mounts: gitMounts(checkout, cwd),
+    gitPaths: [...new Set([checkout.dotGit, ...checkout.gitDirs])].map((p) => realpathSync(p)),
   };
 }
 
@@ -217,6 +250,7 @@ function workTreeSource(cwd: string): TrustedSource {
     },
     from: async () => 'the working folder',
     mounts: [],
+    gitPaths: [],
   };
 }
 
@@ -237,6 +271,7 @@ function gitMounts(checkout: Checkout, cwd: string): SandboxMount[] {
   const paths = [...new Set([checkout.dotGit, ...checkout.gitDirs])].filter(
     (p) => inside(p) !== undefined,
   );
+  for (const dir of checkout.gitDirs) refuseRefLinks(dir);
   const outermost = paths.filter((p) => !paths.some((q) => q !== p && p.startsWith(q + sep)));
   return outermost.map((p) => {
     // A link in a read-write folder could be pointed elsewhere; the mount would not follow.
@@ -250,6 +285,27 @@ function gitMounts(checkout: Checkout, cwd: string): SandboxMount[] {
       readOnly: true,
     };
   });
+}
+
+/** What in a git folder decides which commit a branch names (objects are checked by id). */
+const REF_PATHS = ['HEAD', 'config', 'commondir', 'packed-refs', 'refs', 'reftable'];
+
+/**
+ * Refuses a git folder whose refs or config are links: the read-only mount over the folder
+ * covers the link, not what it leads to, which may be a folder of the work tree that a
+ * command in the sandbox can write (and so move the default branch for the next run).
+ */
+function refuseRefLinks(gitDir: string): void {
+  const check = (p: string) => {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isSymbolicLink())
+      throw setup(
+        `${p} is a symbolic link, which may lead where a command in the sandbox can write; replace it with what it names`,
+      );
+    if (st.isDirectory()) for (const e of readdirSync(p)) check(join(p, e));
+  };
+  for (const name of REF_PATHS) check(join(gitDir, name));
 }
 
 function readSandboxFile(text: string, where: string, env: NodeJS.ProcessEnv): SandboxFile {
@@ -285,12 +341,23 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
   const mounts: SandboxMount[] = [
     { source: o.cwd, target: WORKSPACE },
     ...source.mounts,
-    ...o.mount.map((m) => parseMount(m, o.cwd)),
+    ...o.mount.map((spec) => {
+      const m = parseMount(spec, o.cwd);
+      // A second, writable view of .git would undo its read-only mount.
+      const git = m.readOnly ? undefined : source.gitPaths.find((g) => within(m.source, g));
+      if (git)
+        throw setup(
+          `--mount ${spec}: ${m.source} holds the checkout's git folder (${git}), which would be writable in the sandbox; mount it read-only (${spec}:ro) or a folder that does not hold it`,
+        );
+      return m;
+    }),
   ];
   const timeoutSeconds = o.timeout ?? settings.limits.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
   const allowlist = await loadAllowlist(o, source);
   const mappings = parseResolve(o.resolve);
   const upstreamCa = o.upstreamCa ? readUpstreamCa(resolvePath(o.cwd, o.upstreamCa)) : undefined;
+  // Opened now, before any command runs: a link the command makes later changes nothing.
+  const networkLog = o.networkLog ? openNetworkLog(o.cwd, o.networkLog) : undefined;
 
   const state = defaultStateDir(o.processEnv);
   const podmanEnv = await ensurePodmanEnv(state, o.processEnv);
@@ -328,7 +395,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
         })),
         resolve: mappings,
         upstreamCa,
-        log: o.networkLog ? fileNetworkLog(resolvePath(o.cwd, o.networkLog)) : () => undefined,
+        log: networkLog === undefined ? () => undefined : fileNetworkLog(networkLog),
       },
       podmanEnv,
     );
@@ -390,6 +457,23 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await net.close();
+    if (networkLog !== undefined) closeSync(networkLog);
+  }
+}
+
+/** The --network-log file, open for appending; never through a link (see confinedPath). */
+function openNetworkLog(cwd: string, p: string): number {
+  const what = `--network-log ${p}`;
+  const path = confinedPath(cwd, p, what);
+  mkdirSync(dirname(path), { recursive: true });
+  try {
+    return openSync(path, FS.O_WRONLY | FS.O_APPEND | FS.O_CREAT | FS.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP')
+      throw setup(
+        `${what}: ${path} is a symbolic link, which a command in the sandbox could have made; remove it`,
+      );
+    throw setup(`${what}: ${(e as Error).message}`);
   }
 }
 

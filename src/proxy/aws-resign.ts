@@ -147,6 +147,16 @@ export interface AwsRequest {
 
 const refused = (code: string, reason: string): AwsResign => ({ kind: 'refused', code, reason });
 
+/**
+ * A signature whose canonical request leaves out the host would be valid for the same
+ * request to any host (another bucket, another service's endpoint), not only the one the
+ * allowlist checked. AWS itself requires host among the signed headers.
+ */
+const HOST_UNSIGNED = refused(
+  'aws_host_unsigned',
+  'a SigV4 signature that does not cover the host header cannot be re-signed: the real key would sign the request for every host; sign host, as every AWS SDK does',
+);
+
 function skewed(date: Date, now: number): AwsResign {
   return refused(
     'aws_date_skew',
@@ -186,6 +196,9 @@ export async function resignAws(
   // On a host outside its scope the surrogate signature goes out as is: useless there.
   if (!cred.hosts.some((h) => hostMatches(h.toLowerCase(), req.host))) return { kind: 'none' };
   if (req.cleartext) return refused(req.cleartext.code, req.cleartext.reason(cred.name));
+  // The Host header only matched the checked host once lower-cased and stripped of its port
+  // and trailing dot: the real key signs, and the upstream gets, the host that was checked.
+  req.headers.host = req.host;
   return auth
     ? resignHeader(req, target.path, target.query, auth, cred, now)
     : resignPresigned(req, target.path, target.query, cred, now);
@@ -219,6 +232,7 @@ async function resignHeader(
   if (typeof declared !== 'string' && !req.body) return { kind: 'needs_body' };
   const signed = signedList!.split(';');
   const headers = signedHeaderValues(req, signed, cred);
+  if (headers.host === undefined) return HOST_UNSIGNED;
   // The payload hash is the header's, signed or not (AWS reads it), else the body's; a
   // header errand added to feed the signer would be signed but never sent.
   const unsignable = new Set<string>();
@@ -302,11 +316,13 @@ async function resignPresigned(
     );
   // A URL dated ahead would start its validity later, past any cap counted from now.
   if (date.getTime() - now > MAX_CLOCK_SKEW_MS) return skewed(date, now);
-  const elapsed = Math.max(0, Math.floor((now - date.getTime()) / 1000));
+  // Negative for a URL dated ahead (within the skew): its lifetime still ends an hour from now.
+  const elapsed = Math.floor((now - date.getTime()) / 1000);
   const expiresIn = Math.min(expires, elapsed + MAX_PRESIGNED_LIFETIME_SECONDS);
 
   const signedList = (get('X-Amz-SignedHeaders') ?? 'host').split(';');
   const headers = signedHeaderValues(req, signedList, cred);
+  if (headers.host === undefined) return HOST_UNSIGNED;
   // S3 signs presigned URLs over UNSIGNED-PAYLOAD (the AWS SDK names it in
   // X-Amz-Content-Sha256, boto3 leaves it implied); other services over an empty body.
   const unsignable = new Set<string>();

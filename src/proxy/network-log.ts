@@ -5,8 +5,11 @@ import type { NetworkRequest } from '../util/network-request.ts';
 /** One line of the network log. */
 export type NetworkLogEntry = NetworkRequest;
 
-/** Appends entries as JSON lines to a file (per conversation, or --network-log). */
-export function fileNetworkLog(path: string): (e: NetworkLogEntry) => void {
-  mkdirSync(dirname(path), { recursive: true });
-  return (e) => appendFileSync(path, `${JSON.stringify(e)}\n`, { mode: 0o600 });
+/**
+ * Appends entries as JSON lines to a file (per conversation), or to a file descriptor the
+ * caller opened and closes (--network-log).
+ */
+export function fileNetworkLog(target: string | number): (e: NetworkLogEntry) => void {
+  if (typeof target === 'string') mkdirSync(dirname(target), { recursive: true });
+  return (e) => appendFileSync(target, `${JSON.stringify(e)}\n`, { mode: 0o600 });
 }

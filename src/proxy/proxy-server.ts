@@ -750,6 +750,19 @@ export class ProxyServer {
       logBlocked(policy, Date.now(), method, url, c, []);
       return;
     }
+    // Once the upstream switches protocols, the bytes after the head go on as they are:
+    // a model API body would pass its filter unread.
+    if (policy.modelApi && isModelRequest(policy.modelApi, c.host, req.url ?? '/')) {
+      const r: Refusal = {
+        status: 400,
+        code: 'model_request_invalid',
+        message:
+          'a request to the model API cannot ask for a protocol upgrade: errand checks its body, so send it as a plain request',
+      };
+      refuseOnSocket(sock, r);
+      logBlocked(policy, Date.now(), method, url, r, []);
+      return;
+    }
     // The check admitted a WebSocket handshake and nothing else: that is what goes out.
     const headers: IncomingHttpHeaders = {
       ...c.headers,

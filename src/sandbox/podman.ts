@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { absoluteSearchPath } from '../util/search-path.ts';
 
 /** The base image errand's own tests and `errand check` use; built by scripts/base-image.sh. */
 export const BASE_IMAGE = 'localhost/errand-base:bookworm';
@@ -46,7 +47,9 @@ export async function ensurePodmanEnv(
   const text = containersConf();
   if (!existsSync(path) || readFileSync(path, 'utf8') !== text)
     writeFileSync(path, text, { mode: 0o644 });
-  return { ...base, CONTAINERS_CONF: path };
+  // podman, and the helpers it and errand start by name (conmon, the runtime, unshare),
+  // must not be found in the current folder: in CI that is a checkout a step wrote to.
+  return { ...base, PATH: absoluteSearchPath(base.PATH), CONTAINERS_CONF: path };
 }
 
 export interface PodmanResult {

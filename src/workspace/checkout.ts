@@ -47,7 +47,7 @@ export async function findCheckout(cwd: string): Promise<Checkout | undefined> {
       '--absolute-git-dir',
       '--git-common-dir',
     ],
-    { step: 'rev-parse', repoId: real },
+    { step: 'rev-parse', repoId: real, offline: true },
   );
   const [top, gitDir, commonDir] = r.stdout.toString().trim().split('\n') as [
     string,
@@ -69,7 +69,7 @@ export async function findCheckout(cwd: string): Promise<Checkout | undefined> {
 export async function checkoutDefaultCommit(
   c: Checkout,
 ): Promise<{ branch: string; commit: string } | undefined> {
-  const opts = { step: 'rev-parse', repoId: c.top };
+  const opts = { step: 'rev-parse', repoId: c.top, offline: true };
   const originHead = await git(
     ['-C', c.top, 'symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD'],
     {
@@ -100,10 +100,7 @@ export async function checkoutDefaultCommit(
 export async function checkoutHasCommit(c: Checkout, id: string): Promise<boolean> {
   const r = await git(
     ['-C', c.top, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${id}^{commit}`],
-    {
-      step: 'rev-parse',
-      repoId: c.top,
-    },
+    { step: 'rev-parse', repoId: c.top, offline: true },
   ).catch(() => undefined);
   return r?.stdout.toString().trim() === id;
 }

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { ErrandError } from '../util/errors.ts';
+import { absoluteSearchPath } from '../util/search-path.ts';
 
 // The userinfo part of a URL ends at the last `@` before the path; a password with an
 // unencoded `@` in it must not leave its tail behind.
@@ -34,7 +35,7 @@ const FORCED_CONFIG: Array<[string, string]> = [
 ];
 const PASS_THROUGH = ['http_proxy', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
 const GIT_ENV: NodeJS.ProcessEnv = {
-  PATH: process.env.PATH,
+  PATH: absoluteSearchPath(process.env.PATH),
   HOME: '/nonexistent',
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
@@ -59,6 +60,18 @@ const GIT_ENV: NodeJS.ProcessEnv = {
   ),
 };
 
+// A command that only reads a repository errand does not own reaches no remote: a partial
+// clone fetches an object it lacks from its promisor remote as the repository's config says
+// (`remote.*.uploadpack` is a command, `ext::` URLs run one), so a repository a sandboxed
+// step planted would run its command on the host. GIT_NO_LAZY_FETCH stops that fetch;
+// an empty GIT_ALLOW_PROTOCOL refuses every transport, whatever the config allows, for a
+// git without it.
+const OFFLINE_ENV: NodeJS.ProcessEnv = {
+  ...GIT_ENV,
+  GIT_NO_LAZY_FETCH: '1',
+  GIT_ALLOW_PROTOCOL: '',
+};
+
 export interface GitResult {
   stdout: Buffer;
   stderr: string;
@@ -73,6 +86,8 @@ export interface GitOptions {
   timeoutMs?: number;
   /** What to do next, appended to the error message. */
   hint?: string;
+  /** The command only reads: it may reach no remote (see OFFLINE_ENV). */
+  offline?: boolean;
 }
 
 /**
@@ -87,7 +102,7 @@ export function git(args: string[], opts: GitOptions): Promise<GitResult> {
       args,
       {
         cwd: opts.cwd,
-        env: GIT_ENV,
+        env: opts.offline ? OFFLINE_ENV : GIT_ENV,
         encoding: 'buffer',
         maxBuffer: 256 * 1024 * 1024,
         timeout: opts.timeoutMs ?? 10 * 60_000,

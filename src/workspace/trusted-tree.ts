@@ -113,7 +113,7 @@ export class TrustedTree {
   }
 
   #git(args: string[], step: string) {
-    return git(['-C', this.#gitDir, ...args], { step, repoId: this.#label });
+    return git(['-C', this.#gitDir, ...args], { step, repoId: this.#label, offline: true });
   }
 
   /** One level of a tree (or of a commit's root tree); git checks the object it is named. */

@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
@@ -95,6 +103,20 @@ describe('what a sandboxed step can change in the checkout', () => {
     assert.equal(next.stdout, 'yes\n');
   });
 
+  it('a step cannot move the default branch through a link in .git that leads into the working folder', async () => {
+    const { dir, base } = project('refs-link');
+    const evil = evilCommit(dir);
+    // A checkout whose branch folder lies in the work tree, linked from .git (relative, so
+    // the link leads to the same folder in the sandbox): the read-only .git does not cover it.
+    renameSync(join(dir, '.git', 'refs', 'heads'), join(dir, '.heads'));
+    symlinkSync('../../.heads', join(dir, '.git', 'refs', 'heads'));
+    assert.equal(git(dir, 'rev-parse', 'main'), base);
+    const step = await run(dir, ['--', 'sh', '-c', `echo ${evil} > .heads/main`]);
+    assert.equal(git(dir, 'rev-parse', 'main'), base, 'the step did not move main');
+    assert.equal(step.code, 125, step.stdout);
+    assert.match(step.stderr, /\.git\/refs\/heads is a symbolic link/);
+  });
+
   it("keeps a worktree's .git file read-only", async () => {
     const { dir } = project('main-of-worktree');
     const wt = join(home, 'worktree');
@@ -141,6 +163,128 @@ describe('what a sandboxed step can change in the checkout', () => {
     assert.equal(pinned.code, 125);
     assert.equal(pinned.stdout, '');
     assert.match(pinned.stderr, /no such commit/);
+  });
+});
+
+describe('a repository a step planted', () => {
+  // A partial clone fetches an object it lacks from its promisor remote, as the
+  // repository's config says: a local remote runs `remote.origin.uploadpack`, an `ext::`
+  // one any command. The next step's `--trusted-commit` makes git on the host look the
+  // base commit up in the planted repository, which lacks it.
+  const remotes: [string, (sub: string, marker: string) => string[]][] = [
+    [
+      'an upload-pack command',
+      (sub, marker) => [
+        `git config remote.origin.url ${sub}`,
+        `git config remote.origin.uploadpack 'touch ${marker}; false'`,
+      ],
+    ],
+    [
+      'an ext:: remote',
+      (_sub, marker) => [
+        `git config remote.origin.url 'ext::sh -c touch% ${marker}'`,
+        'git config protocol.ext.allow always',
+      ],
+    ],
+  ];
+  for (const [i, [name, remote]] of remotes.entries()) {
+    it(`runs nothing on the host when the next step names the base commit: a partial clone with ${name}`, async () => {
+      const { dir, base } = project(`plant-promisor-${i}`);
+      const sub = join(dir, 'packages', 'lib');
+      mkdirSync(sub, { recursive: true });
+      const marker = join(home, `lazy-fetch-ran-${i}`);
+      const plant = [
+        'git init -q -b main .',
+        'git -c user.name=x -c user.email=x@e commit -q --allow-empty -m planted',
+        'git config core.repositoryformatversion 1',
+        'git config extensions.partialClone origin',
+        'git config remote.origin.promisor true',
+        ...remote(sub, marker),
+      ];
+      const step = await run(sub, ['--', 'sh', '-c', plant.join(' && ')]);
+      assert.equal(step.code, 0, step.stderr);
+      const next = await run(sub, ['--trusted-commit', base, ...SHOW]);
+      assert.equal(existsSync(marker), false, "the planted repository's remote ran on the host");
+      assert.equal(next.code, 125, next.stdout);
+      assert.match(next.stderr, /no such commit/);
+    });
+  }
+});
+
+describe('paths the operator names inside the working folder', () => {
+  // The working folder is /workspace, writable: a step can replace any file or folder of
+  // it with a link to the host, for the next `errand sandbox run` to follow.
+  it('a step cannot turn a --mount folder of the working tree into a link to a host folder', async () => {
+    const { dir } = project('mount-link');
+    const hostDir = join(home, 'host-only');
+    mkdirSync(hostDir, { recursive: true });
+    writeFileSync(join(hostDir, 'secret.txt'), 'host-only-content\n');
+    mkdirSync(join(dir, 'cache'));
+    const mount = ['--mount', 'cache:/cache'];
+    // The neighbour: the folder as it is, mounted.
+    const clean = await run(dir, [...mount, '--', 'sh', '-c', 'ls /cache; echo ok']);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(clean.stdout, 'ok\n');
+
+    const step = await run(dir, ['--', 'sh', '-c', `rm -rf cache && ln -s ${hostDir} cache`]);
+    assert.equal(step.code, 0, step.stderr);
+    const next = await run(dir, [...mount, '--', 'cat', '/cache/secret.txt']);
+    assert.doesNotMatch(next.stdout, /host-only-content/);
+    assert.equal(next.code, 125, next.stdout);
+    assert.match(next.stderr, /--mount cache:\/cache: .* leads out of the working folder/);
+  });
+
+  it('a --mount of a folder holding the checkout does not make its .git writable', async () => {
+    const { dir, base } = project('mount-git');
+    const before = gitState(dir);
+    for (const spec of ['.:/app', '.git:/repo-git', '..:/up']) {
+      const r = await run(dir, [
+        '--mount',
+        spec,
+        '--',
+        'sh',
+        '-c',
+        'for g in /app/.git /repo-git /up/mount-git/.git; do [ -d $g ] && git --git-dir=$g update-ref refs/heads/main HEAD~0 2>/dev/null; echo x >> $g/config 2>/dev/null && echo wrote; done; true',
+      ]);
+      assert.doesNotMatch(r.stdout, /wrote/, spec);
+      assert.equal(r.code, 125, `${spec}: ${r.stdout}`);
+      assert.match(r.stderr, /holds the checkout's git folder/, spec);
+    }
+    assert.equal(gitState(dir), before, 'the host .git is untouched');
+    assert.equal(git(dir, 'rev-parse', 'main'), base);
+    // The neighbour: the same folder mounted read-only.
+    const ro = await run(dir, ['--mount', '.:/app:ro', ...SHOW]);
+    assert.equal(ro.code, 0, ro.stderr);
+    assert.equal(ro.stdout, 'yes\n');
+  });
+
+  it('a step cannot point the --network-log file at a host file through a link', async () => {
+    const { dir } = project('log-link');
+    const victim = join(home, 'victim.sh');
+    writeFileSync(victim, 'echo untouched\n');
+    const request = ['--', 'sh', '-c', 'curl -s -o /dev/null https://nowhere.example/x; true'];
+    // The neighbour: a log in the working folder gets its line.
+    const clean = await run(dir, ['--network-log', 'logs/net.log', ...request]);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.match(readFileSync(join(dir, 'logs', 'net.log'), 'utf8'), /nowhere\.example/);
+
+    const step = await run(dir, [
+      '--',
+      'sh',
+      '-c',
+      `rm -rf logs net.log && ln -s ${victim} net.log && ln -s ${home} logs`,
+    ]);
+    assert.equal(step.code, 0, step.stderr);
+    const file = await run(dir, ['--network-log', 'net.log', ...request]);
+    assert.equal(file.code, 125, file.stdout);
+    assert.match(file.stderr, /--network-log net\.log: .*symbolic link/);
+    const folder = await run(dir, ['--network-log', 'logs/victim.sh', ...request]);
+    assert.equal(folder.code, 125, folder.stdout);
+    assert.match(
+      folder.stderr,
+      /--network-log logs\/victim\.sh: .* leads out of the working folder/,
+    );
+    assert.equal(readFileSync(victim, 'utf8'), 'echo untouched\n', 'the host file is untouched');
   });
 });
 
@@ -222,6 +366,20 @@ describe('git reading the trusted files', () => {
     );
 
     const r = await run(dir, SHOW);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'yes\n');
+  });
+
+  it('runs no program the working folder holds, even with . and an empty entry in PATH', async () => {
+    const { dir } = project('path-dot');
+    const marker = join(home, 'path-ran');
+    // What a step could leave in /workspace for the next `errand sandbox run` on the host.
+    for (const tool of ['git', 'podman', 'unshare', 'sh', 'ip', 'conmon', 'crun', 'runc'])
+      writeFileSync(join(dir, tool), `#!/bin/sh\necho "$0" >> ${marker}\nexit 1\n`, {
+        mode: 0o755,
+      });
+    const r = await run(dir, SHOW, { PATH: `.::${env.PATH}:` });
+    assert.equal(existsSync(marker) ? readFileSync(marker, 'utf8') : '', '', 'nothing ran');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'yes\n');
   });

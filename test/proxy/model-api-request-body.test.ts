@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +17,7 @@ import {
   type ProxySession,
   parseAllowlist,
 } from '../../src/proxy/index.ts';
+import { eventually } from '../harness/gateway-fixture.ts';
 import { connectToSession, startUpstream, viaProxy } from '../harness/upstream.ts';
 
 const API = 'api.model.test';
@@ -229,5 +232,71 @@ describe('requests to the model API', () => {
       seenSince(from).map((s) => s.body),
       [body, body],
     );
+  });
+
+  it('refuses a model API request sent as an upgrade, whose body would go on unchecked once the upstream switches protocols', async () => {
+    // An upstream that switches protocols on any upgrade, then records what it receives.
+    const upCa = await CertificateAuthority.loadOrCreate(join(dir, 'upgrading-ca'));
+    const ctx = await upCa.contextFor(API);
+    let received = '';
+    const server = createHttpsServer({ SNICallback: (_n, cb) => cb(null, ctx) }, (_q, res) =>
+      res.end(),
+    );
+    server.on('upgrade', (_req, sock: Socket, head: Buffer) => {
+      received += head.toString();
+      sock.on('data', (c) => {
+        received += c;
+      });
+      sock.on('error', () => undefined);
+      sock.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const parsed = parseAllowlist(`allow:\n  - host: ${API}\n`);
+    assert.ok(parsed.ok);
+    const s = new ProxyServer({ ca }).openSession({
+      taskId: 't_model_upgrade',
+      allowlist: parsed.allowlist,
+      surrogates: [],
+      resolve: { [API]: `127.0.0.1:${(server.address() as AddressInfo).port}` },
+      upstreamCa: upCa.certPem,
+      log: () => undefined,
+      modelApi: {
+        host: API,
+        filter: (body) => filterModelRequest(body, { serverTools: [], allowedHosts: [] }),
+      },
+    });
+    try {
+      const body = JSON.stringify({ ...MESSAGE, tools: [WEB_FETCH] });
+      const tls = tlsConnect({
+        socket: await connectToSession(s, 443),
+        servername: API,
+        ca: ca.certPem,
+      });
+      const closed = new Promise((r) => tls.once('close', r));
+      let answer = '';
+      tls.on('data', (c) => {
+        answer += c;
+      });
+      tls.on('error', () => undefined);
+      // A GET, as a WebSocket handshake must be (a POST upgrade is refused as upgrade_refused
+      // before this check), with a body behind it.
+      tls.write(
+        `GET /v1/messages HTTP/1.1\r\nHost: ${API}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n${body}`,
+      );
+      await eventually(() => answer.includes('\r\n\r\n'), 'the answer to the upgrade');
+      // Whatever the answer, the body must not have reached the upstream as it was sent.
+      tls.write(' and more bytes after the switch');
+      tls.end();
+      await closed;
+      assert.doesNotMatch(received, /web_fetch/, 'the unchecked tool reached the upstream');
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.match(answer, /x-errand-block: model_request_invalid/);
+    } finally {
+      await s.close();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
