@@ -32,6 +32,7 @@ import {
   hostAdmitted,
 } from './allowlist.ts';
 import type { AwsChunkedError } from './aws-chunked.ts';
+import { COPY_SOURCE, copySourceReads } from './aws-copy-source.ts';
 import { type ActiveAwsCredential, type AwsRequest, resignAws } from './aws-resign.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { canonicalHost } from './host-name.ts';
@@ -240,6 +241,43 @@ function logAnswered(policy: ProxyPolicy, method: string, url: string, r: Refusa
 }
 
 const schemeOf = (req: IncomingMessage) => (req.socket instanceof TLSSocket ? 'https' : 'http');
+
+/**
+ * Why a request re-signed with the real AWS key must not go out because of the object it
+ * copies from (`x-amz-copy-source`, a header or a presigned URL's parameter): S3 reads that
+ * object with the real key, so the allowlist must admit reading it as a GET, virtual-hosted
+ * or path-style. Undefined when there is no copy source or it is admitted.
+ */
+function copySourceRefusal(
+  allowlist: Allowlist,
+  host: string,
+  headers: IncomingHttpHeaders,
+  target: string,
+): Refusal | undefined {
+  const q = target.indexOf('?');
+  const fromQuery =
+    q < 0
+      ? undefined
+      : [...new URLSearchParams(target.slice(q + 1))].find(
+          ([k]) => k.toLowerCase() === COPY_SOURCE,
+        )?.[1];
+  const raw = headers[COPY_SOURCE] ?? fromQuery;
+  if (raw === undefined) return undefined;
+  const source = Array.isArray(raw) ? raw.join(',') : raw;
+  const reads = copySourceReads(host, source);
+  const admitted = reads?.some(
+    (r) =>
+      decide(allowlist, { host: r.host, method: 'GET', rawPath: r.rawPath }).action === 'allow',
+  );
+  if (admitted) return undefined;
+  return {
+    status: 403,
+    code: 'aws_copy_source_not_allowed',
+    message: reads
+      ? `the copy source ${source.slice(0, 200)} is read by S3 with the real key, and GET ${reads.map((r) => `https://${r.host}${r.rawPath}`).join(' or ')} is not in ${ALLOWLIST_FILE}. To allow it, change ${ALLOWLIST_FILE} on the default branch by pull request`
+      : `errand cannot tell which object the copy source ${source.slice(0, 200)} names (only bucket/key on an amazonaws.com S3 endpoint), and S3 would read it with the real key; copy with a GET and a PUT instead`,
+  };
+}
 
 /**
  * The host-side proxy: one instance for all tasks, one session per task.
@@ -646,6 +684,12 @@ export class ProxyServer {
         return;
       }
       if (r.kind === 'resigned') {
+        const copy = copySourceRefusal(policy.allowlist, c.host, headers, signing.target);
+        if (copy) {
+          req.resume();
+          block(copy, swapped);
+          return;
+        }
         swapped.push(r.name);
         resignChunks = r.body;
       }

@@ -404,23 +404,44 @@ describe('A signature errand makes with the real key names the host it was check
 });
 
 describe('What a re-signed request can reach beyond the host and path the allowlist checked', () => {
-  it('refuses to re-sign an S3 CopyObject whose x-amz-copy-source names an object the allowlist does not admit', {
-    todo: 'design decision: the allowlist checks host, path and method; x-amz-copy-source (CopyObject, UploadPartCopy) makes S3 read another bucket with the real key. Refusing it, or checking the source against the allowlist as a GET, is a policy choice; docs/security.md lists it under limits',
-  }, async () => {
-    // LOCKED admits only /public/*; the copy reads locked/secret.txt into an open bucket.
-    const r = await signAndSend({
+  const copy = (source: string) =>
+    signAndSend({
       host: S3,
       service: 's3',
       region: 'us-east-1',
       method: 'PUT',
       path: '/copied.txt',
-      headers: {
-        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
-        'x-amz-copy-source': '/locked/secret.txt',
-      },
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-copy-source': source },
     });
-    assert.equal(r.reached, 0, 'a CopyObject of locked/secret.txt went out re-signed');
-    assert.equal(r.status, 403);
+
+  it('refuses to re-sign an S3 CopyObject whose x-amz-copy-source names an object the allowlist does not admit', async () => {
+    // LOCKED admits only /public/*; the copy would read locked/secret.txt with the real
+    // key into a bucket the sandbox can read.
+    for (const source of [
+      '/locked/secret.txt',
+      'locked/secret.txt?versionId=3',
+      'locked/public/..%2Fsecret.txt',
+    ]) {
+      const r = await copy(source);
+      assert.equal(r.reached, 0, `a CopyObject of ${source} went out re-signed`);
+      assert.equal(r.status, 403, r.body);
+      assert.match(r.body, /"code":"aws_copy_source_not_allowed"/);
+    }
+  });
+
+  it('refuses a copy source errand cannot place (an access point ARN, no key)', async () => {
+    for (const source of ['arn:aws:s3:us-east-1:123456789012:accesspoint/ap/object/k', 'locked']) {
+      const r = await copy(source);
+      assert.equal(r.reached, 0, source);
+      assert.match(r.body, /"code":"aws_copy_source_not_allowed"/);
+    }
+  });
+
+  it('re-signs a CopyObject whose source the allowlist lets the sandbox read', async () => {
+    const r = await copy('/locked/public/readme.txt');
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.reached, 1);
+    assertVerified(verifyHeaderSigned(r.seen!, REAL));
   });
 });
 
