@@ -493,6 +493,15 @@ export class ProxyServer {
         code: 'bad_target',
         message: 'a request target must not start with //; send one slash',
       });
+    // A fragment is the client's own (RFC 9112 §3.2: none in a request target); an upstream
+    // parsing the target as a URL routes on what comes before `#`, so `/key#.txt` would
+    // pass a `*.txt` rule as sent and be served as `/key`.
+    if (target.includes('#'))
+      return deny({
+        status: 400,
+        code: 'bad_target',
+        message: 'a request target must not carry a #fragment; send %23 for a # in a name',
+      });
     const headers = forwardedHeaders(req.headers);
     headers.host = host;
     // The body goes on framed as it came. Unframed, Node's client sends the body of a GET,
