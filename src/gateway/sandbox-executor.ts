@@ -782,7 +782,7 @@ export class SandboxExecutor implements TaskExecutor {
     try {
       const dest = join(this.#o.deliveriesDir, run.conversation.id, run.task.id);
       const taken = await takeOutbox(outbox, dest);
-      return { files: taken.files.map((f) => f.path), note: describeSkipped(taken.skipped) };
+      return { files: taken.files.map((f) => f.path), note: describeSkipped(taken) };
     } catch (e) {
       this.#o.logger.error({ task: run.task.id, err: describeError(e) }, 'outbox not taken');
       return {
