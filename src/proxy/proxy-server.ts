@@ -171,7 +171,8 @@ function upstreamRequest(
     method: string;
     path: string;
     headers: IncomingHttpHeaders;
-    agent?: HttpAgent | HttpsAgent;
+    /** false: a connection of its own, never pooled. */
+    agent?: HttpAgent | HttpsAgent | false;
     secureContext?: SecureContext;
   },
 ): ClientRequest {
@@ -779,10 +780,14 @@ export class ProxyServer {
     const checked = mask.checksBodiesOf(c.host);
     // permessage-deflate would hide the frames' payload from the mask.
     if (checked) delete headers['sec-websocket-extensions'];
+    // A connection of its own: Node's global agent would pool one the upstream kept open
+    // after refusing the handshake, for any session's next one, whatever CA that session
+    // trusts (the pool does not tell secure contexts apart).
     const up = upstreamRequest(c, {
       method,
       path: req.url ?? '/',
       headers,
+      agent: false,
       secureContext,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {
