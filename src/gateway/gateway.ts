@@ -342,7 +342,17 @@ export class Gateway {
     try {
       for (const c of await this.#store.listIdleConversationsBefore(cutoff)) {
         if (this.#queue.isRunning(c.id)) continue;
-        await this.#executor.removeConversation?.(c);
+        try {
+          await this.#executor.removeConversation?.(c);
+        } catch (e) {
+          // Kept for the next sweep; the others still go. A rootless sandbox can leave
+          // files owned by a uid of its own that errand's user cannot delete.
+          this.#log.error(
+            { conversation: c.id, err: describeError(e) },
+            'conversation not removed: its folders could not be deleted',
+          );
+          continue;
+        }
         // Files channels saved for its messages (mail attachments, Slack files).
         for (const m of await this.#store.listMessages({ conversationId: c.id })) {
           for (const a of m.attachments) await rm(a.path, { force: true }).catch(() => undefined);

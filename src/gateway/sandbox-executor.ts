@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
@@ -782,7 +782,7 @@ export class SandboxExecutor implements TaskExecutor {
     try {
       const dest = join(this.#o.deliveriesDir, run.conversation.id, run.task.id);
       const taken = await takeOutbox(outbox, dest);
-      return { files: taken.files.map((f) => f.path), note: describeSkipped(taken.skipped) };
+      return { files: taken.files.map((f) => f.path), note: describeSkipped(taken) };
     } catch (e) {
       this.#o.logger.error({ task: run.task.id, err: describeError(e) }, 'outbox not taken');
       return {
@@ -802,7 +802,7 @@ export class SandboxExecutor implements TaskExecutor {
     const path = join(this.#o.workspaces.dirs(c.repoId, c.id).root, 'network.log');
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = await readTail(path, limit * NETWORK_LOG_LINE_BYTES);
     } catch {
       return [];
     }
@@ -841,6 +841,28 @@ export class SandboxExecutor implements TaskExecutor {
     const removed = await this.#o.driver.removeOrphans();
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
+  }
+}
+
+/** What a network log line takes at most, for reading only the lines asked for. */
+const NETWORK_LOG_LINE_BYTES = 8 * 1024;
+
+/**
+ * The last `maxBytes` of a file, from its first whole line. A task's network log grows
+ * with every request it makes: read whole, a flood of them cost memory at each look, and
+ * past V8's longest string it could not be read at all, hiding every request.
+ */
+async function readTail(path: string, maxBytes: number): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const start = Math.max(0, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+    const text = buf.subarray(0, bytesRead).toString('utf8');
+    return start === 0 ? text : text.slice(text.indexOf('\n') + 1);
+  } finally {
+    await handle.close();
   }
 }
 

@@ -172,7 +172,8 @@ function upstreamRequest(
     method: string;
     path: string;
     headers: IncomingHttpHeaders;
-    agent?: HttpAgent | HttpsAgent;
+    /** false: a connection of its own, never pooled. */
+    agent?: HttpAgent | HttpsAgent | false;
     secureContext?: SecureContext;
   },
 ): ClientRequest {
@@ -531,6 +532,15 @@ export class ProxyServer {
         code: 'bad_target',
         message: 'a request target must not start with //; send one slash',
       });
+    // A fragment is the client's own (RFC 9112 §3.2: none in a request target); an upstream
+    // parsing the target as a URL routes on what comes before `#`, so `/key#.txt` would
+    // pass a `*.txt` rule as sent and be served as `/key`.
+    if (target.includes('#'))
+      return deny({
+        status: 400,
+        code: 'bad_target',
+        message: 'a request target must not carry a #fragment; send %23 for a # in a name',
+      });
     const headers = forwardedHeaders(req.headers);
     headers.host = host;
     // The body goes on framed as it came. Unframed, Node's client sends the body of a GET,
@@ -827,10 +837,14 @@ export class ProxyServer {
     const checked = mask.checksBodiesOf(c.host);
     // permessage-deflate would hide the frames' payload from the mask.
     if (checked) delete headers['sec-websocket-extensions'];
+    // A connection of its own: Node's global agent would pool one the upstream kept open
+    // after refusing the handshake, for any session's next one, whatever CA that session
+    // trusts (the pool does not tell secure contexts apart).
     const up = upstreamRequest(c, {
       method,
       path: req.url ?? '/',
       headers,
+      agent: false,
       secureContext,
     });
     up.on('upgrade', (upRes, upSock, upHead) => {

@@ -83,6 +83,8 @@ export class ReflectionMask {
   readonly #textForms: Array<[string, string]>;
   /** Hosts that received a real value: their bodies are checked. */
   readonly #hosts: string[];
+  /** Hosts that received a real value whole (a masked secret, not an AWS signature). */
+  readonly #wholeValueHosts: string[];
   readonly #search: PatternSearch;
   /** By their last two bytes: the proper prefixes (2 bytes or more) of the forms, longest first. */
   readonly #prefixEnds = new Map<number, Array<{ form: Buffer; k: number }>>();
@@ -90,7 +92,16 @@ export class ReflectionMask {
   readonly #firstBytes = new Uint8Array(256);
   readonly maxLength: number;
 
-  constructor(values: Array<{ real: string; surrogate: string }>, hosts: string[]) {
+  /**
+   * `wholeValueHosts`: those of `hosts` a real value is sent to as it is (a masked
+   * secret's); default all of them. An AWS secret key never leaves errand (it only signs),
+   * so the hosts of AWS keys alone need not be among them.
+   */
+  constructor(
+    values: Array<{ real: string; surrogate: string }>,
+    hosts: string[],
+    wholeValueHosts: string[] = hosts,
+  ) {
     const seen = new Set<string>();
     this.#forms = values
       .flatMap((v) => formsOf(v.real, v.surrogate))
@@ -114,6 +125,7 @@ export class ReflectionMask {
     for (const list of this.#prefixEnds.values()) list.sort((a, b) => b.k - a.k);
     this.#textForms = this.#forms.map((f) => [f.from.toString('latin1'), f.to.toString('latin1')]);
     this.#hosts = hosts.map((h) => h.toLowerCase());
+    this.#wholeValueHosts = wholeValueHosts.map((h) => h.toLowerCase());
     this.maxLength = this.#forms[0]?.from.length ?? 0;
   }
 
@@ -137,6 +149,7 @@ export class ReflectionMask {
           ]),
         ],
         [...policy.surrogates.flatMap((s) => s.hosts), ...aws.flatMap((a) => a.hosts)],
+        policy.surrogates.flatMap((s) => s.hosts),
       );
       cache.set(policy, mask);
     }
@@ -146,6 +159,14 @@ export class ReflectionMask {
   /** True when a real value went to `host`, so what comes back from it is checked. */
   checksBodiesOf(host: string): boolean {
     return this.#forms.length > 0 && this.#hosts.some((h) => hostMatches(h, host));
+  }
+
+  /**
+   * True when a masked secret's real value went to `host` as it is: a part of a response
+   * from it (a byte range) could carry a piece of that value, which no mask can recognise.
+   */
+  refusesPartsFrom(host: string): boolean {
+    return this.#forms.length > 0 && this.#wholeValueHosts.some((h) => hostMatches(h, host));
   }
 
   /** A header value (or name, or status text) with every real value replaced. */

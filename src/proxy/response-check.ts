@@ -56,6 +56,27 @@ export function checkResponse(
   const status = upstream.statusCode;
   const bodiless = method === 'HEAD' || status === 204 || status === 304 || status < 200;
   if (bodiless || !mask.checksBodiesOf(host)) return { ok: true, statusMessage, headers };
+  // Node undoes only chunked; any other transfer coding (`gzip, chunked`) would reach the
+  // sandbox still coded, and unread, once the hop-by-hop header is dropped.
+  const transfer = String(upstream.headers['transfer-encoding'] ?? 'chunked')
+    .trim()
+    .toLowerCase();
+  if (transfer !== 'chunked')
+    return {
+      ok: false,
+      status: 502,
+      code: 'response_encoding_unsupported',
+      message: `${host} answered with Transfer-Encoding "${transfer.slice(0, 40)}", which errand cannot decode to check that no real credential comes back`,
+    };
+  // A byte range of an echo carries a piece of the real value, and pieces are not
+  // recognisable: two ranges that each miss one end of the value give it whole.
+  if (status === 206 && mask.refusesPartsFrom(host))
+    return {
+      ok: false,
+      status: 502,
+      code: 'response_partial_refused',
+      message: `${host} answered with a part of a response (206); errand passes on only whole responses from a host a secret is scoped to, since a part could carry a piece of the real credential it cannot recognise. Download without a Range header`,
+    };
   const coding = String(headers['content-encoding'] ?? 'identity')
     .trim()
     .toLowerCase();

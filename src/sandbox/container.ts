@@ -100,6 +100,9 @@ export function runArgs(spec: ContainerSpec, envFile: string): string[] {
         : 'slirp4netns',
     // podman would copy the host's search domains into resolv.conf.
     ...(spec.network.kind === 'netns' ? ['--dns', spec.network.dns, '--dns-search', '.'] : []),
+    // podman copies errand's own HTTP(S)_PROXY and NO_PROXY variables in, a proxy's
+    // password included; behind errand's proxy (or none) they only name the host's network.
+    ...(spec.network.kind === 'unrestricted' ? [] : ['--http-proxy=false']),
     // Not the host's hosts file and name: errand mounts its own (see HOSTS_FILE).
     '--no-hosts',
     '--hostname',

@@ -13,6 +13,7 @@ export { redactUrl } from './git.ts';
 export {
   clearOutbox,
   describeSkipped,
+  OUTBOX_ENTRY_LIMIT,
   OUTBOX_FILE_LIMIT_BYTES,
   OUTBOX_LIMITS,
   OUTBOX_TOTAL_LIMIT_BYTES,

@@ -1,4 +1,4 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { safeFileName, uniqueFileNames } from '../util/file-names.ts';
 import {
@@ -14,17 +14,27 @@ import {
 export const OUTBOX_FILE_LIMIT_BYTES = 25 * 1024 * 1024;
 /** The most sent back with one reply, all files together. */
 export const OUTBOX_TOTAL_LIMIT_BYTES = 100 * 1024 * 1024;
+/**
+ * The most outbox entries looked at for one reply; the reply says when there were more,
+ * which are removed unread with the rest of the outbox. Each entry taken is an attachment
+ * (a Slack upload, a mail part) and each one skipped a line of the reply: an outbox of a
+ * million empty files must become neither.
+ */
+export const OUTBOX_ENTRY_LIMIT = 100;
 
 export interface OutboxLimits {
   /** Largest single file taken; a larger one is skipped. */
   fileBytes: number;
   /** Most bytes taken in all; a file that would pass it is skipped. */
   totalBytes: number;
+  /** Most entries looked at; the others are left for `clearOutbox`. */
+  entries: number;
 }
 
 export const OUTBOX_LIMITS: OutboxLimits = {
   fileBytes: OUTBOX_FILE_LIMIT_BYTES,
   totalBytes: OUTBOX_TOTAL_LIMIT_BYTES,
+  entries: OUTBOX_ENTRY_LIMIT,
 };
 
 /** A file taken from the outbox: its copy, in a folder no sandbox mounts. */
@@ -45,6 +55,8 @@ export interface SkippedFile {
 export interface TakenOutbox {
   files: TakenFile[];
   skipped: SkippedFile[];
+  /** There were more entries than the entry limit; those were not looked at. */
+  more: boolean;
 }
 
 const MB = 1024 * 1024;
@@ -67,14 +79,27 @@ const REASONS: Record<FileRefusal, string> = {
  * change could be steered onto the host; `clearOutbox` removes them once it is gone.
  *
  * Names are read and opened as bytes (a name that is not UTF-8 is still found) and
- * sanitized for the copy and the reply. Nothing there: nothing taken.
+ * sanitized for the copy and the reply. Only the first `limits.entries` entries listed are
+ * looked at (`more` says there were others; `clearOutbox` removes them). Nothing there:
+ * nothing taken.
  */
 export async function takeOutbox(
   outbox: string,
   destDir: string,
   limits: OutboxLimits = OUTBOX_LIMITS,
 ): Promise<TakenOutbox> {
-  const entries = (await entriesOf(outbox)).sort(Buffer.compare);
+  const entries: Buffer[] = [];
+  let more = false;
+  // Streamed and cut short, so a folder of millions of names (one a sandbox process may
+  // still be adding to) is neither held in memory nor listed without end.
+  for await (const raw of entriesOf(outbox)) {
+    if (entries.length === limits.entries) {
+      more = true;
+      break;
+    }
+    entries.push(raw);
+  }
+  entries.sort(Buffer.compare);
   const names = uniqueFileNames(
     entries.map((raw, i) => safeFileName(raw.toString('utf8'), `file-${i + 1}`)),
   );
@@ -109,7 +134,7 @@ export async function takeOutbox(
       await unlinkUnlessFolder(path);
     }
   }
-  return { files, skipped };
+  return { files, skipped, more };
 }
 
 /**
@@ -118,21 +143,33 @@ export async function takeOutbox(
  * started).
  */
 export async function clearOutbox(outbox: string): Promise<void> {
-  for (const raw of await entriesOf(outbox)) await removeEntry(inFolder(outbox, raw));
+  for await (const raw of entriesOf(outbox)) await removeEntry(inFolder(outbox, raw));
 }
 
 /** The reply's last lines, naming the files not sent; empty when none. */
-export function describeSkipped(skipped: SkippedFile[]): string {
-  return skipped.map((s) => `${s.name} was not attached: ${s.reason}.`).join('\n');
+export function describeSkipped(
+  taken: Pick<TakenOutbox, 'skipped' | 'more'>,
+  limits: OutboxLimits = OUTBOX_LIMITS,
+): string {
+  const lines = taken.skipped.map((s) => `${s.name} was not attached: ${s.reason}.`);
+  if (taken.more)
+    lines.push(
+      `The other entries of the outbox were not attached: only ${limits.entries} are looked at for one reply; put an archive there.`,
+    );
+  return lines.join('\n');
 }
 
-async function entriesOf(folder: string): Promise<Buffer[]> {
+/** The names in a folder, one at a time, as bytes; none when it does not exist. */
+async function* entriesOf(folder: string): AsyncGenerator<Buffer> {
+  let dir: Awaited<ReturnType<typeof opendir>>;
   try {
-    return await readdir(folder, { encoding: 'buffer' });
+    // latin1 maps each byte to one character: the name's bytes, whatever they are.
+    dir = await opendir(folder, { encoding: 'latin1' });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
+  for await (const entry of dir) yield Buffer.from(entry.name, 'latin1');
 }
 
 function inFolder(folder: string, name: Buffer): Buffer {

@@ -152,6 +152,26 @@ describe('files from the outbox', () => {
     assert.deepEqual(readdirSync(outbox), [], 'the outbox is empty after the task');
   });
 
+  it('turns an outbox of 3,200 files into at most 100 attachments and one line for the rest, and empties it', async () => {
+    // Each file taken is an attachment (a Slack upload, a mail part), each one skipped a
+    // line of the reply. 200 of the names differ only in control characters, which the
+    // sanitized names drop: they must still come out unique.
+    const d = await ask(
+      'cd /outbox && for i in $(seq 3000); do : > "f$i"; done; c=""; for i in $(seq 200); do c="$c$(printf "\\001")"; : > "a$c"; done; echo done',
+      'many',
+    );
+    assert.equal(d.kind, 'reply', d.text.slice(0, 400));
+    assert.equal(d.files.length, 100);
+    const names = d.files.map((f) => basename(f));
+    assert.equal(new Set(names.map((n) => n.toLowerCase())).size, names.length);
+    assert.match(
+      d.text,
+      /The other entries of the outbox were not attached: only 100 are looked at for one reply/,
+    );
+    assert.ok(d.text.split('\n').length <= 3, d.text.slice(0, 400));
+    assert.deepEqual(readdirSync(dirsOf(d).outbox), [], 'the outbox is empty after the task');
+  });
+
   it("does not attach the earlier task's files to a later reply", async () => {
     const first = await ask('echo one > /outbox/first.txt; echo done', 'twice');
     assert.deepEqual(

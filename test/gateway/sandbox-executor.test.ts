@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -86,6 +94,28 @@ describe('a task in its sandbox', () => {
     assert.equal((await ask('app', 'cat notes.txt', 't1')).text, 'made\n');
     const other = await ask('app', 'cat notes.txt 2>/dev/null || echo absent', 't2');
     assert.equal(other.text, 'absent\n');
+  });
+
+  it('shows the last requests of a network log larger than a string can hold (a task flooding the proxy to hide what it sent)', async () => {
+    const d = await ask(
+      'app',
+      'curl -sS -o /dev/null https://api.test.example/v1/early; echo done',
+      'flood',
+    );
+    const conversation = (await store.getConversation(d.conversationId!))!;
+    const log = join(
+      sandboxGateway.executor.workspaces.dirs('app', conversation.id).root,
+      'network.log',
+    );
+    // What millions of requests would have written before the last one, as a hole that
+    // takes no disk: past V8's longest string, read whole it could not be decoded.
+    truncateSync(log, statSync(log).size + 600 * 1024 * 1024);
+    appendFileSync(
+      log,
+      `\n${JSON.stringify({ time: new Date().toISOString(), action: 'allowed', method: 'POST', url: 'https://api.test.example/v1/exfil', status: 200, swapped: [] })}\n`,
+    );
+    const shown = await sandboxGateway.executor.networkLog(conversation, 500);
+    assert.equal(shown.at(-1)?.url, 'https://api.test.example/v1/exfil');
   });
 
   it('sends back what the task put in /outbox', async () => {

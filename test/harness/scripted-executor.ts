@@ -4,10 +4,13 @@ import type { Conversation } from '../../src/store/types.ts';
 /**
  * A task executor for gateway tests. Each run records what it was given; a run whose
  * prompt contains "hang" waits until released or aborted, "fail" fails, "throw" throws.
+ * A conversation a prompt with "undeletable" ran in cannot be removed: its removal fails
+ * as rm does on files a rootless sandbox gave to a uid of its own (EACCES).
  */
 export class ScriptedExecutor implements TaskExecutor {
   readonly runs: TaskRun[] = [];
   readonly removed: string[] = [];
+  readonly #undeletable = new Set<string>();
   active = 0;
   maxActive = 0;
   #release = new Map<string, () => void>();
@@ -26,6 +29,7 @@ export class ScriptedExecutor implements TaskExecutor {
     for (const w of this.#startWaiters.splice(0)) w();
     try {
       const text = run.parts.map((p) => p.text).join('\n');
+      if (text.includes('undeletable')) this.#undeletable.add(run.conversation.id);
       await events.event('start', { parts: run.parts.length });
       if (this.hangs && text.includes('hang')) {
         await new Promise<void>((resolve) => {
@@ -77,6 +81,13 @@ export class ScriptedExecutor implements TaskExecutor {
   }
 
   async removeConversation(c: Conversation): Promise<void> {
+    if (this.#undeletable.has(c.id))
+      throw Object.assign(
+        new Error(`EACCES: permission denied, rmdir '${c.id}/workspace/locked'`),
+        {
+          code: 'EACCES',
+        },
+      );
     this.removed.push(c.id);
   }
 }

@@ -166,7 +166,9 @@ function credentialOf(req: IncomingMessage): string | undefined {
  *   Authorization header in `x-echo-authorization`, Set-Cookie and WWW-Authenticate.
  *   `?split=1` writes the body in two parts split inside the credential, a pause between;
  *   `?gzip=1` compresses it whatever the request accepted; `?encoding=X` labels it with
- *   Content-Encoding X.
+ *   Content-Encoding X; `?te=gzip` sends it gzip-compressed as `Transfer-Encoding: gzip,
+ *   chunked`; `?ranges=1` answers a `Range: bytes=A-B` with that part (206), as a
+ *   caching front serves ranges of any response.
  * - `…/redirect?to=URL` answers 307 to URL, with `{auth}` replaced by the credential.
  * - `…/random/N` sends N pseudo-random bytes (with `?plant=TEXT` written every 64 KiB)
  *   and their SHA-256 in `x-body-sha256`.
@@ -190,6 +192,22 @@ function misbehave(req: IncomingMessage, res: ServerResponse): boolean {
     }
     const encoding = url.searchParams.get('encoding');
     if (encoding) headers['content-encoding'] = encoding;
+    if (url.searchParams.get('te') === 'gzip') {
+      res.writeHead(200, { ...headers, 'transfer-encoding': 'gzip, chunked' });
+      res.end(gzipSync(body));
+      return true;
+    }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (url.searchParams.get('ranges') && range) {
+      const [from, to] = [Number(range[1]), Math.min(Number(range[2]), body.length - 1)];
+      res.writeHead(206, {
+        ...headers,
+        'content-range': `bytes ${from}-${to}/${body.length}`,
+        'content-length': to - from + 1,
+      });
+      res.end(body.subarray(from, to + 1));
+      return true;
+    }
     if (!url.searchParams.get('split')) {
       res.writeHead(200, { ...headers, 'content-length': body.length });
       res.end(body);

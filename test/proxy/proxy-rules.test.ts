@@ -541,6 +541,33 @@ describe('paths with ;parameters are allowed only if allowed both with and witho
   }
 });
 
+describe('a #fragment in the request target', () => {
+  // A server that parses the target as a URL routes on what comes before the `#`.
+  it(
+    'refuses /files/secret.key#.txt, which passes *.txt as sent and a server serves as /files/secret.key',
+    inSession({ allowlist: PARAM_ALLOWLIST }, async ({ s, log }) => {
+      const before = upstream.seen.length;
+      const r = await rawExchange(
+        s,
+        443,
+        `GET /files/secret.key#.txt HTTP/1.1\r\nHost: api.test.example\r\n${CLOSE}`,
+        { servername: 'api.test.example', ca: ca.certPem },
+      );
+      assertRefusedRaw(r.answer, 'bad_target', before, 400);
+      assert.equal(log[0]!.code, 'bad_target');
+    }),
+  );
+
+  it(
+    'lets through an encoded %23 in a name, sent as it came',
+    inSession({ allowlist: PARAM_ALLOWLIST }, async ({ send }) => {
+      const r = await send({ host: 'api.test.example', path: '/files/notes%23draft.txt' });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(lastSeen()!.url, '/files/notes%23draft.txt');
+    }),
+  );
+});
+
 describe('method-override headers are checked like the method', () => {
   /** A POST to /v1/messages, which api.test.example allows with GET, under `headers`. */
   const overridden = (t: Session, headers: Record<string, string | string[]>) =>

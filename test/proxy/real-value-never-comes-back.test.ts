@@ -244,6 +244,48 @@ describe('the real value of a secret never comes back into the sandbox', () => {
     assert.match(JSON.parse(r.body).message, /Content-Encoding "compress"/);
   });
 
+  it('a transfer-coded (gzip, chunked) response from a scoped host is refused, its body unread', async () => {
+    const r = await get(API, '/echo?te=gzip', { authorization: `token ${SUR}` });
+    assert.equal(lastSeen().headers.authorization, `token ${REAL}`);
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-errand-block'], 'response_encoding_unsupported');
+    assert.match(JSON.parse(r.body).message, /Transfer-Encoding "gzip, chunked"/);
+  });
+
+  it('Range requests cannot fetch the echoed real value in two parts: a partial response from a scoped host is refused', async () => {
+    // Each part misses one end of the value, so no mask can tell it from any other text;
+    // the two parts together are the value.
+    const whole = await get(API, '/echo?ranges=1', { authorization: `token ${SUR}` });
+    const at = whole.bytes.indexOf(SUR);
+    assert.ok(at > 0);
+    const parts = [];
+    for (const [from, to] of [
+      [at, at + REAL.length - 2],
+      [at + 1, at + REAL.length - 1],
+    ]) {
+      const r = await get(API, '/echo?ranges=1', {
+        authorization: `token ${SUR}`,
+        range: `bytes=${from}-${to}`,
+      });
+      assert.equal(lastSeen().headers.authorization, `token ${REAL}`);
+      assert.equal(lastSeen().headers.range, `bytes=${from}-${to}`);
+      assert.equal(r.status, 502, r.body);
+      assert.equal(r.headers['x-errand-block'], 'response_partial_refused');
+      parts.push(r.body);
+    }
+    assert.notEqual(parts[0] + parts[1]!.slice(-1), REAL);
+    assert.ok(
+      !parts.join('').includes(REAL.slice(0, -1)) && !parts.join('').includes(REAL.slice(1)),
+    );
+  });
+
+  it('a byte range from a host only an AWS key is scoped to is passed on (the secret key never leaves errand)', async () => {
+    const r = await get(S3, '/echo?ranges=1', { range: 'bytes=0-9' });
+    assert.equal(r.status, 206, r.body);
+    assert.equal(r.bytes.length, 10);
+    assert.match(String(r.headers['content-range']), /^bytes 0-9\/\d+$/);
+  });
+
   it('a presigned redirect with the real AWS key comes back with the surrogate key', async () => {
     // The upstream hands out a URL presigned with the real key, as S3 or an SDK-backed
     // service would for the caller's credential.

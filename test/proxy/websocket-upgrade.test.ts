@@ -18,7 +18,7 @@ import {
   surrogatesFor,
 } from '../../src/proxy/index.ts';
 import { eventually } from '../harness/gateway-fixture.ts';
-import { connectToSession } from '../harness/upstream.ts';
+import { connectToSession, rawExchange } from '../harness/upstream.ts';
 
 let dir: string;
 let ca: CertificateAuthority;
@@ -32,6 +32,7 @@ let upstreamClosed = 0;
 let lastUpgrade: IncomingHttpHeaders = {};
 let close: () => void;
 let upstreamCaPem: string;
+let wsContext: import('node:tls').SecureContext;
 const REAL_TOKEN = 'ghp_RealToken0123456789abcdefghijABCDEFGH';
 
 before(async () => {
@@ -39,6 +40,7 @@ before(async () => {
   ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
   const upstreamCa = await CertificateAuthority.loadOrCreate(join(dir, 'up-ca'));
   const ctx = await upstreamCa.contextFor('ws.test.example');
+  wsContext = ctx;
   // An echo server speaking just enough of the upgrade handshake; on /switch-to-h2c it
   // misbehaves and switches to another protocol than the one asked for.
   const onUpgrade = (req: import('node:http').IncomingMessage, sock: Socket) => {
@@ -175,6 +177,53 @@ describe('WebSocket upgrades', () => {
     await own.close();
     await closed;
     await eventually(() => upstreamClosed > upstreamBefore, 'the upstream side to close too');
+  });
+});
+
+describe('WebSocket handshakes and upstream connections', () => {
+  it("do not reuse another task's upstream connection, verified with that task's CA, after a handshake the upstream refused", async () => {
+    // An upstream with no WebSocket at all answers a handshake as a plain request and keeps
+    // the connection open; its certificate is from a CA only the first task trusts.
+    const refusing = createServer({ SNICallback: (_n, cb) => cb(null, wsContext) }, (req, res) => {
+      handshakes.push(String(req.headers.host));
+      res.writeHead(404, { 'content-length': 2 });
+      res.end('no');
+    });
+    const handshakes: string[] = [];
+    let connections = 0;
+    refusing.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    const port = (refusing.address() as AddressInfo).port;
+    const allow = parseAllowlist('allow:\n  - host: ws.test.example\n');
+    assert.ok(allow.ok);
+    const proxy = new ProxyServer({ ca });
+    const task = (upstreamCa?: string) =>
+      proxy.openSession({
+        taskId: 't_ws_pool',
+        allowlist: allow.allowlist,
+        surrogates: [],
+        resolve: { 'ws.test.example': `127.0.0.1:${port}` },
+        upstreamCa,
+        log: () => undefined,
+      });
+    const trusting = task(upstreamCaPem);
+    const other = task(undefined);
+    try {
+      const tls = { servername: 'ws.test.example', ca: ca.certPem };
+      const first = await rawExchange(trusting, 443, UPGRADE('ws.test.example'), tls);
+      assert.match(first.answer, /^HTTP\/1\.1 404/);
+      // The other task trusts the system's CAs only: its handshake must fail, not ride the
+      // connection the first task's CA vouched for.
+      const second = await rawExchange(other, 443, UPGRADE('ws.test.example'), tls);
+      assert.doesNotMatch(second.answer, /^HTTP\/1\.1 404/);
+      assert.deepEqual(handshakes, ['ws.test.example'], 'only the first handshake reached it');
+      assert.equal(connections, 1, "the second task's own connection failed its certificate check");
+    } finally {
+      await trusting.close();
+      await other.close();
+      refusing.closeAllConnections();
+      refusing.close();
+    }
   });
 });
 

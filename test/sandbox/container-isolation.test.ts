@@ -123,6 +123,29 @@ describe('a sandbox container', () => {
     assert.equal(r.stdout.trim(), 'lo');
   });
 
+  it("gets none of the proxy variables of errand's environment (a proxy URL with its password), which podman copies in by default", async () => {
+    const hostProxy = {
+      HTTPS_PROXY: 'http://corpuser:corp-secret@proxy.corp.internal:3128',
+      http_proxy: 'http://corpuser:corp-secret@proxy.corp.internal:3128',
+      no_proxy: '.corp.internal,10.0.0.0/8',
+    };
+    const envIn = async (network: ContainerSpec['network']) => {
+      let stdout = '';
+      const r = await runContainer(
+        { ...spec('env', { network }), onStdout: (c) => (stdout += c.toString()) },
+        { ...env, ...hostProxy },
+        folders,
+      );
+      assert.equal(r.outcome, 'exited', r.stderrTail);
+      return stdout;
+    };
+    const seen = await envIn({ kind: 'none' });
+    assert.doesNotMatch(seen, /corp|_proxy=/i, seen);
+    // With the network sandbox off (podman's own network), the host's proxy may be the
+    // only way out: kept.
+    assert.match(await envIn({ kind: 'unrestricted' }), /^HTTPS_PROXY=http:\/\/corpuser:/m);
+  });
+
   it('passes the command its environment and returns its exit code and output', async () => {
     const r = await run('echo "$GREETING"; exit 7', { env: { GREETING: 'hello sandbox' } });
     assert.equal(r.outcome, 'exited');
