@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { normalizePath } from './allowlist.ts';
+import { type BodyRead, overBudget } from './body-reader.ts';
 import type { ModelRequestVerdict } from './model-request-filter.ts';
 
 /**
@@ -28,32 +29,6 @@ export function isModelRequest(api: ModelApiPolicy, host: string, target: string
   return norm.ok && norm.path.toLowerCase().startsWith('/v1/messages');
 }
 
-/**
- * Reads at most `max` bytes; past that, stops reading and leaves the stream alone, so the
- * refusal can still be written (the caller answers with `connection: close`).
- */
-function readUpTo(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.pause();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(c);
-    };
-    const onEnd = () => resolve(Buffer.concat(chunks));
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', reject);
-  });
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -66,6 +41,8 @@ export async function checkModelRequest(
   api: ModelApiPolicy,
   req: IncomingMessage,
   headers: IncomingHttpHeaders,
+  /** Reads the body whole, at most `max` bytes, within the task's budget (`readBody`). */
+  read: (max: number) => Promise<BodyRead>,
   max = MAX_MODEL_REQUEST,
 ): Promise<ModelApiStep> {
   const refuse = (status: number, code: string, message: string): ModelApiStep => ({
@@ -91,8 +68,10 @@ export async function checkModelRequest(
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) return tooLarge();
-  const raw = await readUpTo(req, max);
-  if (!raw) return tooLarge();
+  const got = await read(max);
+  if (!got.ok)
+    return got.why === 'too_large' ? tooLarge() : { kind: 'refuse', ...overBudget(got.budget) };
+  const raw = got.body;
   if (raw.length === 0) {
     headers['content-length'] = '0';
     return { kind: 'forward', body: raw, removed: [] };

@@ -34,6 +34,7 @@ import {
 import type { AwsChunkedError } from './aws-chunked.ts';
 import { COPY_SOURCE, copySourceReads } from './aws-copy-source.ts';
 import { type ActiveAwsCredential, type AwsRequest, resignAws } from './aws-resign.ts';
+import { BodyBudget, overBudget, readBody } from './body-reader.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { canonicalHost } from './host-name.ts';
 import { checkModelRequest, isModelRequest, type ModelApiPolicy } from './model-api-body.ts';
@@ -63,6 +64,11 @@ export interface ProxyPolicy {
   log: (entry: NetworkLogEntry) => void;
   /** Connections the task may hold open at once (default 256); more are closed at once. */
   maxConnections?: number;
+  /**
+   * Bytes of request bodies read whole (model API, AWS hashing) the task may have errand
+   * hold at once; default MAX_BUFFERED_PER_TASK. Past it a request gets a 503.
+   */
+  maxBufferedBytes?: number;
   /** The model API, whose request bodies are filtered before they leave; absent: none. */
   modelApi?: ModelApiPolicy;
 }
@@ -135,17 +141,6 @@ const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
 
 /** Bodies are buffered only to re-sign AWS requests that do not carry their payload hash. */
 const MAX_SIGNED_BODY = 16 * 1024 * 1024;
-
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) return undefined;
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
 
 /** The canonical name in a Host header (its port dropped); undefined: not a host name. */
 function hostOf(hostHeader: string): string | undefined {
@@ -327,10 +322,11 @@ export class ProxyServer {
       https: new HttpsAgent({ keepAlive: true, maxSockets: 64, secureContext }),
       http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
     };
+    const budget = new BodyBudget(policy.maxBufferedBytes);
     const http = createHttpServer(
       { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 30_000 },
       (req, res) => {
-        this.#handle(policy, agents, req, res).catch((e) => {
+        this.#handle(policy, agents, budget, req, res).catch((e) => {
           req.resume();
           if (res.headersSent) return res.destroy();
           const r = PROXY_ERROR(e);
@@ -619,10 +615,17 @@ export class ProxyServer {
   async #handle(
     policy: ProxyPolicy,
     agents: { https: HttpsAgent; http: HttpAgent },
+    budget: BodyBudget,
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
     const started = Date.now();
+    // A body read whole counts against the task's budget until its exchange is over.
+    const readWhole = (max: number) => {
+      const r = readBody(req, max, budget);
+      res.once('close', r.release);
+      return r.read;
+    };
     const c = await this.#check(policy, req);
     const url = loggedUrl(c.tls ? 'https' : 'http', c.host || '-', req.url ?? '');
     const method = req.method ?? 'GET';
@@ -651,7 +654,7 @@ export class ProxyServer {
     // The model provider runs some tools itself, outside this proxy: the body of a request
     // to its API is read whole and filtered, and only the filter's result is sent.
     if (policy.modelApi && isModelRequest(policy.modelApi, c.host, target)) {
-      const step = await checkModelRequest(policy.modelApi, req, headers);
+      const step = await checkModelRequest(policy.modelApi, req, headers, readWhole);
       if (step.kind === 'refuse') {
         res.setHeader('connection', 'close');
         block(step, swapped);
@@ -673,18 +676,22 @@ export class ProxyServer {
       }
       let r = await resignAws(signing, policy.aws);
       if (r.kind === 'needs_body') {
-        body = await readBody(req, MAX_SIGNED_BODY);
-        if (!body) {
+        const got = await readWhole(MAX_SIGNED_BODY);
+        if (!got.ok) {
+          res.setHeader('connection', 'close');
           block(
-            {
-              status: 413,
-              code: 'aws_body_too_large',
-              message: `an AWS request body over ${MAX_SIGNED_BODY} bytes without x-amz-content-sha256 cannot be re-signed; send the payload hash header`,
-            },
+            got.why === 'over_budget'
+              ? overBudget(got.budget)
+              : {
+                  status: 413,
+                  code: 'aws_body_too_large',
+                  message: `an AWS request body over ${MAX_SIGNED_BODY} bytes without x-amz-content-sha256 cannot be re-signed; send the payload hash header`,
+                },
             swapped,
           );
           return;
         }
+        body = got.body;
         signing.body = body;
         r = await resignAws(signing, policy.aws);
       }

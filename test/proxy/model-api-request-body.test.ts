@@ -299,4 +299,44 @@ describe('requests to the model API', () => {
       server.close();
     }
   });
+
+  it("refuses a body past the task's budget for bodies read whole, so one task cannot make errand hold gigabytes", async () => {
+    const parsed = parseAllowlist(`allow:\n  - host: ${API}\n`);
+    assert.ok(parsed.ok);
+    const small = new ProxyServer({ ca }).openSession({
+      taskId: 't_model_budget',
+      allowlist: parsed.allowlist,
+      surrogates: [],
+      resolve: { [API]: `127.0.0.1:${upstream.httpsPort}` },
+      upstreamCa: upstream.caPem,
+      log: () => undefined,
+      maxBufferedBytes: 1024 * 1024,
+      modelApi: {
+        host: API,
+        filter: (body) => filterModelRequest(body, { serverTools: [], allowedHosts: [] }),
+      },
+    });
+    const send = (body: string) =>
+      viaProxy(small, {
+        ca: ca.certPem,
+        host: API,
+        method: 'POST',
+        path: '/v1/messages',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+    try {
+      const before = upstream.seen.length;
+      const big = JSON.stringify({ ...MESSAGE, system: 'x'.repeat(2 * 1024 * 1024) });
+      const r = await send(big);
+      assert.equal(r.status, 503, r.body);
+      assert.equal(r.headers['x-errand-block'], 'too_much_buffered');
+      assert.equal(upstream.seen.length, before, 'nothing reached the API');
+      // The refused read gave its bytes back: a request within the budget goes on.
+      const ok = await send(JSON.stringify(MESSAGE));
+      assert.equal(ok.status, 200, ok.body);
+    } finally {
+      await small.close();
+    }
+  });
 });
