@@ -234,6 +234,22 @@ describe('files from the outbox', () => {
     await sg.executor.removeConversation(conversation);
     assert.equal(existsSync(copies), false);
   });
+
+  it('removes links the agent left in its folders without following them, when the conversation goes', async () => {
+    const hostDir = join(dir, 'host-folder');
+    mkdirSync(hostDir);
+    writeFileSync(join(hostDir, 'keep.txt'), 'untouched\n');
+    const d = await ask(
+      `ln -s ${hostDir} /workspace/up; ln -s ${hostDir} /storage/up; ln -s ${join(hostDir, 'keep.txt')} /errand/agent/keep; mkdir -p /storage/deep && ln -s ${hostDir} /storage/deep/up; echo done`,
+      'links-left',
+    );
+    assert.equal(d.text, 'done\n');
+    const conversation = (await sg.store.getConversation(d.conversationId!))!;
+    await sg.executor.removeConversation(conversation);
+    assert.equal(existsSync(dirsOf(d).root), false, 'the conversation is gone');
+    assert.deepEqual(readdirSync(hostDir), ['keep.txt']);
+    assert.equal(readFileSync(join(hostDir, 'keep.txt'), 'utf8'), 'untouched\n');
+  });
 });
 
 describe('attachments into the inbox', () => {
