@@ -139,7 +139,7 @@ const TOO_MANY_CONNECTIONS = (max: number): Refusal => ({
   message: `the task holds ${max} open connections, the most errand allows; close some first`,
 });
 
-/** Bodies are buffered only to re-sign AWS requests that do not carry their payload hash. */
+/** The largest AWS body hashed to re-sign a request that does not carry its payload hash. */
 const MAX_SIGNED_BODY = 16 * 1024 * 1024;
 
 /** The canonical name in a Host header (its port dropped); undefined: not a host name. */
@@ -582,7 +582,6 @@ export class ProxyServer {
     };
   }
 
-  /** Why a checked request must not go out over plain HTTP: it now carries a real credential. */
   /** Why a request carrying `swapped` must not go out over this connection, if it must not. */
   #cleartext(
     policy: ProxyPolicy,
