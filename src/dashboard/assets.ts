@@ -69,17 +69,35 @@ export const JS = `
     }, 400);
   }
   if (!window.EventSource) { setInterval(refresh, 3000); return; }
+  var taskPage = topic.indexOf('task:') === 0;
   var es = new EventSource('/live?topic=' + encodeURIComponent(topic) + '&after=' + (body.getAttribute('data-after') || '0'));
-  es.addEventListener('changed', refresh);
-  // Changes made while the stream was (re)connecting are caught up by one refresh; a task
-  // page resumes from its last event id instead.
-  if (topic.indexOf('task:') !== 0) es.addEventListener('open', refresh);
+  // The page's own parts are found as children of <main>: an element nested in agent
+  // content cannot stand in for them, whatever its id.
+  function part(id){ return main.querySelector(':scope > #' + id); }
+  // Server-rendered markup, parsed inert; ids inside it are dropped so none can collide
+  // with the page's (the server's templates put none there; this holds even if one did).
+  function parse(markup){
+    var t = document.createElement('template'); t.innerHTML = markup;
+    t.content.querySelectorAll('[id]').forEach(function(el){ el.removeAttribute('id'); });
+    return t.content;
+  }
+  if (!taskPage) {
+    es.addEventListener('changed', refresh);
+    // Changes made while the stream was (re)connecting are caught up by one refresh; a
+    // task page resumes from its last event id instead.
+    es.addEventListener('open', refresh);
+    return;
+  }
   es.addEventListener('ev', function(m){
-    var tl = document.getElementById('timeline'); if (!tl) return;
-    if (document.getElementById('ev-' + m.lastEventId)) return;
-    tl.insertAdjacentHTML('beforeend', m.data);
+    var tl = part('timeline'), seq = m.lastEventId;
+    // One event is one element, under the id the stream gave it (our seq, digits only).
+    if (!tl || !/^[0-9]+$/.test(seq) || tl.querySelector(':scope > [data-seq="' + seq + '"]')) return;
+    var f = parse(m.data), el = f.firstElementChild;
+    if (f.childNodes.length !== 1 || !el || !el.matches('div.ev') || el.getAttribute('data-seq') !== seq) return;
+    el.id = 'ev-' + seq;
+    tl.appendChild(el);
   });
-  es.addEventListener('plan', function(m){ var p = document.getElementById('plan'); if (p) p.innerHTML = m.data; });
+  es.addEventListener('plan', function(m){ var p = part('plan'); if (p) p.replaceChildren(parse(m.data)); });
   es.addEventListener('state', function(){ es.close(); location.reload(); });
 })();
 `;

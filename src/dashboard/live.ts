@@ -6,7 +6,8 @@
  */
 import type { Gateway } from '../gateway/index.ts';
 import type { Delivery, StoredMessage, Task, TaskEvent } from '../store/types.ts';
-import { renderEvent } from './views/timeline.ts';
+import { SSE_KEEPALIVE, sseFrame } from './sse.ts';
+import { planSection, renderEvent } from './views/timeline.ts';
 
 export type Topic =
   | { kind: 'overview' }
@@ -36,6 +37,7 @@ interface Client {
 
 const THROTTLE_MS = 500;
 const KEEPALIVE_MS = 15_000;
+const RETRY_MS = 2000;
 
 export class LiveHub {
   readonly #clients = new Set<Client>();
@@ -54,7 +56,7 @@ export class LiveHub {
     ];
     for (const [name, fn] of this.#listeners) gateway.events.on(name, fn);
     this.#keepalive = setInterval(() => {
-      for (const c of this.#clients) c.res.write(': keep-alive\n\n');
+      for (const c of this.#clients) c.res.write(SSE_KEEPALIVE);
     }, KEEPALIVE_MS);
     this.#keepalive.unref();
   }
@@ -68,7 +70,7 @@ export class LiveHub {
    * Last-Event-ID on a reconnect); the events after it are sent first.
    */
   async open(sink: LiveSink, topic: Topic, after: number, taskIds: string[]): Promise<() => void> {
-    sink.write('retry: 2000\n\n');
+    sink.write(sseFrame({ retry: RETRY_MS }));
     const client: Client = { res: sink, topic, taskIds: new Set(taskIds) };
     this.#clients.add(client);
     if (topic.kind === 'task') {
@@ -97,7 +99,7 @@ export class LiveHub {
   #onTask(t: Task): void {
     for (const c of this.#clients) {
       if (c.topic.kind === 'task' && c.topic.id === t.id && t.state !== 'running') {
-        c.res.write(`event: state\ndata: ${t.state}\n\n`);
+        c.res.write(sseFrame({ event: 'state', data: t.state }));
       } else if (c.topic.kind === 'conversation' && c.topic.id === t.conversationId) {
         c.taskIds.add(t.id);
         changed(c);
@@ -119,23 +121,18 @@ export class LiveHub {
 
 function send(c: Client, e: TaskEvent): void {
   if (e.kind === 'plan') {
-    const fragment = renderEvent(e).value;
-    c.res.write(`event: plan\ndata: ${oneLine(`<h2>Plan</h2>${fragment}`)}\n\n`);
+    const items = (e.data as { items?: unknown } | undefined)?.items;
+    c.res.write(sseFrame({ event: 'plan', data: planSection(items).value }));
   }
   const html = renderEvent(e).value;
   if (!html) return;
-  c.res.write(`id: ${e.seq}\nevent: ev\ndata: ${oneLine(html)}\n\n`);
+  c.res.write(sseFrame({ event: 'ev', id: e.seq, data: html }));
 }
 
 function changed(c: Client): void {
   if (c.changedTimer) return;
   c.changedTimer = setTimeout(() => {
     c.changedTimer = undefined;
-    c.res.write('event: changed\ndata: 1\n\n');
+    c.res.write(sseFrame({ event: 'changed', data: '1' }));
   }, THROTTLE_MS);
-}
-
-/** SSE data lines end at a newline; a multi-line fragment becomes several data lines. */
-function oneLine(s: string): string {
-  return s.split('\n').join('\ndata: ');
 }

@@ -86,6 +86,6 @@ export function networkTable(rows: NetworkRequest[]): Html {
   if (rows.length === 0) return html`<p class="muted">No requests recorded.</p>`;
   return html`<table class="network"><thead><tr><th>Time</th><th></th><th>Method</th><th>URL</th><th>Status</th><th>Credential</th></tr></thead><tbody>${rows.map(
     (r) =>
-      html`<tr class="${r.action}"><td>${r.time.slice(11, 19)}</td><td>${r.action}${r.code ? html` <small>${r.code}</small>` : ''}</td><td>${r.method}</td><td class="url">${r.url}</td><td>${r.status || ''}</td><td>${r.swapped.join(', ')}</td></tr>`,
+      html`<tr class="${r.action === 'blocked' ? 'blocked' : 'allowed'}"><td>${r.time.slice(11, 19)}</td><td>${r.action}${r.code ? html` <small>${r.code}</small>` : ''}</td><td>${r.method}</td><td class="url">${r.url}</td><td>${r.status || ''}</td><td>${r.swapped.join(', ')}</td></tr>`,
   )}</tbody></table>`;
 }

@@ -3,7 +3,7 @@ import { type Html, html } from '../html.ts';
 import { stopForm } from './conversation.ts';
 import { cost, duration, time } from './format.ts';
 import type { PageContext } from './layout.ts';
-import { plan, timeline } from './timeline.ts';
+import { planSection, timeline } from './timeline.ts';
 
 export function taskPage(
   ctx: PageContext,
@@ -24,7 +24,7 @@ export function taskPage(
   }</p>
 ${u ? html`<p class="muted">${cost(u)}${u.turns !== undefined ? ` · ${u.turns} turns` : ''}${u.inputTokens !== undefined ? ` · ${u.inputTokens} in / ${u.outputTokens ?? 0} out tokens` : ''}${u.webSearches ? ` · ${u.webSearches} web searches` : ''}${u.webFetches ? ` · ${u.webFetches} fetches` : ''}</p>` : ''}
 ${live ? stopForm(ctx, `/tasks/${t.id}/stop`, 'Stop task') : ''}
-<section id="plan">${latestPlan ? html`<h2>Plan</h2>${plan((latestPlan.data as { items?: unknown }).items)}` : ''}</section>
+<section id="plan">${latestPlan ? planSection((latestPlan.data as { items?: unknown }).items) : ''}</section>
 <h2>Timeline</h2>
 <div class="timeline" id="timeline">${timeline(events)}</div>
 ${live ? html`<p class="muted live-note">Live: new events appear as they happen.</p>` : ''}`;

@@ -8,6 +8,31 @@ import { clip, duration, formatCost, markdown, time } from './format.ts';
 
 const MAX_OUTPUT = 20_000;
 
+/**
+ * The event kinds that get a class of their own. A kind is partly the agent's to choose
+ * (`claude.<type>` comes from its output stream), so any other kind gets `ev-other`:
+ * agent text never picks a class or an id on the page.
+ */
+const KIND_CLASS: Readonly<Record<string, string>> = {
+  'claude.system': 'ev-claude-system',
+  'claude.assistant': 'ev-claude-assistant',
+  'claude.user': 'ev-claude-user',
+  'claude.result': 'ev-claude-result',
+  plan: 'ev-plan',
+  sandbox: 'ev-sandbox',
+  sandbox_image: 'ev-sandbox-image',
+  agent_output: 'ev-agent-output',
+  agent_recovery: 'ev-agent-recovery',
+};
+
+/** A plan step's status as the agent's TodoWrite call gave it; anything else shows as pending. */
+type PlanStatus = 'pending' | 'in_progress' | 'completed';
+const PLAN_MARK: Readonly<Record<PlanStatus, string>> = {
+  pending: '☐',
+  in_progress: '▶',
+  completed: '☑',
+};
+
 interface Block {
   type?: string;
   text?: string;
@@ -24,7 +49,8 @@ export function timeline(events: TaskEvent[]): Html {
 export function renderEvent(e: TaskEvent): Html {
   const body = eventBody(e);
   if (!body) return html``;
-  return html`<div class="ev ev-${e.kind.replace(/[^a-z0-9_-]/gi, '-')}" id="ev-${e.seq}" data-seq="${e.seq}"><time>${time(e.at).slice(11)}</time>${body}</div>`;
+  const kindClass = Object.hasOwn(KIND_CLASS, e.kind) ? KIND_CLASS[e.kind] : 'ev-other';
+  return html`<div class="ev ${kindClass}" id="ev-${e.seq}" data-seq="${e.seq}"><time>${time(e.at).slice(11)}</time>${body}</div>`;
 }
 
 function eventBody(e: TaskEvent): Html | undefined {
@@ -100,14 +126,23 @@ function toolResult(b: Block): Html {
   }: ${lines} line${lines === 1 ? '' : 's'} <span class="muted">${clip(text, 100)}</span></summary><pre>${clipOutput(text)}</pre></details>`;
 }
 
-export function plan(items: unknown): Html {
+/** The plan as the task page shows it, under its heading; also sent live (`event: plan`). */
+export function planSection(items: unknown): Html {
+  return html`<h2>Plan</h2>${plan(items)}`;
+}
+
+function plan(items: unknown): Html {
   if (!Array.isArray(items)) return html``;
-  return html`<ul class="plan">${(items as Array<{ content?: string; status?: string }>).map(
-    (i) =>
-      html`<li class="${i.status ?? 'pending'}">${
-        i.status === 'completed' ? '☑' : i.status === 'in_progress' ? '▶' : '☐'
-      } ${i.content ?? ''}</li>`,
+  return html`<ul class="plan">${(items as Array<{ content?: unknown; status?: unknown }>).map(
+    (i) => {
+      const status = planStatus(i?.status);
+      return html`<li class="${status}">${PLAN_MARK[status]} ${String(i?.content ?? '')}</li>`;
+    },
   )}</ul>`;
+}
+
+function planStatus(s: unknown): PlanStatus {
+  return s === 'in_progress' || s === 'completed' ? s : 'pending';
 }
 
 function clipOutput(s: string): string {
