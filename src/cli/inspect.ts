@@ -2,10 +2,14 @@ import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/index.ts';
 import type { Conversation, Store, Task } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
-import { formatCost } from '../util/text.ts';
+import { formatCost, terminalSafe, terminalSafeJson, terminalSafeLine } from '../util/text.ts';
 import { controlBaseUrl, controlTokenPath } from './context.ts';
 
-/** Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL). */
+/**
+ * Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL).
+ * Everything they print that came from outside (agent text, senders, subjects, channel
+ * errors) goes through terminalSafe first: stored text never drives the terminal.
+ */
 
 function ago(ms: number | undefined, now = Date.now()): string {
   if (ms === undefined) return '-';
@@ -16,7 +20,9 @@ function ago(ms: number | undefined, now = Date.now()): string {
   return `${Math.round(s / 86_400)}d`;
 }
 
-function table(rows: string[][]): string {
+/** Cells on one line each, with controls made visible, in aligned columns. */
+function table(cells: string[][]): string {
+  const rows = cells.map((r) => r.map(terminalSafeLine));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows
     .map((r) =>
@@ -68,7 +74,7 @@ export async function statusReport(
 ): Promise<string> {
   const running = await store.listTasks({ states: ['running'] });
   const queued = await store.listTasks({ states: ['queued'] });
-  if (json) return JSON.stringify({ running, queued, channels: channels ?? null }, null, 2);
+  if (json) return terminalSafeJson({ running, queued, channels: channels ?? null });
   const health = channels
     ? channels.length
       ? `${table([
@@ -96,7 +102,7 @@ export async function conversationsList(
   opts: { repo?: string; limit: number; json: boolean },
 ): Promise<string> {
   const list = await store.listConversations({ repoId: opts.repo, limit: opts.limit });
-  if (opts.json) return JSON.stringify(list, null, 2);
+  if (opts.json) return terminalSafeJson(list);
   if (list.length === 0) return 'No conversations.';
   const rows = [['CONVERSATION', 'REPO', 'CHANNEL', 'UPDATED', 'TITLE']];
   for (const c of list) rows.push([c.id, c.repoId, c.channel, ago(c.updatedAt), c.title]);
@@ -113,33 +119,41 @@ export async function conversationShow(store: Store, id: string, json: boolean):
   const tasks: Task[] = await store.listTasks({ conversationId: id });
   const messages = await store.listMessages({ conversationId: id });
   const deliveries = await store.listDeliveries({ conversationId: id });
-  if (json) return JSON.stringify({ conversation: c, tasks, messages, deliveries }, null, 2);
+  if (json) return terminalSafeJson({ conversation: c, tasks, messages, deliveries });
   const lines = [
-    `${c.id}  ${c.title}`,
-    `repo ${c.repoId} · channel ${c.channel} · model ${c.model ?? '-'} · session ${c.sessionId ?? '-'}`,
+    line`${c.id}  ${c.title}`,
+    line`repo ${c.repoId} · channel ${c.channel} · model ${c.model ?? '-'} · session ${c.sessionId ?? '-'}`,
     '',
   ];
   const items = [
     ...messages.map((m) => ({
       at: m.receivedAt,
-      text: `> ${m.sender.name ?? m.sender.id} [${m.state}${m.stateReason ? `: ${m.stateReason}` : ''}]\n${indent(m.text)}`,
+      text: `${line`> ${m.sender.name ?? m.sender.id} [${m.state}${m.stateReason ? `: ${m.stateReason}` : ''}]`}\n${indent(m.text)}`,
     })),
     ...deliveries.map((d) => ({
       at: d.createdAt,
-      text: `< errand ${d.kind} [${d.state}]\n${indent(d.text)}`,
+      text: `${line`< errand ${d.kind} [${d.state}]`}\n${indent(d.text)}`,
     })),
   ].sort((a, b) => a.at - b.at);
   for (const item of items) lines.push(`${new Date(item.at).toISOString()} ${item.text}`);
   lines.push('', 'Tasks:');
   for (const t of tasks) {
     const cost = t.usage?.costUsd !== undefined ? ` · ${formatCost(t.usage.costUsd)}` : '';
-    lines.push(`  ${t.id}  ${t.state}${t.outcome ? ` (${t.outcome})` : ''}${cost}`);
+    lines.push(line`  ${t.id}  ${t.state}${t.outcome ? ` (${t.outcome})` : ''}${cost}`);
   }
   return lines.join('\n');
 }
 
+/** A one-line template whose values are made terminal-safe, each on one line. */
+function line(strings: TemplateStringsArray, ...values: string[]): string {
+  let out = strings[0]!;
+  for (let i = 0; i < values.length; i++) out += terminalSafeLine(values[i]!) + strings[i + 1]!;
+  return out;
+}
+
+/** A stored text, safe to print, each of its lines indented under its header. */
 function indent(text: string): string {
-  return text
+  return terminalSafe(text)
     .split('\n')
     .map((l) => `    ${l}`)
     .join('\n');
