@@ -28,6 +28,7 @@ import { type Html, html } from './html.ts';
 import { DASHBOARD_LIMITS, type DashboardLimits } from './limits.ts';
 import { LiveHub, parseTopic } from './live.ts';
 import { LoginBudget, type LoginRefusal } from './login-budget.ts';
+import { AFTER_SEQ, pagingValue } from './paging.ts';
 import { conversationPage } from './views/conversation.ts';
 import { layout, type PageContext } from './views/layout.ts';
 import { loginPage } from './views/login.ts';
@@ -378,7 +379,17 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   app.get('/live', async (c) => {
     const topic = parseTopic(c.req.query('topic'));
     if (!topic) return c.json({ error: 'bad_request', message: 'unknown topic' }, 400);
-    const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? 0) || 0;
+    const lastEventId = c.req.header('last-event-id');
+    const after =
+      lastEventId !== undefined
+        ? pagingValue('Last-Event-ID', lastEventId, AFTER_SEQ)
+        : pagingValue('after', c.req.query('after'), AFTER_SEQ);
+    if (!after.ok) {
+      return c.json(
+        { error: 'bad_request', parameter: after.parameter, message: after.message },
+        400,
+      );
+    }
     const taskIds =
       topic.kind === 'conversation'
         ? (await store.listTasks({ conversationId: topic.id })).map((t) => t.id)
@@ -391,7 +402,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       const close = await hub.open(
         { write: (chunk) => void s.write(chunk), end: () => void s.close() },
         topic,
-        after,
+        after.value,
         taskIds,
       );
       await closed;
