@@ -12,6 +12,7 @@ import {
   type ServerConfig,
   stateDir,
 } from '../config/index.ts';
+import { dashboardExposure } from '../dashboard/index.ts';
 import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -39,6 +40,13 @@ export const CHECKS = [
   },
   { id: 'config', title: 'the config file is valid', affectsExit: true },
   { id: 'state', title: 'the state folder is writable', affectsExit: true },
+  // A warning: bound to 0.0.0.0 in a container whose port only the host's loopback
+  // publishes, no login is what the operator wants.
+  {
+    id: 'exposure',
+    title: 'the dashboard is not open to the network without a login',
+    affectsExit: false,
+  },
   { id: 'repos', title: 'each repository is reachable with git', affectsExit: false },
   { id: 'agent', title: 'each repository has an agent credential', affectsExit: false },
   {
@@ -182,6 +190,8 @@ export async function runChecks(
     out.push(result('state', 'skip', 'needs a valid config'));
   }
 
+  out.push(exposureCheck(config));
+
   const repos = Object.entries(config?.repos ?? {});
   if (repos.length === 0) {
     out.push(
@@ -256,6 +266,17 @@ async function channelsCheck(repos: Array<[string, RepoConfig]>): Promise<CheckR
         problems.join('\n'),
         'check the host, port, user and password (an app password for most providers; docs/email-setup.md) or the Slack tokens (docs/slack-setup.md)',
       );
+}
+
+function exposureCheck(config: ServerConfig | undefined): CheckResult {
+  if (!config) return result('exposure', 'skip', 'needs a valid config');
+  const exposure = dashboardExposure(config.dashboard);
+  if (exposure) return result('exposure', 'warn', exposure.exposed, exposure.fix);
+  return result(
+    'exposure',
+    'ok',
+    `the dashboard on ${config.dashboard.host} asks for a login or is reachable only from this machine`,
+  );
 }
 
 function rootlessCheck(): CheckResult {

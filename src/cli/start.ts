@@ -15,7 +15,7 @@ import {
   stateDir,
   watchConfig,
 } from '../config/index.ts';
-import { createDashboard, sha256Hex } from '../dashboard/index.ts';
+import { createDashboard, dashboardExposure, sha256Hex } from '../dashboard/index.ts';
 import { Gateway } from '../gateway/index.ts';
 import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
 import { ErrandError } from '../util/errors.ts';
@@ -144,6 +144,9 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
     api.listen(config.dashboard.port, config.dashboard.host, resolve);
   });
   const addr = api.address() as AddressInfo;
+  // Allowed (a container publishing the port on the host's loopback), never silent.
+  const exposure = dashboardExposure(config.dashboard);
+  if (exposure) log.warn({ fix: exposure.fix }, exposure.exposed);
   const repos = Object.keys(config.repos);
   log.info(
     {
@@ -161,6 +164,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
       `  state:  ${dir}\n` +
       `  repos:  ${repos.length ? repos.join(', ') : 'none (start errand inside a git checkout, or add repos to the config)'}\n` +
       login.notice +
+      (exposure ? `  warning: ${exposure.exposed}; ${exposure.fix}\n` : '') +
       'Stop with Ctrl-C.\n',
   );
 

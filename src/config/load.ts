@@ -14,7 +14,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { Secret } from '../util/secret.ts';
-import { SECRET_KEYS, type ServerConfig, serverConfigSchema } from './schema.ts';
+import { SECRET_KEYS, SECRET_MAPS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
   file: string;
@@ -425,7 +425,10 @@ function toIssues(
     ];
   }
   const key = keyPath.join('.');
-  const hide = tagged.has(key) || keyPath.some((k) => typeof k === 'string' && SECRET_KEYS.has(k));
+  const hide =
+    tagged.has(key) ||
+    keyPath.some((k) => typeof k === 'string' && SECRET_KEYS.has(k)) ||
+    SECRET_MAPS.has(keyPath.slice(0, -1).join('.'));
   const { present, value } = valueAt(data, keyPath);
   const node = present ? doc.getIn(keyPath, true) : undefined;
   const at =

@@ -20,6 +20,20 @@ const secret = (what: string) =>
     .transform((v) => (v instanceof Secret ? v : new Secret(v)))
     .describe(`${what} (use !secret NAME or !env NAME)`);
 
+/** Shortest login token accepted: a guess at 20 random characters never comes right. */
+export const MIN_LOGIN_TOKEN = 20;
+
+/** A dashboard login token: a secret long enough that the login budget is not its only guard. */
+const loginToken = (what: string, more = '') =>
+  secret(what)
+    .refine(
+      (v) => v.length >= MIN_LOGIN_TOKEN,
+      `a login token of at least ${MIN_LOGIN_TOKEN} characters, so it cannot be guessed (make one with: openssl rand -base64 24)`,
+    )
+    .describe(
+      `${what}, at least ${MIN_LOGIN_TOKEN} characters${more} (use !secret NAME or !env NAME)`,
+    );
+
 const envName = z
   .string()
   .regex(/^[A-Z_][A-Z0-9_]*$/, 'an upper-case environment variable name like GH_TOKEN');
@@ -454,8 +468,9 @@ export const serverConfigSchema = z
           .describe('address the dashboard and API bind to'),
         port: z.number().int().min(1).max(65535).default(5200).describe('dashboard port'),
         base_url: z.url().optional().describe('public URL of the dashboard, for links in replies'),
-        token: secret(
-          'login token of the user `admin` when bound beyond loopback; default: one errand start makes and prints once',
+        token: loginToken(
+          'login token of the user `admin`',
+          '; asked for beyond loopback or with require_login; default: one errand start makes and prints once',
         ).optional(),
         require_login: z
           .boolean()
@@ -466,10 +481,12 @@ export const serverConfigSchema = z
         users: z
           .record(
             z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/, 'a user name'),
-            secret('login token'),
+            loginToken('login token'),
           )
           .default({})
-          .describe('more dashboard users, each with a login token of their own'),
+          .describe(
+            `more dashboard users, each with a login token of their own (at least ${MIN_LOGIN_TOKEN} characters)`,
+          ),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 5200, users: {} })
@@ -502,6 +519,9 @@ export const serverConfigSchema = z
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 export type RepoConfig = ServerConfig['repos'][string];
+
+/** Maps (by key path) whose every value is a credential: the values never appear in messages. */
+export const SECRET_MAPS = new Set(['dashboard.users']);
 
 /** Key paths whose values are credentials: their values never appear in messages. */
 export const SECRET_KEYS = new Set([

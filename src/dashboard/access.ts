@@ -32,6 +32,11 @@ export interface AccessOptions {
 export const SESSION_COOKIE = 'errand_session';
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/i;
 
+/** Whether `host` (dashboard.host) is reachable only from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
 export function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -45,7 +50,7 @@ export class Access {
 
   constructor(o: AccessOptions) {
     this.#o = o;
-    this.loginRequired = o.requireLogin ?? !LOOPBACK.test(o.host);
+    this.loginRequired = o.requireLogin ?? !isLoopbackHost(o.host);
     this.secureCookies = o.secureCookies;
   }
 

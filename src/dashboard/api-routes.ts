@@ -6,6 +6,10 @@
 import type { Context, Hono } from 'hono';
 import type { Gateway } from '../gateway/index.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
+import { AFTER_SEQ, type PagingRule, type PagingValue, pagingValue } from './paging.ts';
+
+/** `limit` of the list routes: one page is at most 1000 items. */
+const LIST_LIMIT: PagingRule = { min: 1, max: 1000, default: 200 };
 
 export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: string }): void {
   const { gateway, version } = deps;
@@ -33,19 +37,23 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
     const id = c.req.param('id');
     if (!(await store.getTask(id)))
       return c.json({ error: 'not_found', message: `no task ${id}` }, 404);
-    const after = Math.max(0, Number(c.req.query('after') ?? 0) || 0);
-    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 200) || 200));
-    const events = await store.listEvents(id, after, limit);
-    return c.json({ events, next: events.length === limit ? events.at(-1)!.seq : null });
+    const after = pagingValue('after', c.req.query('after'), AFTER_SEQ);
+    if (!after.ok) return badPaging(c, after);
+    const limit = pagingValue('limit', c.req.query('limit'), LIST_LIMIT);
+    if (!limit.ok) return badPaging(c, limit);
+    const events = await store.listEvents(id, after.value, limit.value);
+    return c.json({ events, next: events.length === limit.value ? events.at(-1)!.seq : null });
   });
-  app.get('/api/conversations', async (c) =>
-    c.json({
+  app.get('/api/conversations', async (c) => {
+    const limit = pagingValue('limit', c.req.query('limit'), LIST_LIMIT);
+    if (!limit.ok) return badPaging(c, limit);
+    return c.json({
       conversations: await store.listConversations({
         repoId: c.req.query('repo') || undefined,
-        limit: Math.min(1000, Number(c.req.query('limit') ?? 200) || 200),
+        limit: limit.value,
       }),
-    }),
-  );
+    });
+  });
   app.get('/api/conversations/:id', async (c) => {
     const id = c.req.param('id');
     const conversation = await store.getConversation(id);
@@ -115,6 +123,10 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
     const by = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'the operator') : c.get('id').user;
     return c.json(await gateway.stop(id, by));
   });
+}
+
+function badPaging(c: Context<Env>, bad: Extract<PagingValue, { ok: false }>) {
+  return c.json({ error: 'bad_request', parameter: bad.parameter, message: bad.message }, 400);
 }
 
 function headerUser(c: Context<Env>): string | undefined {

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -21,8 +22,13 @@ import { Access, type Identity, SESSION_COOKIE } from './access.ts';
 import { registerApi } from './api-routes.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 import { CSS, JS } from './assets.ts';
+import { clientAddress } from './client-address.ts';
+import { limitConnections } from './connection-limits.ts';
 import { type Html, html } from './html.ts';
+import { DASHBOARD_LIMITS, type DashboardLimits } from './limits.ts';
 import { LiveHub, parseTopic } from './live.ts';
+import { LoginBudget, type LoginRefusal } from './login-budget.ts';
+import { AFTER_SEQ, pagingValue } from './paging.ts';
 import { conversationPage } from './views/conversation.ts';
 import { layout, type PageContext } from './views/layout.ts';
 import { loginPage } from './views/login.ts';
@@ -44,6 +50,8 @@ export interface DashboardOptions {
    * that leads elsewhere, or a link, is a 404.
    */
   deliveriesDir: string;
+  /** Bounds on what one client may hold; unset ones are DASHBOARD_LIMITS (tests shorten them). */
+  limits?: Partial<DashboardLimits>;
 }
 
 const ID = /^[A-Za-z0-9_]{1,64}$/;
@@ -65,6 +73,12 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     tokenHashes: o.tokenHashes,
     controlToken: o.controlToken,
     secureCookies: cfg().base_url?.startsWith('https:') ?? false,
+  });
+  const limits: DashboardLimits = { ...DASHBOARD_LIMITS, ...o.limits };
+  const logins = new LoginBudget({
+    perAddress: limits.loginFailuresPerAddress,
+    overall: limits.loginFailuresOverall,
+    windowMs: limits.loginWindowMs,
   });
   const hub = new LiveHub(gateway);
   const app = new Hono<Env>();
@@ -99,10 +113,6 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     );
   });
-  app.use(
-    '*',
-    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.text('request too large', 413) }),
-  );
 
   app.get('/assets/app.css', (c) => {
     c.header('cache-control', 'max-age=300');
@@ -117,14 +127,34 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   app.get('/login', (c) =>
     c.html(loginPage(undefined, safeNext(c.req.query('next')), o.version).value),
   );
-  app.post('/login', async (c) => {
+  app.post('/login', bodyTooLarge(limits.maxLoginBodyBytes), async (c) => {
+    const address = clientAddress(getConnInfo(c).remote.address);
     const form = await c.req.parseBody();
     const next = safeNext(String(form.next ?? '/'));
+    const refused = logins.refusal(address);
+    if (refused) {
+      c.header('retry-after', String(refused.retryAfterSeconds));
+      return c.html(loginPage(loginsRefused(refused), next, o.version).value, 429);
+    }
     const session = access.login(String(form.token ?? ''));
     if (!session) {
-      // Slows guessing; tokens errand makes are long enough that this is not the defence.
+      // Counted before the pause, so guesses sent in parallel are all counted.
+      const spent = logins.fail(address);
+      o.logger.warn(
+        // x-forwarded-for is whatever the client wrote; only the address is counted.
+        { address, forwardedFor: c.req.header('x-forwarded-for') },
+        'dashboard login refused',
+      );
+      if (spent) {
+        o.logger.warn(
+          { address, scope: spent.scope, retryAfterSeconds: spent.retryAfterSeconds },
+          spent.scope === 'address'
+            ? `dashboard logins from ${address} refused: ${limits.loginFailuresPerAddress} wrong tokens within ${limits.loginWindowMs / 60_000} minutes`
+            : `every dashboard login refused: ${limits.loginFailuresOverall} wrong tokens from all addresses within ${limits.loginWindowMs / 60_000} minutes`,
+        );
+      }
+      // Slows guessing within the budget.
       await new Promise((r) => setTimeout(r, 400));
-      o.logger.warn({ ip: c.req.header('x-forwarded-for') }, 'dashboard login refused');
       return c.html(loginPage('That token is not valid.', next, o.version).value, 401);
     }
     setCookie(c, SESSION_COOKIE, session.sessionId, {
@@ -139,6 +169,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   });
 
   // ---- identity ---------------------------------------------------------------------------
+  // No body is read before this: a client not yet known gets its answer without sending one.
   app.use('*', async (c, next) => {
     const id = access.identify(getCookie(c, SESSION_COOKIE), c.req.header('authorization'));
     if (!id) {
@@ -155,6 +186,11 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       return c.redirect(`/login?next=${encodeURIComponent(c.req.path)}`, 303);
     }
     c.set('id', id);
+    await next();
+  });
+  app.use('*', bodyTooLarge(limits.maxBodyBytes));
+  app.use('*', async (c, next) => {
+    const id = c.get('id');
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       const submitted =
         c.req.header('x-csrf-token') ??
@@ -343,7 +379,17 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   app.get('/live', async (c) => {
     const topic = parseTopic(c.req.query('topic'));
     if (!topic) return c.json({ error: 'bad_request', message: 'unknown topic' }, 400);
-    const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? 0) || 0;
+    const lastEventId = c.req.header('last-event-id');
+    const after =
+      lastEventId !== undefined
+        ? pagingValue('Last-Event-ID', lastEventId, AFTER_SEQ)
+        : pagingValue('after', c.req.query('after'), AFTER_SEQ);
+    if (!after.ok) {
+      return c.json(
+        { error: 'bad_request', parameter: after.parameter, message: after.message },
+        400,
+      );
+    }
     const taskIds =
       topic.kind === 'conversation'
         ? (await store.listTasks({ conversationId: topic.id })).map((t) => t.id)
@@ -356,7 +402,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       const close = await hub.open(
         { write: (chunk) => void s.write(chunk), end: () => void s.close() },
         topic,
-        after,
+        after.value,
         taskIds,
       );
       await closed;
@@ -398,13 +444,40 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     return webChannelOf(gateway, repoId);
   }
 
-  const server = createServer(getRequestListener(app.fetch));
-  server.requestTimeout = 0; // live streams stay open
-  server.headersTimeout = 10_000;
+  // requestTimeout bounds receiving a request (headers and body), not answering it: a live
+  // stream is a short GET with a long answer and stays open.
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckMs,
+    },
+    getRequestListener(app.fetch),
+  );
+  limitConnections(server, {
+    total: limits.maxConnections,
+    perAddress: limits.maxConnectionsPerAddress,
+    logger: o.logger,
+  });
   return {
     server,
     close: () => hub.close(),
   };
+}
+
+function bodyTooLarge(maxSize: number) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) => c.text(`request too large: at most ${maxSize} bytes`, 413),
+  });
+}
+
+function loginsRefused(r: LoginRefusal): string {
+  const minutes = Math.ceil(r.retryAfterSeconds / 60);
+  const when = `Try again in ${minutes} minute${minutes === 1 ? '' : 's'}; a session already open keeps working.`;
+  return r.scope === 'address'
+    ? `Too many wrong tokens came from your address, so no token from it is checked for now. ${when}`
+    : `Too many wrong tokens were tried, so no token is checked for now. ${when}`;
 }
 
 function notFound(text: string): Html {

@@ -143,6 +143,20 @@ const CASES: Array<{ name: string; yaml: string; line: number; key: string; says
     says: /a host mapped in network\.resolve/,
   },
   {
+    name: 'a dashboard.token shorter than 20 characters, without showing it',
+    yaml: 'dashboard:\n  token: short-token-123\n',
+    line: 2,
+    key: 'dashboard.token',
+    says: /a login token of at least 20 characters.*found a string \(value hidden\)$/,
+  },
+  {
+    name: 'a token in dashboard.users shorter than 20 characters, without showing it',
+    yaml: 'dashboard:\n  users:\n    alice: alice-short-123\n',
+    line: 3,
+    key: 'dashboard.users.alice',
+    says: /a login token of at least 20 characters.*found a string \(value hidden\)$/,
+  },
+  {
     name: 'a YAML syntax error',
     yaml: 'execution:\n  max_concurrent: [1\n',
     line: 3,
@@ -189,5 +203,15 @@ describe('config errors name file, line, key, expectation and what was found', (
     assert.equal(app.web.enabled, true);
     assert.equal(app.network.sandbox, true);
     assert.deepEqual(app.network.cleartext_credentials, ['GIT.internal']);
+  });
+
+  it('accepts login tokens of 20 characters, the shortest allowed', async () => {
+    const r = await load(
+      'dashboard:\n  token: abcdefghij0123456789\n  users: { alice: ABCDEFGHIJ0123456789 }\n',
+    );
+    assert.equal(r.status, 'ok', JSON.stringify(r));
+    if (r.status !== 'ok') return;
+    assert.equal(r.config.dashboard.token!.reveal(), 'abcdefghij0123456789');
+    assert.equal(r.config.dashboard.users.alice!.reveal(), 'ABCDEFGHIJ0123456789');
   });
 });

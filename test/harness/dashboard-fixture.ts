@@ -7,12 +7,17 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebChannel } from '../../src/channels/web/index.ts';
-import { createDashboard, type Dashboard, sha256Hex } from '../../src/dashboard/index.ts';
+import {
+  createDashboard,
+  type Dashboard,
+  type DashboardLimits,
+  sha256Hex,
+} from '../../src/dashboard/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import type { TaskExecutor } from '../../src/gateway/ports.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
-import { silentLogger } from '../../src/util/logger.ts';
+import { type Logger, silentLogger } from '../../src/util/logger.ts';
 import { configFrom } from './gateway-fixture.ts';
 import { ScriptedExecutor } from './scripted-executor.ts';
 
@@ -36,6 +41,10 @@ export async function dashboardFixture(
     bind?: string;
     /** The folder reply files are served from; default: one in the fixture's folder. */
     deliveriesDir?: string;
+    /** Shorter bounds than errand's own, so a test need not wait 30 s. */
+    limits?: Partial<DashboardLimits>;
+    /** Where the dashboard logs; default: nowhere. */
+    logger?: Logger;
   } = {},
 ): Promise<DashboardFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'errand-dash-'));
@@ -57,11 +66,12 @@ export async function dashboardFixture(
   const controlToken = 'control-token-for-tests';
   const dashboard = createDashboard({
     gateway,
-    logger: silentLogger(),
+    logger: o.logger ?? silentLogger(),
     controlToken,
     tokenHashes: new Map(Object.entries(o.tokens ?? {}).map(([u, t]) => [u, sha256Hex(t)])),
     version: 'test',
     deliveriesDir: o.deliveriesDir ?? join(dir, 'deliveries'),
+    limits: o.limits,
   });
   await new Promise<void>((resolve) =>
     dashboard.server.listen(0, o.bind ?? '127.0.0.1', () => resolve()),
