@@ -10,10 +10,10 @@ import type { DnsResolver } from '../../src/channels/email/sender-auth.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import type { TaskExecutor } from '../../src/gateway/ports.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
-import type { Store } from '../../src/store/types.ts';
+import type { Store, StoredMessage } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { DovecotServer } from './dovecot-server.ts';
-import { configFrom } from './gateway-fixture.ts';
+import { configFrom, eventually } from './gateway-fixture.ts';
 import { ScriptedExecutor } from './scripted-executor.ts';
 import { SmtpCatcher } from './smtp-catcher.ts';
 
@@ -43,6 +43,8 @@ export interface EmailFixtureOptions {
   pollSeconds?: number;
   /** `authorized_senders`; default alice@sender.test and *@team.test. */
   authorizedSenders?: string[];
+  /** More repositories, as YAML lines under `repos` (indent 2); `channel` stays app's. */
+  otherRepos?: string;
 }
 
 export function emailYaml(imap: DovecotServer, smtp: SmtpCatcher, o: EmailFixtureOptions): string {
@@ -59,7 +61,7 @@ ${o.repo ?? ''}    email:
       smtp: { host: 127.0.0.1, port: ${smtp.port}, security: none, user: ${smtp.user}, password: ${smtp.password} }
       authorized_senders: ${JSON.stringify(o.authorizedSenders ?? ['alice@sender.test', '*@team.test'])}
       poll_seconds: ${o.pollSeconds ?? 3600}
-${o.email ?? '      trusted_authserv_id: mx.example.com\n'}`;
+${o.email ?? '      trusted_authserv_id: mx.example.com\n'}${o.otherRepos ?? ''}`;
 }
 
 export async function emailFixture(o: EmailFixtureOptions = {}): Promise<EmailFixture> {
@@ -76,13 +78,14 @@ export async function emailFixture(o: EmailFixtureOptions = {}): Promise<EmailFi
     config,
     logger: silentLogger(),
     channelFactory: (repoId, repo) => {
-      channel = new EmailChannel(repoId, repo.email!, {
+      const made = new EmailChannel(repoId, repo.email!, {
         logger: silentLogger(),
         attachmentsDir: join(dir, 'attachments'),
         resolver: o.resolver,
         reconnectBackoffMs: 100,
       });
-      return [channel];
+      if (repoId === 'app') channel = made;
+      return [made];
     },
     deliveryRetry: { baseDelayMs: 50, maxAttempts: 5 },
   });
@@ -115,4 +118,23 @@ export async function emailFixture(o: EmailFixtureOptions = {}): Promise<EmailFi
 /** The Authentication-Results line a trusted receiving server would add for a DKIM pass. */
 export function passingAuthResults(domain: string, authserv = 'mx.example.com'): string {
   return `Authentication-Results: ${authserv}; dkim=pass header.d=${domain} header.s=test; spf=pass smtp.mailfrom=${domain}; dmarc=pass (p=REJECT) header.from=${domain}`;
+}
+
+/**
+ * Waits until `count` mails ended answered or rejected, and returns them by subject (tests
+ * give each mail its own).
+ */
+export async function settledBySubject(
+  store: Store,
+  count: number,
+): Promise<Map<string, StoredMessage>> {
+  const settled = await eventually(
+    async () => {
+      const all = await store.listMessages({ states: ['rejected', 'answered'] });
+      return all.length >= count ? all : undefined;
+    },
+    'every mail settled',
+    20_000,
+  );
+  return new Map(settled.map((m) => [m.subject ?? '', m]));
 }

@@ -3,7 +3,9 @@
  * and Socket Mode over a WebSocket (hello, events_api envelopes, acks, disconnect). The
  * real Bolt client talks to it through `slackApiUrl`. Every Web API call is recorded, and
  * what a workspace would show (messages, reactions, files) is kept, so tests assert on
- * what a person in Slack would see.
+ * what a person in Slack would see. Shared files can misbehave: a large body served in
+ * small paced chunks (recording how much was sent and whether the client hung up), or a
+ * redirect elsewhere; every request for a file is recorded.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -33,11 +35,43 @@ export interface SlackMessage {
   ts: string;
   thread_ts?: string;
   user?: string;
+  /** The author's workspace, as Slack shows it in shared channels. */
+  team?: string;
+  subtype?: string;
   bot_id?: string;
   text: string;
   blocks?: unknown;
   files?: Array<{ id: string; name: string }>;
   edited?: boolean;
+}
+
+/** A file as a test shares it. */
+export interface SharedFileSpec {
+  name: string;
+  content?: string;
+  /** The size the event states; default the content's. */
+  size?: number;
+  /** Served as this many bytes in paced 64 KiB chunks, with no length given. */
+  streamBytes?: number;
+  /** Answered with a redirect to this address instead of the file. */
+  redirectTo?: string;
+}
+
+export interface StoredFile {
+  name: string;
+  content: Buffer;
+  url: string;
+  streamBytes?: number;
+  redirectTo?: string;
+  /** Bytes written to the client so far (streamed files). */
+  sent?: number;
+  /** The client closed the connection before the whole body was sent. */
+  cutByClient?: boolean;
+}
+
+export interface FileRequest {
+  id: string;
+  token?: string;
 }
 
 export interface ApiCall {
@@ -50,7 +84,9 @@ export class SlackEmulator {
   readonly calls: ApiCall[] = [];
   readonly messages: SlackMessage[] = [];
   readonly reactions: Array<{ channel: string; ts: string; name: string }> = [];
-  readonly files = new Map<string, { name: string; content: Buffer; url: string }>();
+  readonly files = new Map<string, StoredFile>();
+  /** Every request for a shared file's content, in order. */
+  readonly fileRequests: FileRequest[] = [];
   readonly users = new Map<string, SlackUser>();
   readonly usergroups = new Map<string, string[]>();
   /** Envelope ids the client acknowledged. */
@@ -94,6 +130,28 @@ export class SlackEmulator {
     return user;
   }
 
+  /** Makes a file downloadable, as if it was shared; returns its event object. */
+  addFile(f: SharedFileSpec) {
+    const id = `F${randomUUID().slice(0, 8).toUpperCase()}`;
+    const url = `http://127.0.0.1:${this.port}/files-pri/${id}/${encodeURIComponent(f.name)}`;
+    const content = Buffer.from(f.content ?? '');
+    this.files.set(id, {
+      name: f.name,
+      content,
+      url,
+      streamBytes: f.streamBytes,
+      redirectTo: f.redirectTo,
+    });
+    return {
+      id,
+      name: f.name,
+      url_private_download: url,
+      url_private: url,
+      mimetype: 'text/plain',
+      size: f.size ?? f.streamBytes ?? content.length,
+    };
+  }
+
   nextTs(): string {
     return `${++this.#tsCounter}.000100`;
   }
@@ -120,27 +178,18 @@ export class SlackEmulator {
     text: string;
     thread_ts?: string;
     channel_type?: 'im' | 'channel';
-    files?: Array<{ name: string; content: string }>;
+    files?: SharedFileSpec[];
     team?: string;
   }): Promise<SlackMessage> {
     const ts = this.nextTs();
-    const files = (m.files ?? []).map((f) => {
-      const id = `F${randomUUID().slice(0, 8).toUpperCase()}`;
-      const url = `http://127.0.0.1:${this.port}/files-pri/${id}/${encodeURIComponent(f.name)}`;
-      this.files.set(id, { name: f.name, content: Buffer.from(f.content), url });
-      return {
-        id,
-        name: f.name,
-        url_private_download: url,
-        url_private: url,
-        mimetype: 'text/plain',
-      };
-    });
+    const files = (m.files ?? []).map((f) => this.addFile(f));
+    const team = m.team ?? this.users.get(m.user)?.team_id ?? TEAM;
     const message: SlackMessage = {
       channel: m.channel,
       ts,
       thread_ts: m.thread_ts,
       user: m.user,
+      team,
       text: m.text,
       files: files.map((f) => ({ id: f.id, name: f.name })),
     };
@@ -154,7 +203,7 @@ export class SlackEmulator {
       text: m.text,
       ts,
       ...(m.thread_ts ? { thread_ts: m.thread_ts } : {}),
-      team: m.team ?? this.users.get(m.user)?.team_id ?? TEAM,
+      team,
       event_ts: ts,
     };
     const acks = [this.send(event)];
@@ -267,8 +316,11 @@ export class SlackEmulator {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (url.pathname.startsWith('/files-pri/')) {
       const id = url.pathname.split('/')[2]!;
+      this.fileRequests.push({ id, token });
       const f = this.files.get(id);
       if (!f || token !== BOT_TOKEN) return void res.writeHead(404).end('not found');
+      if (f.redirectTo) return void res.writeHead(302, { location: f.redirectTo }).end();
+      if (f.streamBytes) return streamSlowly(f, res);
       return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(f.content);
     }
     if (url.pathname.startsWith('/upload/')) {
@@ -384,6 +436,31 @@ export class SlackEmulator {
         return { ok: false, error: 'unknown_method' };
     }
   }
+}
+
+/**
+ * Sends `streamBytes` in 64 KiB chunks, a chunk a millisecond at most and only as fast as
+ * the client reads (backpressure), so what was sent tells how much the client took.
+ */
+function streamSlowly(f: StoredFile, res: ServerResponse): void {
+  const total = f.streamBytes!;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  let sent = 0;
+  f.sent = 0;
+  res.on('close', () => {
+    f.cutByClient = sent < total;
+  });
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  const step = () => {
+    if (res.destroyed) return;
+    if (sent >= total) return void res.end();
+    const ok = res.write(chunk);
+    sent += chunk.length;
+    f.sent = sent;
+    if (ok) setTimeout(step, 1);
+    else res.once('drain', () => setTimeout(step, 1));
+  };
+  step();
 }
 
 function parseArgs(raw: Buffer, contentType: string): Record<string, unknown> {

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SlackChannel } from '../../src/channels/slack/index.ts';
+import { SlackChannel, type SlackChannelOptions } from '../../src/channels/slack/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import type { TaskExecutor } from '../../src/gateway/ports.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
@@ -33,6 +33,8 @@ export async function slackFixture(o: {
   slack?: SlackEmulator;
   dir?: string;
   repoExtra?: string;
+  /** Channel options besides the emulator's address and file host (e.g. file limits). */
+  channelOptions?: Partial<SlackChannelOptions>;
 }): Promise<SlackFixture> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'errand-slack-'));
   const slack = o.slack ?? (await SlackEmulator.start());
@@ -63,6 +65,7 @@ ${o.authorized ?? '        workspace_members: true\n'}${o.slackExtra ?? ''}`,
         apiUrl: slack.apiUrl,
         fileHosts: [`127.0.0.1:${slack.port}`],
         progressIntervalMs: 1000,
+        ...o.channelOptions,
       });
       return [channel];
     },

@@ -15,9 +15,11 @@ import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';
 import { writeNewFile } from '../../util/no-follow-files.ts';
+import { automaticMail } from './automatic-mail.ts';
 import { type IncomingMail, parseIncomingMail, unreadableMail } from './incoming-mail.ts';
 import type { MailServer } from './mail-servers.ts';
 import { type FetchedMail, MailboxWatcher } from './mailbox-watcher.ts';
+import { addOwnMailbox, isOwnMailbox, removeOwnMailbox } from './own-mailboxes.ts';
 import { rawHeaders } from './raw-headers.ts';
 import { renderReply } from './render-reply.ts';
 import { type DnsResolver, isAuthorizedSender, verifySender } from './sender-auth.ts';
@@ -41,6 +43,11 @@ interface EmailMeta {
   subject: string;
   /** Other addressees of the message, copied on the reply (reply-all). */
   others: string[];
+  /**
+   * Why the mail was sent by a machine (an auto-reply, a bounce, list mail, another of
+   * errand's own mailboxes); set: it starts nothing.
+   */
+  automatic?: string;
   /** Size in bytes when the message was over the limit and not read. */
   tooLarge?: number;
   /** Recipient of a scheduled task's thread (from the schedule's `to`). */
@@ -91,10 +98,12 @@ export class EmailChannel implements Channel {
       password: config.smtp.password.reveal(),
     };
     this.#smtp = new SmtpSender(smtp);
+    addOwnMailbox(this, config.address);
   }
 
   async start(sink: MessageSink): Promise<void> {
     this.#sink = sink;
+    addOwnMailbox(this, this.#config.address);
     const imap = this.#config.imap;
     this.#watcher = new MailboxWatcher({
       server: { ...imap, password: imap.password.reveal() },
@@ -112,6 +121,7 @@ export class EmailChannel implements Channel {
     this.#watcher = undefined;
     this.#sink = undefined;
     this.#smtp.close();
+    removeOwnMailbox(this);
   }
 
   health(): ChannelHealth {
@@ -127,6 +137,10 @@ export class EmailChannel implements Channel {
     if (!isAuthorizedSender(msg.sender.id, this.#config.authorized_senders)) {
       return { ok: false, reason: `${msg.sender.id} is not in authorized_senders` };
     }
+    // Before the size notice: that notice is a reply too, and machines get none.
+    if (meta.automatic) return { ok: false, reason: meta.automatic };
+    // Checked again here: another repository's mailbox may have been added since.
+    if (isOwnMailbox(msg.sender.id)) return { ok: false, reason: ownMailboxReason(msg.sender.id) };
     if (meta.tooLarge) {
       return {
         ok: false,
@@ -213,14 +227,21 @@ export class EmailChannel implements Channel {
       unreadable = `the message could not be read: ${(e as Error).message}`;
       parsed = unreadableMail(mail.source);
     }
-    const accepted = verdict.ok && !unreadable;
+    const automatic =
+      automaticMail(headers) ??
+      (verdict.address && isOwnMailbox(verdict.address)
+        ? ownMailboxReason(verdict.address)
+        : undefined);
+    const authenticated = verdict.ok && !unreadable;
+    const accepted = authenticated && !automatic;
     const meta: EmailMeta = {
-      auth: accepted ? 'pass' : 'fail',
+      auth: authenticated ? 'pass' : 'fail',
       authReason: verdict.ok ? unreadable : verdict.reason,
       messageId: parsed.messageId,
       references: parsed.references,
       subject: parsed.subject,
       others: parsed.others,
+      automatic,
       tooLarge: mail.truncated ? mail.size : undefined,
     };
     const msg: IncomingMessage = {
@@ -244,8 +265,9 @@ export class EmailChannel implements Channel {
       meta: { ...meta },
     };
     const r = await sink.receive(msg);
-    if (!accepted) log.warn({ message: r.messageId, reason: meta.authReason }, 'mail refused');
-    else if (r.duplicate) log.info({ message: r.messageId }, 'mail seen before; not run again');
+    if (!accepted) {
+      log.warn({ message: r.messageId, reason: meta.authReason ?? automatic }, 'mail refused');
+    } else if (r.duplicate) log.info({ message: r.messageId }, 'mail seen before; not run again');
   }
 
   async #saveAttachments(
@@ -265,6 +287,10 @@ export class EmailChannel implements Channel {
     }
     return out;
   }
+}
+
+function ownMailboxReason(address: string): string {
+  return `mail from ${address}, one of errand's own mailboxes; errand does not answer itself`;
 }
 
 function mb(bytes: number): string {

@@ -47,7 +47,10 @@ export class SmtpSender {
       text: m.text,
       html: m.html,
       attachments: m.attachments,
-      headers: { 'Auto-Submitted': 'auto-replied' },
+      // errand is an automatic responder: RFC 3834 §5 marks its mail so other responders
+      // (another errand, a vacation program) do not answer it, and Exchange is asked not to
+      // send out-of-office or other automatic replies to it.
+      headers: { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'OOF, AutoReply' },
     });
   }
 

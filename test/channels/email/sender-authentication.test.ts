@@ -5,8 +5,8 @@ import {
   type EmailFixture,
   emailFixture,
   passingAuthResults,
+  settledBySubject,
 } from '../../harness/email-fixture.ts';
-import { eventually } from '../../harness/gateway-fixture.ts';
 import { ScriptedExecutor } from '../../harness/scripted-executor.ts';
 import {
   buildMail,
@@ -37,15 +37,7 @@ async function runCases(f: EmailFixture, executor: ScriptedExecutor, cases: Case
     subjects.set(`case ${i}`, c);
     await f.imap.append(raw);
   }
-  const settled = await eventually(
-    async () => {
-      const all = await f.store.listMessages({ states: ['rejected', 'answered'] });
-      return all.length >= cases.length ? all : undefined;
-    },
-    'every mail settled',
-    20_000,
-  );
-  const bySubject = new Map<string, StoredMessage>(settled.map((m) => [m.subject ?? '', m]));
+  const bySubject = await settledBySubject(f.store, cases.length);
   return { subjects, bySubject, executor };
 }
 
