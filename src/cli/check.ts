@@ -13,6 +13,7 @@ import {
   stateDir,
 } from '../config/index.ts';
 import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
+import { redactUrl, redactValues, urlCredentials } from '../util/url-credentials.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -204,7 +205,7 @@ export async function runChecks(
           return { id, ok: true, why: '' };
         } catch (e) {
           const msg = ((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
-          return { id, ok: false, why: msg.replace(/\/\/[^/@\s]*@/g, '//***@') };
+          return { id, ok: false, why: redactValues(redactUrl(msg), urlCredentials(r.git_url)) };
         }
       }),
     );

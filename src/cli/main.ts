@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
 import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
@@ -42,8 +43,11 @@ const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
   sandbox_setup: SANDBOX_EXIT.setup,
 };
 
+// What a command prints may quote a git_url or an error that holds one: a URL's
+// credentials are hidden (see redactUrl), in JSON output as in text.
 function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const shown = redactUrl(text);
+  process.stdout.write(shown.endsWith('\n') ? shown : `${shown}\n`);
 }
 
 function program(): Command {
@@ -315,7 +319,7 @@ export async function main(argv: string[]): Promise<number> {
       return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.usage;
     }
     if (e instanceof ErrandError) {
-      process.stderr.write(`errand: ${e.message}\n`);
+      process.stderr.write(`errand: ${redactUrl(e.message)}\n`);
       // In `sandbox` commands 1 could be the command's own status: a trusted file that
       // cannot be read (`trusted_file_invalid`, `git_failed`) is a setup failure too.
       return EXIT_BY_CODE[e.code] ?? (argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure);

@@ -14,6 +14,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { Secret } from '../util/secret.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { SECRET_KEYS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -349,7 +350,10 @@ function describe(v: unknown, hide: boolean): string {
   if (Array.isArray(v)) return `a list of ${v.length}`;
   if (typeof v === 'object') return 'a mapping';
   if (hide) return `a ${typeof v} (value hidden)`;
-  if (typeof v === 'string') return v.length > 40 ? `"${v.slice(0, 37)}..."` : JSON.stringify(v);
+  if (typeof v === 'string') {
+    const shown = redactUrl(v);
+    return shown.length > 40 ? `"${shown.slice(0, 37)}..."` : JSON.stringify(shown);
+  }
   return String(v);
 }
 

@@ -2,14 +2,29 @@
  * The JSON API: the data the pages show, for scripts and the CLI. Reads need what the
  * pages need (nothing on loopback, else a login or the control token); changes need the
  * control token, or a dashboard page's CSRF token (checked before these routes run).
+ *
+ * What it shows is what the pages show: no credential in a URL (every answer passes
+ * through redactUrl).
  */
 import type { Context, Hono } from 'hono';
 import type { Gateway } from '../gateway/index.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 
 export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: string }): void {
   const { gateway, version } = deps;
   const store = gateway.store;
+  // Registered before the routes, so it sees every answer they give. JSON text is safe to
+  // redact as text: a match stops at a quote or a backslash.
+  app.use('/api/*', async (c, next) => {
+    await next();
+    if (!/^application\/json\b/.test(c.res.headers.get('content-type') ?? '')) return;
+    const text = await c.res.text();
+    const res = new Response(redactUrl(text), c.res);
+    res.headers.delete('content-length');
+    c.res = undefined;
+    c.res = res;
+  });
   app.get('/api/health', async (c) => {
     const { running, queued } = await gateway.status();
     const channels = Object.keys(gateway.config.repos).flatMap((repo) =>
