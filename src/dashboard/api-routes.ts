@@ -3,11 +3,14 @@
  * pages need (nothing on loopback, else a login or the control token); changes need the
  * control token, or a dashboard page's CSRF token (checked before these routes run).
  *
- * What it shows is what the pages show: no credential in a URL (every answer passes
- * through redactUrl).
+ * What it shows is what the pages show: no host path (files are names and sizes) and no
+ * credential in a URL (every answer passes through redactUrl).
  */
+import { lstat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Context, Hono } from 'hono';
 import type { Gateway } from '../gateway/index.ts';
+import type { Delivery, StoredMessage } from '../store/index.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 
@@ -70,7 +73,12 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
       store.listTasks({ conversationId: id }),
       store.listDeliveries({ conversationId: id }),
     ]);
-    return c.json({ conversation, messages, tasks, deliveries });
+    return c.json({
+      conversation,
+      messages: messages.map(publicMessage),
+      tasks,
+      deliveries: await Promise.all(deliveries.map(publicDelivery)),
+    });
   });
   app.get('/api/conversations/:id/network', async (c) => {
     const conversation = await store.getConversation(c.req.param('id'));
@@ -130,6 +138,34 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
     const by = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'the operator') : c.get('id').user;
     return c.json(await gateway.stop(id, by));
   });
+}
+
+/** A message without the host paths its attachments were saved at. */
+function publicMessage(m: StoredMessage) {
+  return {
+    ...m,
+    attachments: m.attachments.map((a) => ({
+      name: a.name,
+      size: a.size,
+      ...(a.contentType ? { contentType: a.contentType } : {}),
+    })),
+  };
+}
+
+/**
+ * A delivery with its files as names and sizes (null: the file is gone), not as the host
+ * paths of the deliveries folder; the conversation page serves them by name.
+ */
+async function publicDelivery(d: Delivery) {
+  return {
+    ...d,
+    files: await Promise.all(
+      d.files.map(async (f) => {
+        const st = await lstat(f).catch(() => undefined);
+        return { name: basename(f), size: st?.isFile() ? st.size : null };
+      }),
+    ),
+  };
 }
 
 function headerUser(c: Context<Env>): string | undefined {
