@@ -141,7 +141,16 @@ export async function runChecks(
 
   out.push(rootlessCheck());
 
-  if (loaded.status === 'ok') {
+  if (loaded.status === 'ok' && loaded.warnings.length > 0) {
+    out.push(
+      result(
+        'config',
+        'warn',
+        `${loaded.path} is valid, but ${loaded.warnings.map((w) => w.message).join('; ')}`,
+        loaded.warnings.map((w) => w.fix).join(' && '),
+      ),
+    );
+  } else if (loaded.status === 'ok') {
     out.push(
       result(
         'config',

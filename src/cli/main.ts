@@ -85,7 +85,9 @@ function program(): Command {
         // Not inside a git checkout: the starter points at the current folder; edit it.
       }
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath));
+      // Private like the secrets file: the config may come to hold credentials inline.
+      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath), { mode: 0o600 });
+      chmodSync(path, 0o600);
       const secrets = join(dirname(path), 'secrets.env');
       if (!existsSync(secrets)) {
         writeFileSync(
@@ -96,7 +98,7 @@ function program(): Command {
         chmodSync(secrets, 0o600);
       }
       out(
-        `Wrote ${path}\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
+        `Wrote ${path} (mode 0600)\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
       );
     });
 
