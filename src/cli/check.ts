@@ -14,6 +14,7 @@ import {
 } from '../config/index.ts';
 import { dashboardExposure } from '../dashboard/index.ts';
 import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
+import { redactUrl, redactValues, urlCredentials } from '../util/url-credentials.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -148,7 +149,16 @@ export async function runChecks(
 
   out.push(rootlessCheck());
 
-  if (loaded.status === 'ok') {
+  if (loaded.status === 'ok' && loaded.warnings.length > 0) {
+    out.push(
+      result(
+        'config',
+        'warn',
+        `${loaded.path} is valid, but ${loaded.warnings.map((w) => w.message).join('; ')}`,
+        loaded.warnings.map((w) => w.fix).join(' && '),
+      ),
+    );
+  } else if (loaded.status === 'ok') {
     out.push(
       result(
         'config',
@@ -214,7 +224,7 @@ export async function runChecks(
           return { id, ok: true, why: '' };
         } catch (e) {
           const msg = ((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
-          return { id, ok: false, why: msg.replace(/\/\/[^/@\s]*@/g, '//***@') };
+          return { id, ok: false, why: redactValues(redactUrl(msg), urlCredentials(r.git_url)) };
         }
       }),
     );

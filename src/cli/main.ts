@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
 import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
@@ -42,8 +43,11 @@ const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
   sandbox_setup: SANDBOX_EXIT.setup,
 };
 
+// What a command prints may quote a git_url or an error that holds one: a URL's
+// credentials are hidden (see redactUrl), in JSON output as in text.
 function out(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const shown = redactUrl(text);
+  process.stdout.write(shown.endsWith('\n') ? shown : `${shown}\n`);
 }
 
 function program(): Command {
@@ -81,7 +85,9 @@ function program(): Command {
         // Not inside a git checkout: the starter points at the current folder; edit it.
       }
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath));
+      // Private like the secrets file: the config may come to hold credentials inline.
+      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath), { mode: 0o600 });
+      chmodSync(path, 0o600);
       const secrets = join(dirname(path), 'secrets.env');
       if (!existsSync(secrets)) {
         writeFileSync(
@@ -92,7 +98,7 @@ function program(): Command {
         chmodSync(secrets, 0o600);
       }
       out(
-        `Wrote ${path}\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
+        `Wrote ${path} (mode 0600)\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
       );
     });
 
@@ -315,7 +321,7 @@ export async function main(argv: string[]): Promise<number> {
       return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.usage;
     }
     if (e instanceof ErrandError) {
-      process.stderr.write(`errand: ${e.message}\n`);
+      process.stderr.write(`errand: ${redactUrl(e.message)}\n`);
       // In `sandbox` commands 1 could be the command's own status: a trusted file that
       // cannot be read (`trusted_file_invalid`, `git_failed`) is a setup failure too.
       return EXIT_BY_CODE[e.code] ?? (argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure);

@@ -77,6 +77,7 @@ function loginTokens(
 export async function startCommand(opts: { config?: string }): Promise<void> {
   const { config, result } = await requireConfig(opts.config);
   const log = createLogger();
+  for (const w of result.warnings) log.warn({ fix: w.fix }, `${w.message}. Fix it with: ${w.fix}`);
   const dir = stateDir(config, process.env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const store = openStore(config);

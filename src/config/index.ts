@@ -1,6 +1,7 @@
 export {
   type ConfigIssue,
   type ConfigLoadResult,
+  type ConfigWarning,
   defaultCacheDir,
   defaultConfigPath,
   defaultSandboxDir,

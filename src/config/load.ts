@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,8 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { Secret } from '../util/secret.ts';
+import { redactUrl } from '../util/url-credentials.ts';
+import { type FileExposure, fileExposure } from './file-modes.ts';
 import { SECRET_KEYS, SECRET_MAPS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -28,8 +30,21 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** Something that does not stop errand but is worth fixing, with the command that fixes it. */
+export interface ConfigWarning {
+  message: string;
+  fix: string;
+}
+
 export type ConfigLoadResult =
-  | { status: 'ok'; config: ServerConfig; path?: string; source: 'file' | 'defaults' }
+  | {
+      status: 'ok';
+      config: ServerConfig;
+      path?: string;
+      source: 'file' | 'defaults';
+      /** Said on every start and by `errand check`; empty: nothing to say. */
+      warnings: ConfigWarning[];
+    }
   | { status: 'missing'; path: string }
   | { status: 'invalid'; path: string; issues: ConfigIssue[] };
 
@@ -131,7 +146,20 @@ export async function loadServerConfig(
       found: (e as NodeJS.ErrnoException).code ?? 'an error',
     });
   }
-  return parseConfigText(text, path, env);
+  const result = parseConfigText(text, path, env);
+  if (result.status !== 'ok') return result;
+  // A warning, not a refusal: a config of !secret references only is fine to share, and a
+  // running installation must not stop over it on an upgrade.
+  const exposed = fileExposure(path);
+  if (exposed) result.warnings.push(configExposed(exposed));
+  return result;
+}
+
+function configExposed(x: FileExposure): ConfigWarning {
+  return {
+    message: `${x.problem}: credentials written in it inline (passwords, tokens, a token in a git_url) are theirs to read`,
+    fix: x.fix,
+  };
 }
 
 function invalid(
@@ -253,21 +281,29 @@ export function parseConfigText(
     return v;
   };
 
-  // The secrets file must be private before anything is read from it.
-  if (existsSync(secretsPath) && (statSync(secretsPath).mode & 0o077) !== 0) {
-    return {
-      status: 'invalid',
-      path,
-      issues: [
-        {
-          file: secretsPath,
-          key: '',
-          expected: 'a file only its owner can read (mode 0600)',
-          found: `mode ${(statSync(secretsPath).mode & 0o777).toString(8)}`,
-          message: `${secretsPath} is readable by other users. Fix it with: chmod 600 ${secretsPath}`,
-        },
-      ],
-    };
+  // The files credentials come from must be private before anything is read from them:
+  // the secrets file whenever it exists, .env when an !env tag would read it.
+  const credentialFiles = [
+    secretsPath,
+    ...(usesTag(raw, '!env') ? [join(dir, '.env')] : []),
+  ].filter((f) => existsSync(f));
+  for (const file of credentialFiles) {
+    const exposed = fileExposure(file);
+    if (exposed) {
+      return {
+        status: 'invalid',
+        path,
+        issues: [
+          {
+            file,
+            key: '',
+            expected: 'a file of the user errand runs as that only they can read (mode 0600)',
+            found: exposed.found,
+            message: `${exposed.problem}, and errand reads credentials from it. Fix it with: ${exposed.fix}`,
+          },
+        ],
+      };
+    }
   }
 
   const resolveRefs = (v: unknown, keyPath: (string | number)[]): unknown => {
@@ -312,7 +348,13 @@ export function parseConfigText(
   for (const r of Object.values(config.repos)) {
     if (r.network.upstream_ca) r.network.upstream_ca = resolve(dir, r.network.upstream_ca);
   }
-  return { status: 'ok', config, path, source: 'file' };
+  return { status: 'ok', config, path, source: 'file', warnings: [] };
+}
+
+function usesTag(v: unknown, tag: TagRef['tag']): boolean {
+  if (v instanceof TagRef) return v.tag === tag;
+  if (v && typeof v === 'object') return Object.values(v).some((x) => usesTag(x, tag));
+  return false;
 }
 
 function nodeAt(doc: Document, keyPath: (string | number)[]): Node | undefined {
@@ -349,7 +391,10 @@ function describe(v: unknown, hide: boolean): string {
   if (Array.isArray(v)) return `a list of ${v.length}`;
   if (typeof v === 'object') return 'a mapping';
   if (hide) return `a ${typeof v} (value hidden)`;
-  if (typeof v === 'string') return v.length > 40 ? `"${v.slice(0, 37)}..."` : JSON.stringify(v);
+  if (typeof v === 'string') {
+    const shown = redactUrl(v);
+    return shown.length > 40 ? `"${shown.slice(0, 37)}..."` : JSON.stringify(shown);
+  }
   return String(v);
 }
 
@@ -484,5 +529,5 @@ async function embeddedDefaults(
   }
   const parsed = serverConfigSchema.safeParse({ repos });
   if (!parsed.success) throw new Error(`embedded defaults are invalid: ${parsed.error.message}`);
-  return { status: 'ok', config: parsed.data, path, source: 'defaults' };
+  return { status: 'ok', config: parsed.data, path, source: 'defaults', warnings: [] };
 }

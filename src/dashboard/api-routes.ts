@@ -2,9 +2,16 @@
  * The JSON API: the data the pages show, for scripts and the CLI. Reads need what the
  * pages need (nothing on loopback, else a login or the control token); changes need the
  * control token, or a dashboard page's CSRF token (checked before these routes run).
+ *
+ * What it shows is what the pages show: no host path (files are names and sizes) and no
+ * credential in a URL (every answer passes through redactUrl).
  */
+import { lstat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Context, Hono } from 'hono';
 import type { Gateway } from '../gateway/index.ts';
+import type { Delivery, StoredMessage } from '../store/index.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 import { AFTER_SEQ, type PagingRule, type PagingValue, pagingValue } from './paging.ts';
 
@@ -14,6 +21,17 @@ const LIST_LIMIT: PagingRule = { min: 1, max: 1000, default: 200 };
 export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: string }): void {
   const { gateway, version } = deps;
   const store = gateway.store;
+  // Registered before the routes, so it sees every answer they give. JSON text is safe to
+  // redact as text: a match stops at a quote or a backslash.
+  app.use('/api/*', async (c, next) => {
+    await next();
+    if (!/^application\/json\b/.test(c.res.headers.get('content-type') ?? '')) return;
+    const text = await c.res.text();
+    const res = new Response(redactUrl(text), c.res);
+    res.headers.delete('content-length');
+    c.res = undefined;
+    c.res = res;
+  });
   app.get('/api/health', async (c) => {
     const { running, queued } = await gateway.status();
     const channels = Object.keys(gateway.config.repos).flatMap((repo) =>
@@ -63,7 +81,12 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
       store.listTasks({ conversationId: id }),
       store.listDeliveries({ conversationId: id }),
     ]);
-    return c.json({ conversation, messages, tasks, deliveries });
+    return c.json({
+      conversation,
+      messages: messages.map(publicMessage),
+      tasks,
+      deliveries: await Promise.all(deliveries.map(publicDelivery)),
+    });
   });
   app.get('/api/conversations/:id/network', async (c) => {
     const conversation = await store.getConversation(c.req.param('id'));
@@ -127,6 +150,34 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
 
 function badPaging(c: Context<Env>, bad: Extract<PagingValue, { ok: false }>) {
   return c.json({ error: 'bad_request', parameter: bad.parameter, message: bad.message }, 400);
+}
+
+/** A message without the host paths its attachments were saved at. */
+function publicMessage(m: StoredMessage) {
+  return {
+    ...m,
+    attachments: m.attachments.map((a) => ({
+      name: a.name,
+      size: a.size,
+      ...(a.contentType ? { contentType: a.contentType } : {}),
+    })),
+  };
+}
+
+/**
+ * A delivery with its files as names and sizes (null: the file is gone), not as the host
+ * paths of the deliveries folder; the conversation page serves them by name.
+ */
+async function publicDelivery(d: Delivery) {
+  return {
+    ...d,
+    files: await Promise.all(
+      d.files.map(async (f) => {
+        const st = await lstat(f).catch(() => undefined);
+        return { name: basename(f), size: st?.isFile() ? st.size : null };
+      }),
+    ),
+  };
 }
 
 function headerUser(c: Context<Env>): string | undefined {

@@ -1,8 +1,11 @@
 /**
  * A tagged template that escapes every interpolated value unless it is already `Html`.
  * Pages are built from these, so text from agents, mail and configs can never become
- * markup. Synchronous and typed, unlike a general templating library.
+ * markup, and credentials in URLs they quote are hidden (see redactUrl). Synchronous and
+ * typed, unlike a general templating library.
  */
+
+import { redactUrl } from '../util/url-credentials.ts';
 
 export class Html {
   readonly value: string;
@@ -29,7 +32,7 @@ function render(p: Part): string {
   if (p === null || p === undefined || p === false) return '';
   if (p instanceof Html) return p.value;
   if (Array.isArray(p)) return p.map(render).join('');
-  return escapeHtml(String(p));
+  return escapeHtml(redactUrl(String(p)));
 }
 
 export function html(strings: TemplateStringsArray, ...values: Part[]): Html {

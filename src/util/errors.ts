@@ -1,3 +1,5 @@
+import { redactUrl } from './url-credentials.ts';
+
 /**
  * Faults a user can hit carry a stable snake_case `code` that callers branch on, and a
  * message that says what happened and what to do next. Expected outcomes are values, not
@@ -33,8 +35,10 @@ export function isErrandError(e: unknown): e is ErrandError {
   return e instanceof ErrandError;
 }
 
-/** A one-line description of an unknown error, for logs. */
+/**
+ * A one-line description of an unknown error, for logs and failure replies. Credentials in
+ * URLs it quotes are hidden (an HTTP client's message may carry the URL it was given).
+ */
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return e.message || e.name;
-  return String(e);
+  return redactUrl(e instanceof Error ? e.message || e.name : String(e));
 }

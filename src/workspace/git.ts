@@ -1,20 +1,7 @@
 import { execFile } from 'node:child_process';
 import { ErrandError } from '../util/errors.ts';
 import { absoluteSearchPath } from '../util/search-path.ts';
-
-// The userinfo part of a URL ends at the last `@` before the path; a password with an
-// unencoded `@` in it must not leave its tail behind.
-const USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi;
-
-/** Credentials in a URL (`https://user:token@host/…`) become `https://***@host/…`. */
-export function redactUrl(text: string): string {
-  return text.replace(USERINFO, '$1***@');
-}
-
-/** The URL without its userinfo: what a clone the agent can read may keep as `origin`. */
-export function stripCredentials(url: string): string {
-  return url.replace(USERINFO, '$1');
-}
+import { redactUrl, redactValues, urlCredentials } from '../util/url-credentials.ts';
 
 // git must not read the host user's or system's config (credential helpers, url rewrites,
 // hooks paths, templates) nor ask for a password on a terminal. Pathspecs are literal, so a
@@ -88,11 +75,17 @@ export interface GitOptions {
   hint?: string;
   /** The command only reads: it may reach no remote (see OFFLINE_ENV). */
   offline?: boolean;
+  /**
+   * The URL of the remote the command talks to when it is not among the arguments (a
+   * fetch from `origin`): its credentials are hidden in an error too.
+   */
+  remoteUrl?: string;
 }
 
 /**
  * Runs git without a shell. A failure is an ErrandError (`git_failed`) naming the
- * repository and the step, with the last lines of stderr; URLs in it are redacted. The
+ * repository and the step, with the last lines of stderr; URLs in it are redacted, and so
+ * are the credentials of a URL among `args` wherever git quotes them. The
  * original error is not attached as `cause`: its message holds the full command line.
  */
 export function git(args: string[], opts: GitOptions): Promise<GitResult> {
@@ -121,7 +114,10 @@ export function git(args: string[], opts: GitOptions): Promise<GitResult> {
         reject(
           new ErrandError(
             'git_failed',
-            redactUrl(`git ${opts.step} failed for repository ${opts.repoId}: ${why}.${hint}`),
+            redactValues(
+              redactUrl(`git ${opts.step} failed for repository ${opts.repoId}: ${why}.${hint}`),
+              [...args, opts.remoteUrl ?? ''].flatMap(urlCredentials),
+            ),
           ),
         );
       },

@@ -9,7 +9,6 @@ export {
   checkoutHasCommit,
   findCheckout,
 } from './checkout.ts';
-export { redactUrl } from './git.ts';
 export {
   clearOutbox,
   describeSkipped,

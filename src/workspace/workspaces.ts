@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } fro
 import { dirname, join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
 import { leftBehind, ownedName } from '../util/owned-names.ts';
-import { git, gitOk, stripCredentials } from './git.ts';
+import { stripCredentials } from '../util/url-credentials.ts';
+import { git, gitOk } from './git.ts';
 import { TrustedTree } from './trusted-tree.ts';
 
 export interface WorkspaceRepo {
@@ -166,7 +167,7 @@ export class Workspaces {
       }
     } else {
       const run = (args: string[], step: string) =>
-        git(['-C', mirror, ...args], { step, repoId: repo.id, hint });
+        git(['-C', mirror, ...args], { step, repoId: repo.id, hint, remoteUrl: repo.gitUrl });
       // Every git process is a few ms of a task's start: the URL is set again only when
       // the config changed it since this process last did.
       if (this.#urls.get(repo.id) !== repo.gitUrl)
@@ -237,6 +238,7 @@ export class Workspaces {
     const remote = await git(['-C', mirror, 'ls-remote', '--symref', 'origin', 'HEAD'], {
       step: 'ls-remote',
       repoId: repo.id,
+      remoteUrl: repo.gitUrl,
     });
     const m = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(remote.stdout.toString());
     if (!m)

@@ -13,6 +13,7 @@ const SECRETS = {
   aws: 'KnownAwsSecretAccessKey/0123456789abcdefghij',
   dash: 'dashboard-KnownToken-98765',
   carol: 'carol-KnownToken-55555',
+  gitUrl: 'ghs_KnownInstallationToken0123456789',
 };
 
 let f: DashboardFixture;
@@ -24,7 +25,7 @@ before(async () => {
   users: { carol: ${SECRETS.carol} }
 repos:
   app:
-    git_url: /srv/app.git
+    git_url: https://x-access-token:${SECRETS.gitUrl}@127.0.0.1:1/acme/app.git
     masked_secrets:
       GH_TOKEN: { value: ${SECRETS.gh}, hosts: [api.github.com] }
     aws_credentials:
@@ -42,7 +43,7 @@ repos:
 });
 after(() => f?.close());
 
-it('no page or API answer contains a configured secret', async () => {
+it('no page or API answer contains a configured secret, nor the token in a git_url', async () => {
   const api = { authorization: `Bearer ${f.controlToken}`, 'content-type': 'application/json' };
   await fetch(`${f.url}/api/repos/app/tasks`, {
     method: 'POST',
@@ -83,4 +84,5 @@ it('no page or API answer contains a configured secret', async () => {
   ).text();
   assert.match(repos, /GH_TOKEN:\s+value: \(set\)/);
   assert.match(repos, /api_key: \(set\)/);
+  assert.match(repos, /git_url: https:\/\/\*\*\*@127\.0\.0\.1:1\/acme\/app\.git/);
 });

@@ -1,6 +1,7 @@
 import MarkdownIt from 'markdown-it';
 import type { TaskUsage } from '../../store/types.ts';
 import { formatCost, formatDuration } from '../../util/text.ts';
+import { redactUrl } from '../../util/url-credentials.ts';
 import { type Html, trusted } from '../html.ts';
 
 export { clip, formatCost } from '../../util/text.ts';
@@ -9,8 +10,10 @@ export { clip, formatCost } from '../../util/text.ts';
 const md = new MarkdownIt({ html: false, linkify: true });
 md.validateLink = (url: string) => /^(https?:|mailto:)/i.test(url.trim());
 
+// Redacted after rendering: `***` in the source would be read as emphasis. The rendered
+// markup is safe to redact, as a match stops at quotes and angle brackets.
 export function markdown(text: string): Html {
-  return trusted(md.render(text));
+  return trusted(redactUrl(md.render(text)));
 }
 
 export function ago(at: number | undefined, now = Date.now()): string {

@@ -2,6 +2,7 @@ import { stringify } from 'yaml';
 import type { RepoConfig } from '../../config/index.ts';
 import type { RepoSandboxInfo } from '../../gateway/ports.ts';
 import { Secret } from '../../util/secret.ts';
+import { redactUrl } from '../../util/url-credentials.ts';
 import { type Html, html } from '../html.ts';
 import { ago } from './format.ts';
 
@@ -32,9 +33,13 @@ ${r.sandbox?.allowlist !== undefined ? html`<pre>${r.sandbox.allowlist}</pre>` :
 )}`;
 }
 
-/** The config with every credential shown only as set. */
+/**
+ * The config with every credential shown only as set, and a URL's credentials
+ * (`git_url: https://x-access-token:…@host/…`) as `***`.
+ */
 export function redact(v: unknown): unknown {
   if (v instanceof Secret) return '(set)';
+  if (typeof v === 'string') return redactUrl(v);
   if (Array.isArray(v)) return v.map(redact);
   if (v && typeof v === 'object') {
     return Object.fromEntries(
