@@ -132,11 +132,21 @@ describe('errand sandbox run', () => {
     await new Promise((r) => setTimeout(r, 3000));
     const r = await run(['--', 'true']);
     assert.equal(r.code, 0);
-    const left = await runPodman(
-      ['ps', '--all', '--filter', 'label=errand.instance=cli', '--format', '{{.Names}}'],
+    // Other test files run `errand sandbox run` at the same time: only containers that
+    // mount this test's project are its own.
+    const all = await runPodman(
+      ['ps', '--all', '--filter', 'label=errand.instance=cli', '--format', '{{.ID}}'],
       { env: podmanEnv },
     );
-    assert.equal(left.stdout.trim(), '');
+    const ours: string[] = [];
+    for (const id of all.stdout.split('\n').filter(Boolean)) {
+      const mounts = await runPodman(
+        ['inspect', '--format', '{{range .Mounts}}{{.Source}} {{end}}', id],
+        { env: podmanEnv },
+      );
+      if (mounts.stdout.split(' ').includes(project)) ours.push(id);
+    }
+    assert.deepEqual(ours, []);
   });
 });
 
