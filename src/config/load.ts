@@ -14,6 +14,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { Secret } from '../util/secret.ts';
+import { yamlShapeProblem, yamlValue } from '../util/yaml-limits.ts';
 import { SECRET_KEYS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -141,6 +142,23 @@ function invalid(
   return { status: 'invalid', path, issues: [withMessage({ file: path, ...i })] };
 }
 
+/** The file passes a limit every YAML file is read under (util/yaml-limits.ts). */
+function beyondLimits(path: string, problem: string): ConfigLoadResult {
+  return {
+    status: 'invalid',
+    path,
+    issues: [
+      {
+        file: path,
+        key: '',
+        expected: "YAML within errand's limits",
+        found: problem,
+        message: `${path}: ${problem}`,
+      },
+    ],
+  };
+}
+
 function withMessage(i: Omit<ConfigIssue, 'message'>): ConfigIssue {
   const where = `${i.file}${i.line ? `:${i.line}:${i.column ?? 1}` : ''}`;
   return {
@@ -155,6 +173,8 @@ export function parseConfigText(
   path: string,
   env: NodeJS.ProcessEnv,
 ): ConfigLoadResult {
+  const shape = yamlShapeProblem(text);
+  if (shape) return beyondLimits(path, shape);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter,
@@ -192,7 +212,9 @@ export function parseConfigText(
       });
     }
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const value = yamlValue(doc);
+  if (!value.ok) return beyondLimits(path, value.problem);
+  const raw = (value.value ?? {}) as { secrets_file?: unknown };
   const dir = dirname(path);
   const issues: ConfigIssue[] = [];
   const tagged = new Set<string>();
