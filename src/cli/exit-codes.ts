@@ -1,7 +1,10 @@
 /** errand's exit codes, documented in `errand --help` and docs/cli.md. */
 export const EXIT = {
   ok: 0,
-  /** The command ran and found a problem (a failed check, a failed stop). */
+  /**
+   * The command ran and found a problem (a failed check, a failed stop, an errand already
+   * running on the state folder `start` was given).
+   */
   failure: 1,
   /** Unknown command, option or argument. */
   usage: 2,
@@ -15,7 +18,8 @@ export const EXIT = {
 
 export const EXIT_CODES_HELP = `Exit codes:
   0  success
-  1  the command ran and found a problem (failed check, failed stop)
+  1  the command ran and found a problem (failed check, failed stop,
+     errand already running on the state folder)
   2  usage error: unknown command, option or argument
   3  the config file is missing or invalid
   4  errand is not running (commands that talk to it)

@@ -39,6 +39,7 @@ const EXIT_BY_CODE: Partial<Record<ErrandErrorCode, number>> = {
   env_missing: EXIT.config,
   usage: EXIT.usage,
   not_running: EXIT.notRunning,
+  already_running: EXIT.failure,
   not_found: EXIT.notFound,
   sandbox_setup: SANDBOX_EXIT.setup,
 };

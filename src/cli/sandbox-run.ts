@@ -51,6 +51,7 @@ import {
   checkoutHasCommit,
   FULL_OBJECT_ID,
   findCheckout,
+  MAX_TRUSTED_FILE_BYTES,
   TrustedTree,
 } from '../workspace/index.ts';
 
@@ -240,7 +241,14 @@ function workTreeSource(cwd: string): TrustedSource {
   return {
     read: async (p) => {
       say();
-      return existsSync(join(cwd, p)) ? readFileSync(join(cwd, p)) : undefined;
+      if (!existsSync(join(cwd, p))) return undefined;
+      // A command of an earlier run may have left a file of any size here.
+      const size = statSync(join(cwd, p)).size;
+      if (size > MAX_TRUSTED_FILE_BYTES)
+        throw setup(
+          `${p} is ${size} bytes, more than the 1 MiB errand reads of it; make it smaller`,
+        );
+      return readFileSync(join(cwd, p));
     },
     extract: async (d, dest) => {
       say();

@@ -21,6 +21,7 @@ import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
 import { ErrandError } from '../util/errors.ts';
 import { createLogger } from '../util/logger.ts';
 import { controlTokenPath, openStore, requireConfig } from './context.ts';
+import { lockStateDir } from './instance-lock.ts';
 import { VERSION } from './version.ts';
 
 /** One image cache serves every repository: the strictest configured age applies to all. */
@@ -80,6 +81,8 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   for (const w of result.warnings) log.warn({ fix: w.fix }, `${w.message}. Fix it with: ${w.fix}`);
   const dir = stateDir(config, process.env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // One errand per state folder, before anything in it is touched (docs/cli.md).
+  const lock = await lockStateDir(dir);
   const store = openStore(config);
   let current = config;
   // One proxy and one CA for every task of this installation; all state under `dir`, all
@@ -216,6 +219,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   await new Promise<void>((resolve) => api.close(() => resolve()));
   api.closeAllConnections();
   await store.close();
+  lock.release();
   log.info('stopped');
   // Everything of errand's is closed; a library's leftover timer (the Slack client waits up
   // to 30 s for a close handshake) must not keep the service from exiting.

@@ -15,6 +15,7 @@ import {
 import type { z } from 'zod';
 import { Secret } from '../util/secret.ts';
 import { redactUrl } from '../util/url-credentials.ts';
+import { yamlShapeProblem, yamlValue } from '../util/yaml-limits.ts';
 import { type FileExposure, fileExposure } from './file-modes.ts';
 import { SECRET_KEYS, SECRET_MAPS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
@@ -169,6 +170,23 @@ function invalid(
   return { status: 'invalid', path, issues: [withMessage({ file: path, ...i })] };
 }
 
+/** The file passes a limit every YAML file is read under (util/yaml-limits.ts). */
+function beyondLimits(path: string, problem: string): ConfigLoadResult {
+  return {
+    status: 'invalid',
+    path,
+    issues: [
+      {
+        file: path,
+        key: '',
+        expected: "YAML within errand's limits",
+        found: problem,
+        message: `${path}: ${problem}`,
+      },
+    ],
+  };
+}
+
 function withMessage(i: Omit<ConfigIssue, 'message'>): ConfigIssue {
   const where = `${i.file}${i.line ? `:${i.line}:${i.column ?? 1}` : ''}`;
   return {
@@ -183,6 +201,8 @@ export function parseConfigText(
   path: string,
   env: NodeJS.ProcessEnv,
 ): ConfigLoadResult {
+  const shape = yamlShapeProblem(text);
+  if (shape) return beyondLimits(path, shape);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter,
@@ -220,7 +240,9 @@ export function parseConfigText(
       });
     }
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const value = yamlValue(doc);
+  if (!value.ok) return beyondLimits(path, value.problem);
+  const raw = (value.value ?? {}) as { secrets_file?: unknown };
   const dir = dirname(path);
   const issues: ConfigIssue[] = [];
   const tagged = new Set<string>();

@@ -32,7 +32,7 @@ import {
   sandboxFileSchema,
 } from '../sandbox/index.ts';
 import type { Conversation } from '../store/types.ts';
-import { describeError } from '../util/errors.ts';
+import { describeError, isErrandError } from '../util/errors.ts';
 import { safeFileName } from '../util/file-names.ts';
 import type { Logger } from '../util/logger.ts';
 import { readRegularFile, writeNewFile } from '../util/no-follow-files.ts';
@@ -99,6 +99,16 @@ class Unready extends Error {
     super(message);
     this.detail = detail;
   }
+}
+
+/**
+ * A trusted file that cannot be read as one (a link, a folder, over the size limit) is
+ * the repository's to fix, like one that does not parse; anything else stays a fault.
+ */
+function unreadable(e: unknown, detail: string, where: string): unknown {
+  if (isErrandError(e) && e.code === 'trusted_file_invalid')
+    return new Unready(detail, `${where} is invalid: ${e.message} Fix it by pull request.`);
+  return e;
 }
 
 function repoOf(id: string, r: RepoConfig): WorkspaceRepo {
@@ -603,7 +613,11 @@ export class SandboxExecutor implements TaskExecutor {
     onBranch: (path: string) => string,
   ) {
     let settings: SandboxFile = sandboxFileSchema.parse({});
-    const sandboxText = await this.#o.workspaces.readTrustedFile(repo, at, SANDBOX_FILE);
+    const sandboxText = await this.#o.workspaces
+      .readTrustedFile(repo, at, SANDBOX_FILE)
+      .catch((e: unknown) => {
+        throw unreadable(e, 'sandbox_file_invalid', onBranch(SANDBOX_FILE));
+      });
     if (sandboxText) {
       // The repository's credentials are for CI (errand sandbox run); a task's come from
       // the server config, so `!env` is not resolved here.
@@ -757,7 +771,9 @@ export class SandboxExecutor implements TaskExecutor {
     where: string,
     events: EventSink,
   ): Promise<Allowlist> {
-    const raw = await text;
+    const raw = await text.catch((e: unknown) => {
+      throw unreadable(e, 'allowlist_invalid', where);
+    });
     if (!raw) {
       await events.event('sandbox', {
         warning: `${where} does not exist: no request may leave the sandbox`,

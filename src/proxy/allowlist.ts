@@ -1,5 +1,6 @@
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { yamlShapeProblem, yamlValue } from '../util/yaml-limits.ts';
 import { REFUSED_METHODS, type UpgradeFacts, upgradeRefusal } from './protocol-rules.ts';
 
 /** Where the allowlist lives; named in every refusal so the agent knows what to change. */
@@ -47,13 +48,14 @@ export type AllowlistParse = { ok: true; allowlist: Allowlist } | { ok: false; p
 
 /** Parses the allowlist file; a problem names the key and rule, never guesses. */
 export function parseAllowlist(text: string): AllowlistParse {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (e) {
-    return { ok: false, problem: `not valid YAML: ${(e as Error).message.split('\n')[0]}` };
-  }
-  const r = allowlistSchema.safeParse(raw);
+  const shape = yamlShapeProblem(text);
+  if (shape) return { ok: false, problem: shape };
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0)
+    return { ok: false, problem: `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}` };
+  const raw = yamlValue(doc);
+  if (!raw.ok) return raw;
+  const r = allowlistSchema.safeParse(raw.value ?? {});
   if (r.success) return { ok: true, allowlist: r.data };
   const i = r.error.issues[0]!;
   const key = i.code === 'unrecognized_keys' ? [...i.path, i.keys[0]].join('.') : i.path.join('.');

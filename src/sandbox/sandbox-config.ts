@@ -1,5 +1,6 @@
 import { parseDocument, type ScalarTag } from 'yaml';
 import { z } from 'zod';
+import { yamlShapeProblem, yamlValue } from '../util/yaml-limits.ts';
 
 /**
  * `.errand/sandbox.yaml`: how the repository's sandbox runs. Read from the default branch
@@ -168,6 +169,8 @@ function resolveEnv(
  * A problem names the key path and the rule, never a value.
  */
 export function parseSandboxFile(text: string, opts: SandboxFileOptions): SandboxFileParse {
+  const shape = yamlShapeProblem(text);
+  if (shape) return { ok: false, problem: shape };
   const doc = parseDocument(text, { customTags: [ENV], prettyErrors: false, uniqueKeys: true });
   const firstLine = (e: { message: string }) => e.message.split('\n')[0];
   if (doc.errors.length > 0)
@@ -175,13 +178,9 @@ export function parseSandboxFile(text: string, opts: SandboxFileOptions): Sandbo
   const unknownTag = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
   if (unknownTag)
     return { ok: false, problem: `${firstLine(unknownTag)}: the only tag allowed is ${ENV_TAG}` };
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    return { ok: false, problem: `not valid YAML: ${firstLine(e as Error)}` };
-  }
-  const resolved = resolveEnv(raw, [], opts.env);
+  const raw = yamlValue(doc);
+  if (!raw.ok) return raw;
+  const resolved = resolveEnv(raw.value ?? {}, [], opts.env);
   if (!resolved.ok) return resolved;
   const r = sandboxFileSchema.safeParse(resolved.value);
   if (r.success) return { ok: true, file: r.data };

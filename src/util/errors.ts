@@ -14,6 +14,7 @@ export type ErrandErrorCode =
   | 'store_failed'
   | 'not_found'
   | 'not_running'
+  | 'already_running'
   | 'usage'
   | 'check_failed'
   | 'service_failed'

@@ -80,6 +80,12 @@ export interface GitOptions {
    * fetch from `origin`): its credentials are hidden in an error too.
    */
   remoteUrl?: string;
+  /**
+   * Stops git once its output passes `bytes` and fails with `error()` instead (default:
+   * 256 MiB, then a `git_failed`): a listing or blob of a repository errand does not
+   * trust must not be held whole in memory.
+   */
+  maxOutput?: { bytes: number; error: () => Error };
 }
 
 /**
@@ -97,13 +103,17 @@ export function git(args: string[], opts: GitOptions): Promise<GitResult> {
         cwd: opts.cwd,
         env: opts.offline ? OFFLINE_ENV : GIT_ENV,
         encoding: 'buffer',
-        maxBuffer: 256 * 1024 * 1024,
+        maxBuffer: opts.maxOutput?.bytes ?? 256 * 1024 * 1024,
         timeout: opts.timeoutMs ?? 10 * 60_000,
       },
       (err, stdout, stderr) => {
         const errText = stderr.toString('utf8');
         if (!err) {
           resolve({ stdout, stderr: errText });
+          return;
+        }
+        if (opts.maxOutput && err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
+          reject(opts.maxOutput.error());
           return;
         }
         const lines = errText.trim().split('\n').filter(Boolean).slice(-3).join(' | ');

@@ -22,7 +22,13 @@ export {
   type TakenOutbox,
   takeOutbox,
 } from './outbox.ts';
-export { FULL_OBJECT_ID, TrustedTree } from './trusted-tree.ts';
+export {
+  FULL_OBJECT_ID,
+  MAX_TRUSTED_DIR_BYTES,
+  MAX_TRUSTED_DIR_ENTRIES,
+  MAX_TRUSTED_FILE_BYTES,
+  TrustedTree,
+} from './trusted-tree.ts';
 export {
   type ConversationDirs,
   type MirrorState,

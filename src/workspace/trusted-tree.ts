@@ -8,6 +8,8 @@ interface Entry {
   mode: string;
   type: string;
   sha: string;
+  /** A blob's size in bytes, as the listing tells it; undefined for a folder or submodule. */
+  size: number | undefined;
   path: string;
 }
 
@@ -15,6 +17,17 @@ const SYMLINK = '120000';
 const EXECUTABLE = '100755';
 // Enough for any honest chain of links; a loop ends here instead of spinning.
 const MAX_LINK_HOPS = 40;
+// A hostile default branch may hold a huge file or a folder of a million entries: each is
+// refused from its listing, before it is read, so errand never holds it whole.
+/** A trusted file read whole: small YAML files, whose parser allows no more (YAML_LIMITS). */
+export const MAX_TRUSTED_FILE_BYTES = 1024 * 1024;
+/** Entries (files, links and folders) of an extracted folder: a build context has a few. */
+export const MAX_TRUSTED_DIR_ENTRIES = 1000;
+/** Bytes of all files of an extracted folder together. */
+export const MAX_TRUSTED_DIR_BYTES = 100 * 1024 * 1024;
+/** One folder's listing: tens of thousands of entries, more than any honest folder has. */
+const MAX_LISTING_BYTES = 16 * 1024 * 1024;
+const MIB = 1024 * 1024;
 /** A full object id: SHA-1 (40 hex digits) or SHA-256 (64). Nothing shorter names one object. */
 export const FULL_OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
@@ -39,8 +52,16 @@ function cleanPath(path: string): string {
 function parseEntries(listing: Buffer): Entry[] {
   const out: Entry[] = [];
   for (const line of listing.toString('utf8').split('\0')) {
-    const m = /^(\d+) (\w+) ([0-9a-f]+)\t(.+)$/s.exec(line);
-    if (m) out.push({ mode: m[1]!, type: m[2]!, sha: m[3]!, path: m[4]! });
+    // `ls-tree --long`: the size is padded with spaces, `-` for a folder or submodule.
+    const m = /^(\d+) (\w+) ([0-9a-f]+) +(\d+|-)\t(.+)$/s.exec(line);
+    if (m)
+      out.push({
+        mode: m[1]!,
+        type: m[2]!,
+        sha: m[3]!,
+        size: m[4] === '-' ? undefined : Number(m[4]),
+        path: m[5]!,
+      });
   }
   return out;
 }
@@ -112,17 +133,29 @@ export class TrustedTree {
     return this.#commit;
   }
 
-  #git(args: string[], step: string) {
-    return git(['-C', this.#gitDir, ...args], { step, repoId: this.#label, offline: true });
+  #git(args: string[], step: string, maxOutput?: { bytes: number; error: () => Error }) {
+    return git(['-C', this.#gitDir, ...args], {
+      step,
+      repoId: this.#label,
+      offline: true,
+      maxOutput,
+    });
   }
 
-  /** One level of a tree (or of a commit's root tree); git checks the object it is named. */
-  #list(treeish: string): Promise<Entry[]> {
+  /**
+   * One level of a tree (or of a commit's root tree), with each blob's size; git checks
+   * the object it is named. `where` names the folder in errors.
+   */
+  #list(treeish: string, where: string): Promise<Entry[]> {
     let listed = this.#trees.get(treeish);
     if (!listed) {
-      listed = this.#git(['ls-tree', '-z', '--full-tree', treeish], 'ls-tree').then((r) =>
-        parseEntries(r.stdout),
-      );
+      listed = this.#git(['ls-tree', '-z', '--long', '--full-tree', treeish], 'ls-tree', {
+        bytes: MAX_LISTING_BYTES,
+        error: () =>
+          invalid(
+            `${where}: its listing passes ${MAX_LISTING_BYTES / MIB} MiB, more entries than errand reads in one folder.`,
+          ),
+      }).then((r) => parseEntries(r.stdout));
       // A failed read is not kept: the next one says why again.
       listed.catch(() => this.#trees.delete(treeish));
       this.#trees.set(treeish, listed);
@@ -130,17 +163,25 @@ export class TrustedTree {
     return listed;
   }
 
-  /** A blob's content, checked against its id. */
-  async #blob(sha: string, where: string): Promise<Buffer> {
-    const content = (await this.#git(['cat-file', 'blob', sha], 'cat-file')).stdout;
+  /** A blob's content, checked against its id; no more than the `size` its listing told. */
+  async #blob(sha: string, where: string, size: number | undefined): Promise<Buffer> {
+    const tampered = () =>
+      invalid(
+        `${where}: object ${sha} of repository ${this.#label} does not match its content; the object store is damaged or was tampered with.`,
+      );
+    const content = (
+      await this.#git(
+        ['cat-file', 'blob', sha],
+        'cat-file',
+        // The same limit holds stderr: room for git's warnings.
+        size === undefined ? undefined : { bytes: size + 64 * 1024, error: tampered },
+      )
+    ).stdout;
     const id = createHash(sha.length === 40 ? 'sha1' : 'sha256')
       .update(`blob ${content.length}\0`)
       .update(content)
       .digest('hex');
-    if (id !== sha)
-      throw invalid(
-        `${where}: object ${sha} of repository ${this.#label} does not match its content; the object store is damaged or was tampered with.`,
-      );
+    if (id !== sha) throw tampered();
     return content;
   }
 
@@ -149,7 +190,8 @@ export class TrustedTree {
     const parts = clean.split('/');
     let tree = this.#commit;
     for (const [i, part] of parts.entries()) {
-      const entry = (await this.#list(tree)).find((e) => e.path === part);
+      const where = i === 0 ? 'the top folder' : parts.slice(0, i).join('/');
+      const entry = (await this.#list(tree, where)).find((e) => e.path === part);
       if (!entry) return undefined;
       if (i === parts.length - 1) return { ...entry, path: clean };
       if (entry.type !== 'tree') return undefined;
@@ -169,7 +211,11 @@ export class TrustedTree {
     if (!entry) return undefined;
     if (entry.type !== 'blob') throw invalid(`${clean} must be a file, but it is a ${entry.type}.`);
     if (entry.mode === SYMLINK) throw invalid(`${clean} must be a file, not a symlink.`);
-    return await this.#blob(entry.sha, clean);
+    if (entry.size !== undefined && entry.size > MAX_TRUSTED_FILE_BYTES)
+      throw invalid(
+        `${clean} is ${entry.size} bytes, more than the ${MAX_TRUSTED_FILE_BYTES / MIB} MiB (${MAX_TRUSTED_FILE_BYTES} bytes) errand reads of a trusted file; make it smaller.`,
+      );
+    return await this.#blob(entry.sha, clean, entry.size);
   }
 
   /**
@@ -185,15 +231,35 @@ export class TrustedTree {
     return entry.sha;
   }
 
-  /** Every entry below a tree, paths relative to it; each subtree is listed (and checked) by its id. */
-  async #walk(tree: string, prefix: string, where: string): Promise<Entry[]> {
+  /**
+   * Every entry below a tree, paths relative to it; each subtree is listed (and checked)
+   * by its id. `seen` counts entries and bytes of the whole walk: past either limit it
+   * stops, before any blob is read.
+   */
+  async #walk(
+    tree: string,
+    prefix: string,
+    where: string,
+    seen = { entries: 0, bytes: 0 },
+  ): Promise<Entry[]> {
     const out: Entry[] = [];
-    for (const e of await this.#list(tree)) {
+    const listing = await this.#list(tree, prefix ? `${where}/${prefix}` : where);
+    seen.entries += listing.length;
+    for (const e of listing) seen.bytes += e.size ?? 0;
+    if (seen.entries > MAX_TRUSTED_DIR_ENTRIES)
+      throw invalid(
+        `${where} has more than ${MAX_TRUSTED_DIR_ENTRIES} entries (files, links and folders), more than errand extracts; keep only what the build needs there.`,
+      );
+    if (seen.bytes > MAX_TRUSTED_DIR_BYTES)
+      throw invalid(
+        `${where} holds more than ${MAX_TRUSTED_DIR_BYTES / MIB} MiB of files, more than errand extracts; keep only what the build needs there.`,
+      );
+    for (const e of listing) {
       const path = prefix ? `${prefix}/${e.path}` : e.path;
       // git refuses such names, but a crafted tree object may still carry them.
       if (['', '.', '..', '.git'].includes(e.path) || e.path.includes('/'))
         throw invalid(`${where}/${path}: this path is not allowed in ${where}.`);
-      if (e.type === 'tree') out.push(...(await this.#walk(e.sha, path, where)));
+      if (e.type === 'tree') out.push(...(await this.#walk(e.sha, path, where, seen)));
       else if (e.type !== 'blob')
         throw invalid(`${where}/${path}: submodules are not allowed in ${where}.`);
       else out.push({ ...e, path });
@@ -214,7 +280,7 @@ export class TrustedTree {
     const links = new Map<string, string>();
     for (const e of entries) {
       if (e.mode === SYMLINK)
-        links.set(e.path, (await this.#blob(e.sha, `${clean}/${e.path}`)).toString('utf8'));
+        links.set(e.path, (await this.#blob(e.sha, `${clean}/${e.path}`, e.size)).toString('utf8'));
     }
     for (const [path, target] of links) {
       if (escapes(links, path, target))
@@ -229,7 +295,7 @@ export class TrustedTree {
         symlinkSync(link, target);
         continue;
       }
-      const content = await this.#blob(e.sha, `${clean}/${e.path}`);
+      const content = await this.#blob(e.sha, `${clean}/${e.path}`, e.size);
       writeFileSync(target, content, { mode: e.mode === EXECUTABLE ? 0o755 : 0o644, flag: 'wx' });
     }
     return true;

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import { cli, tempHome } from '../harness/cli.ts';
-import { commit, git } from '../harness/git.ts';
+import { commit, commitBlobNames, git } from '../harness/git.ts';
+import { ALIAS_BOMB, DEEP_NESTING, OVERSIZED_SANDBOX_FILE } from '../harness/hostile-yaml.ts';
 
 // What `errand sandbox run` trusts in a CI checkout: the commit `.errand/` is read from.
 // Each test plays a sandboxed step (or what it left behind) trying to change it.
@@ -457,4 +458,63 @@ describe('!env in .errand/sandbox.yaml', () => {
       assert.doesNotMatch(r.stdout + r.stderr, new RegExp(SECRET));
     });
   }
+});
+
+describe('a hostile default branch', () => {
+  const cases: [name: string, files: Record<string, string>, says: RegExp][] = [
+    [
+      'an alias bomb in .errand/sandbox.yaml',
+      { '.errand/sandbox.yaml': ALIAS_BOMB },
+      /^errand: \.errand\/sandbox\.yaml \(main at \w{12}\): its aliases \(\*name\) expand past errand's limit of 100 alias uses/,
+    ],
+    [
+      'an alias bomb in .errand/network-allowlist.yaml',
+      { '.errand/network-allowlist.yaml': ALIAS_BOMB },
+      /^errand: \.errand\/network-allowlist\.yaml \(main at \w{12}\): its aliases \(\*name\) expand past errand's limit of 100 alias uses/,
+    ],
+    [
+      'deep nesting in .errand/sandbox.yaml',
+      { '.errand/sandbox.yaml': DEEP_NESTING },
+      /^errand: \.errand\/sandbox\.yaml \(main at \w{12}\): its collections are nested more than 64 levels deep/,
+    ],
+    [
+      'a .errand/sandbox.yaml over 1 MiB',
+      { '.errand/sandbox.yaml': OVERSIZED_SANDBOX_FILE },
+      /^errand: \.errand\/sandbox\.yaml is 1200029 bytes, more than the 1 MiB \(1048576 bytes\) errand reads/,
+    ],
+  ];
+  for (const [i, [name, files, says]] of cases.entries()) {
+    it(`exits 125 on ${name}, naming the file and the limit`, async () => {
+      const { dir } = project(`hostile-${i}`);
+      commit(dir, files, 'hostile');
+      const r = await run(dir, ['--', 'touch', 'ran']);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, says);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.equal(existsSync(join(dir, 'ran')), false, 'the command did not run');
+    });
+  }
+
+  it('exits 125 on a .errand/container/ with more files than the limit, naming the folder and the limit', async () => {
+    const { dir } = project('hostile-crowded');
+    const blob = git(dir, 'rev-parse', 'HEAD:.errand/container/Containerfile');
+    const names = Array.from({ length: 1000 }, (_, n) => `.errand/container/f${n}`);
+    commitBlobNames(dir, blob, names, 'crowd the build context');
+    git(dir, 'reset', '-q', '--hard');
+    const r = await run(dir, ['--', 'touch', 'ran']);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /^errand: \.errand\/container has more than 1000 entries/);
+    assert.equal(existsSync(join(dir, 'ran')), false, 'the command did not run');
+  });
+
+  it('outside any git checkout exits 125 on a .errand/sandbox.yaml over 1 MiB, unread', async () => {
+    const dir = join(home, 'plain-big');
+    mkdirSync(join(dir, '.errand', 'container'), { recursive: true });
+    writeFileSync(join(dir, '.errand', 'container', 'Containerfile'), `FROM ${BASE_IMAGE}\n`);
+    writeFileSync(join(dir, '.errand', 'sandbox.yaml'), OVERSIZED_SANDBOX_FILE);
+    const r = await run(dir, ['--', 'touch', 'ran']);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /errand: \.errand\/sandbox\.yaml is 1200029 bytes, more than the 1 MiB/);
+    assert.equal(existsSync(join(dir, 'ran')), false, 'the command did not run');
+  });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type ConfigLoadResult, loadServerConfig } from '../../src/config/index.ts';
+import { ALIAS_BOMB, DEEP_NESTING } from '../harness/hostile-yaml.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'errand-cfgerr-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -214,4 +215,30 @@ describe('config errors name file, line, key, expectation and what was found', (
     assert.equal(r.config.dashboard.token!.reveal(), 'abcdefghij0123456789');
     assert.equal(r.config.dashboard.users.alice!.reveal(), 'ABCDEFGHIJ0123456789');
   });
+});
+
+describe("a config file past errand's YAML limits is refused, naming the file and the limit", () => {
+  const cases: [name: string, yaml: string, says: RegExp][] = [
+    [
+      'an alias bomb',
+      ALIAS_BOMB,
+      /its aliases \(\*name\) expand past errand's limit of 100 alias uses/,
+    ],
+    ['deep nesting', DEEP_NESTING, /nested more than 64 levels deep/],
+    [
+      'a file over 1 MiB',
+      `${REPO}${'# padding\n'.repeat(120_000)}`,
+      /is 1200040 bytes, more than the 1 MiB/,
+    ],
+  ];
+  for (const [name, yaml, says] of cases) {
+    it(`reports ${name}`, async () => {
+      const r = await load(yaml);
+      assert.equal(r.status, 'invalid', JSON.stringify(r).slice(0, 300));
+      if (r.status !== 'invalid') return;
+      assert.equal(r.issues.length, 1);
+      assert.ok(r.issues[0]!.message.startsWith(`${r.path}: `), r.issues[0]!.message);
+      assert.match(r.issues[0]!.message, says);
+    });
+  }
 });

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 // The tests' own git runs with the host's environment plus an identity; the code under
@@ -33,4 +34,39 @@ export function initRepo(dir: string, files: Record<string, string>, branch = 'm
   git(dir, 'init', '-q', '-b', branch);
   commit(dir, files, 'init');
   return dir;
+}
+
+/**
+ * Commits `paths` (repository paths, each naming the blob `blob`) on top of HEAD, through
+ * an index of its own and without writing them to the work tree: a folder of a million
+ * names costs one blob. Returns the new commit, which HEAD's branch then names.
+ */
+export function commitBlobNames(
+  dir: string,
+  blob: string,
+  paths: Iterable<string>,
+  message: string,
+): string {
+  const tmp = mkdtempSync(join(tmpdir(), 'errand-index-'));
+  const env = { ...GIT_ENV, GIT_INDEX_FILE: join(tmp, 'index') };
+  const run = (args: string[], input?: string) =>
+    execFileSync('git', args, {
+      cwd: dir,
+      env,
+      input,
+      encoding: 'utf8',
+      maxBuffer: 1 << 30,
+    }).trim();
+  try {
+    run(['read-tree', 'HEAD']);
+    const lines: string[] = [];
+    for (const p of paths) lines.push(`100644 ${blob}\t${p}\n`);
+    run(['update-index', '--add', '--index-info'], lines.join(''));
+    const tree = run(['write-tree']);
+    const commit = run(['commit-tree', tree, '-p', 'HEAD', '-m', message]);
+    run(['update-ref', 'HEAD', commit]);
+    return commit;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

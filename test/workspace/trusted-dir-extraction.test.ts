@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   lstatSync,
@@ -10,6 +11,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, it } from 'node:test';
+import { MAX_TRUSTED_DIR_BYTES, MAX_TRUSTED_DIR_ENTRIES } from '../../src/workspace/index.ts';
+import { commitBlobNames, GIT_ENV } from '../harness/git.ts';
 import { commit, type Fixture, fixture, sh } from './origin-repo.ts';
 
 const DIR = '.errand/container';
@@ -102,4 +105,45 @@ it('does not write through a link already in the destination', async () => {
   symlinkSync(victim, join(dest, 'Containerfile'));
   await assert.rejects(f.ws.extractTrustedDir(f.repo, at, DIR, dest), { code: 'EEXIST' });
   assert.equal(existsSync(victim), false);
+});
+
+/** A blob of `bytes` zeros in the origin. */
+function blobOf(bytes: number): string {
+  return execFileSync('git', ['hash-object', '-w', '--stdin'], {
+    cwd: f.origin,
+    env: GIT_ENV,
+    input: Buffer.alloc(bytes),
+    encoding: 'utf8',
+  }).trim();
+}
+
+const names = (n: number) => Array.from({ length: n }, (_, i) => `${DIR}/f${i}`);
+
+it('refuses a folder of more entries than the limit before writing any, naming the folder and the limit', async () => {
+  commitBlobNames(f.origin, blobOf(1), names(MAX_TRUSTED_DIR_ENTRIES), 'crowd');
+  await assert.rejects(extract(), {
+    code: 'trusted_file_invalid',
+    message: /^\.errand\/container has more than 1000 entries/,
+  });
+  assert.equal(existsSync(dest), false);
+});
+
+it('refuses a folder whose files add up past the limit before reading any, naming the folder and the limit', async () => {
+  const mib = 1024 * 1024;
+  commitBlobNames(f.origin, blobOf(mib), names(MAX_TRUSTED_DIR_BYTES / mib), 'heavy');
+  await assert.rejects(extract(), {
+    code: 'trusted_file_invalid',
+    message: /^\.errand\/container holds more than 100 MiB of files/,
+  });
+  assert.equal(existsSync(dest), false);
+});
+
+it('refuses a folder of 70,000 long names from the first 16 MiB of its listing', async () => {
+  const long = Array.from({ length: 70_000 }, (_, i) => `${DIR}/${'n'.repeat(240)}${i}`);
+  commitBlobNames(f.origin, blobOf(1), long, 'a huge folder');
+  await assert.rejects(extract(), {
+    code: 'trusted_file_invalid',
+    message: /^\.errand\/container: its listing passes 16 MiB/,
+  });
+  assert.equal(existsSync(dest), false);
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, it } from 'node:test';
+import { MAX_TRUSTED_FILE_BYTES } from '../../src/workspace/index.ts';
 import { commit, type Fixture, fixture, sh } from './origin-repo.ts';
 
 const ALLOWLIST = '.errand/network-allowlist.yaml';
@@ -64,6 +65,22 @@ it('refuses a symlink in place of a trusted file, naming the path', async () => 
     code: 'trusted_file_invalid',
     message: /\.errand\/sandbox-link\.yaml must be a file, not a symlink/,
   });
+});
+
+it('refuses a trusted file over 1 MiB, naming the path, its size and the limit', async () => {
+  commit(f.origin, { [ALLOWLIST]: '#'.repeat(MAX_TRUSTED_FILE_BYTES + 1) }, 'huge');
+  await f.ws.refreshMirror(f.repo);
+  await assert.rejects(read(ALLOWLIST), {
+    code: 'trusted_file_invalid',
+    message:
+      /^\.errand\/network-allowlist\.yaml is 1048577 bytes, more than the 1 MiB \(1048576 bytes\) errand reads/,
+  });
+});
+
+it('reads a trusted file of exactly 1 MiB', async () => {
+  commit(f.origin, { [ALLOWLIST]: '#'.repeat(MAX_TRUSTED_FILE_BYTES) }, 'at the limit');
+  await f.ws.refreshMirror(f.repo);
+  assert.equal((await read(ALLOWLIST))?.length, MAX_TRUSTED_FILE_BYTES);
 });
 
 it('refuses a folder in place of a trusted file, naming the path', async () => {
