@@ -162,6 +162,22 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
     },
     'errand started',
   );
+  // Listening before the banner says errand runs: until a listener exists, SIGTERM kills
+  // the process outright, and whoever read the banner may send it at once.
+  const stopped = new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
   process.stderr.write(
     `errand ${VERSION} is running on http://${addr.address}:${addr.port}\n` +
       `  config: ${result.source === 'file' ? result.path : 'embedded defaults (run `errand init` to write a config)'}\n` +
@@ -199,20 +215,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
       : undefined;
   process.on('SIGHUP', () => void reload('SIGHUP'));
 
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting without waiting');
-        process.exit(1);
-      }
-      stopping = true;
-      log.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await stopped;
   watcher?.close();
   await gateway.shutdown();
   dashboard.close();
