@@ -406,9 +406,36 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     c.header('cache-control', 'no-store');
     c.header('x-accel-buffering', 'no');
     return stream(c, async (s) => {
-      const closed = new Promise<void>((resolve) => s.onAbort(resolve));
+      let ended: () => void = () => undefined;
+      const closed = new Promise<void>((resolve) => {
+        ended = resolve;
+        s.onAbort(resolve);
+      });
+      // What the client has not taken yet waits in errand's memory: a page left open on a
+      // laptop gone to sleep reads nothing while the agent writes on. Past the bound the
+      // stream ends (once what is queued went out); the page reconnects and resumes after
+      // its last event.
+      let unsent = 0;
+      let ending = false;
+      const end = () => {
+        if (ending) return;
+        ending = true;
+        void s.close();
+        ended();
+      };
       const close = await hub.open(
-        { write: (chunk) => void s.write(chunk), end: () => void s.close() },
+        {
+          write: (chunk) => {
+            if (ending) return;
+            const bytes = Buffer.byteLength(chunk);
+            unsent += bytes;
+            void s.write(chunk).then(() => {
+              unsent -= bytes;
+            });
+            if (unsent > limits.maxLiveUnsentBytes) end();
+          },
+          end,
+        },
         topic,
         after.value,
         taskIds,
