@@ -101,13 +101,22 @@ export class Access {
    */
   allowsChange(id: Identity, submitted: string | undefined, fetchSite: string | undefined) {
     if (id.via === 'bearer') return true;
-    if (fetchSite === 'cross-site' || fetchSite === 'same-site') return false;
+    if (fromAnotherSite(fetchSite)) return false;
     return submitted !== undefined && equal(submitted, id.csrf);
   }
 
   #mac(what: string): string {
     return createHmac('sha256', this.#secret).update(what).digest('base64url');
   }
+}
+
+/**
+ * Whether the browser marked the request as sent by a page of another site
+ * (`Sec-Fetch-Site`; another port of the same host is `same-site`). Undefined: no browser
+ * said so (a script, or a browser too old to send it).
+ */
+export function fromAnotherSite(fetchSite: string | undefined): boolean {
+  return fetchSite === 'cross-site' || fetchSite === 'same-site';
 }
 
 function equal(a: string, b: string): boolean {

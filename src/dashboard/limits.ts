@@ -21,6 +21,11 @@ export interface DashboardLimits {
   maxLoginBodyBytes: number;
   /** Body of any other form or JSON request, read only once the sender is known. */
   maxBodyBytes: number;
+  /**
+   * Bytes of one live stream its client has not taken yet; past this the stream ends and
+   * the page reconnects (a task page resumes after its last event).
+   */
+  maxLiveUnsentBytes: number;
   /** Wrong login tokens from one address within the window before logins from it are refused. */
   loginFailuresPerAddress: number;
   /** Wrong login tokens from all addresses within the window before every login is refused. */
@@ -41,6 +46,9 @@ export const DASHBOARD_LIMITS: Readonly<DashboardLimits> = Object.freeze({
   maxLoginBodyBytes: 4 * 1024,
   // 100,000 characters (MAX_TEXT) of form-encoded UTF-8 fit in 1 MiB.
   maxBodyBytes: 1024 * 1024,
+  // A few hundred events as pages show them; an event is clipped to tens of KB, except an
+  // agent's text.
+  maxLiveUnsentBytes: 4 * 1024 * 1024,
   loginFailuresPerAddress: 10,
   loginFailuresOverall: 100,
   loginWindowMs: 10 * 60_000,

@@ -36,6 +36,12 @@ interface Client {
 }
 
 const THROTTLE_MS = 500;
+/**
+ * Events a task stream sends on (re)connecting. A page further behind gets them in turns:
+ * the stream ends after these, with the last one's seq as its id, and the page reconnects
+ * after it. Opening a stream never loads a long task's whole history at once.
+ */
+export const MAX_BACKLOG_EVENTS = 500;
 const KEEPALIVE_MS = 15_000;
 const RETRY_MS = 2000;
 
@@ -74,7 +80,15 @@ export class LiveHub {
     const client: Client = { res: sink, topic, taskIds: new Set(taskIds) };
     this.#clients.add(client);
     if (topic.kind === 'task') {
-      for (const e of await this.#gateway.store.listEvents(topic.id, after)) send(client, e);
+      const backlog = await this.#gateway.store.listEvents(topic.id, after, MAX_BACKLOG_EVENTS + 1);
+      for (const e of backlog.slice(0, MAX_BACKLOG_EVENTS)) send(client, e);
+      if (backlog.length > MAX_BACKLOG_EVENTS) {
+        // An id alone moves the page's resume point (an event without data is not shown),
+        // also past events that render to nothing.
+        sink.write(sseFrame({ id: backlog[MAX_BACKLOG_EVENTS - 1]!.seq }));
+        this.#clients.delete(client);
+        sink.end();
+      }
     }
     return () => {
       clearTimeout(client.changedTimer);

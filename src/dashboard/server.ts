@@ -18,7 +18,7 @@ import type { Store, Task } from '../store/index.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { openFileInside } from '../util/no-follow-files.ts';
-import { Access, type Identity, SESSION_COOKIE } from './access.ts';
+import { Access, fromAnotherSite, type Identity, SESSION_COOKIE } from './access.ts';
 import { registerApi } from './api-routes.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 import { CSS, JS } from './assets.ts';
@@ -128,6 +128,14 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     c.html(loginPage(undefined, safeNext(c.req.query('next')), o.version).value),
   );
   app.post('/login', bodyTooLarge(limits.maxLoginBodyBytes), async (c) => {
+    // Refused unread, before the budget: a hostile page would otherwise have each of its
+    // visitors guess for it (from their own address) or log them in as someone else.
+    if (fromAnotherSite(c.req.header('sec-fetch-site'))) {
+      return c.html(
+        loginPage('This login form came from another site. Log in here.', '/', o.version).value,
+        403,
+      );
+    }
     const address = clientAddress(getConnInfo(c).remote.address);
     const form = await c.req.parseBody();
     const next = safeNext(String(form.next ?? '/'));
@@ -398,9 +406,36 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     c.header('cache-control', 'no-store');
     c.header('x-accel-buffering', 'no');
     return stream(c, async (s) => {
-      const closed = new Promise<void>((resolve) => s.onAbort(resolve));
+      let ended: () => void = () => undefined;
+      const closed = new Promise<void>((resolve) => {
+        ended = resolve;
+        s.onAbort(resolve);
+      });
+      // What the client has not taken yet waits in errand's memory: a page left open on a
+      // laptop gone to sleep reads nothing while the agent writes on. Past the bound the
+      // stream ends (once what is queued went out); the page reconnects and resumes after
+      // its last event.
+      let unsent = 0;
+      let ending = false;
+      const end = () => {
+        if (ending) return;
+        ending = true;
+        void s.close();
+        ended();
+      };
       const close = await hub.open(
-        { write: (chunk) => void s.write(chunk), end: () => void s.close() },
+        {
+          write: (chunk) => {
+            if (ending) return;
+            const bytes = Buffer.byteLength(chunk);
+            unsent += bytes;
+            void s.write(chunk).then(() => {
+              unsent -= bytes;
+            });
+            if (unsent > limits.maxLiveUnsentBytes) end();
+          },
+          end,
+        },
         topic,
         after.value,
         taskIds,

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import type { Browser } from 'playwright-core';
+import { browserMissing, launchBrowser } from '../harness/browser.ts';
 import { type DashboardFixture, dashboardFixture } from '../harness/dashboard-fixture.ts';
 
 const RIGHT = 'bob-token-abcdefghijklmnop';
@@ -134,5 +137,68 @@ describe('clients guessing login tokens from many addresses', () => {
       redirect: 'manual',
     });
     assert.equal(page.status, 200, 'the session opened before the guessing still works');
+  });
+});
+
+describe('a page of another site posting to the login form', () => {
+  const skip = browserMissing();
+  let f: DashboardFixture;
+  let browser: Browser | undefined;
+  let hostile: Server | undefined;
+  const log = capturedLog();
+  before(async () => {
+    f = await dashboardFixture({ yaml: YAML, tokens: { bob: RIGHT }, logger: log.logger });
+    if (skip) return;
+    browser = await launchBrowser();
+    // Another site (localhost, not 127.0.0.1): its page posts the token it is given.
+    hostile = createServer((req, res) => {
+      const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token') ?? '';
+      res.setHeader('content-type', 'text/html');
+      res.end(
+        `<form method="post" action="${f.url}/login"><input name="token" value="${token}"><input name="next" value="/"></form><script>document.forms[0].submit()</script>`,
+      );
+    });
+    await new Promise<void>((resolve) => hostile!.listen(0, '127.0.0.1', resolve));
+  });
+  after(async () => {
+    await browser?.close();
+    hostile?.close();
+    await f?.close();
+  });
+
+  it('neither spends the login budget of its visitors nor logs them in', { skip }, async () => {
+    // Every visitor of a hostile page would otherwise guess for it, from their own address
+    // (the dashboard of an office network is reached by its people's browsers), and its
+    // forms could log a visitor in as someone else (login CSRF).
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    const port = (hostile!.address() as AddressInfo).port;
+    const visit = async (token: string) => {
+      await page.goto(`http://localhost:${port}/?token=${token}`);
+      await page.waitForURL(`${f.url}/**`);
+      await page.waitForLoadState();
+    };
+    for (let i = 0; i < 12; i++) await visit(wrong(i));
+    assert.equal(
+      log.lines.filter((l) => l.msg === 'dashboard login refused').length,
+      0,
+      'a token from another site was checked',
+    );
+    await visit(RIGHT);
+    const cookies = await context.cookies(f.url);
+    assert.deepEqual(
+      cookies.filter((c) => c.name === 'errand_session'),
+      [],
+      'another site logged the visitor in',
+    );
+    // The visitor's own login, from the dashboard's page, still works.
+    await page.goto(`${f.url}/login`);
+    await page.fill('#token', RIGHT);
+    await Promise.all([page.waitForURL(`${f.url}/`), page.click('button[type=submit]')]);
+    assert.equal(
+      (await context.cookies(f.url)).filter((c) => c.name === 'errand_session').length,
+      1,
+    );
+    await context.close();
   });
 });

@@ -84,6 +84,12 @@ export class SlackEmulator {
   readonly calls: ApiCall[] = [];
   readonly messages: SlackMessage[] = [];
   readonly reactions: Array<{ channel: string; ts: string; name: string }> = [];
+  /**
+   * Addresses Slack's servers would fetch to unfurl a posted message: as chat.postMessage
+   * documents it, media links unless `unfurl_media` is false, other links only when
+   * `unfurl_links` is true. Slack links bare URLs in a message's text too.
+   */
+  readonly unfurled: string[] = [];
   readonly files = new Map<string, StoredFile>();
   /** Every request for a shared file's content, in order. */
   readonly fileRequests: FileRequest[] = [];
@@ -360,6 +366,7 @@ export class SlackEmulator {
       case 'apps.connections.open':
         return { ok: true, url: `ws://127.0.0.1:${this.port}/link/?ticket=${randomUUID()}` };
       case 'chat.postMessage': {
+        this.unfurled.push(...wouldUnfurl(String(a.text ?? ''), a));
         const ts = this.nextTs();
         this.messages.push({
           channel: String(a.channel),
@@ -461,6 +468,19 @@ function streamSlowly(f: StoredFile, res: ServerResponse): void {
     else res.once('drain', () => setTimeout(step, 1));
   };
   step();
+}
+
+const MEDIA = /\.(png|jpe?g|gif|webp|svg|mp4|mov)$/i;
+
+function wouldUnfurl(text: string, a: Record<string, unknown>): string[] {
+  const urls = [...text.matchAll(/<(https?:\/\/[^|>]+)(?:\|[^>]*)?>|(https?:\/\/[^\s<>|]+)/g)].map(
+    (m) => (m[1] ?? m[2])!,
+  );
+  const on = (v: unknown, byDefault: boolean) =>
+    v === undefined ? byDefault : v === true || v === 'true';
+  return urls.filter((u) =>
+    MEDIA.test(new URL(u).pathname) ? on(a.unfurl_media, true) : on(a.unfurl_links, false),
+  );
 }
 
 function parseArgs(raw: Buffer, contentType: string): Record<string, unknown> {

