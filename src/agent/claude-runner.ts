@@ -61,15 +61,27 @@ export function claudeArgs(model: string, resume?: string, effort?: string): str
   return args;
 }
 
-/** A fresh session's prompt after the old one broke: the conversation so far, then the task. */
-export function buildRecoveryPrompt(run: TaskRun, past: HistoryEntry[]): string {
+/**
+ * Why a task that is not the conversation's first starts a fresh session: its session
+ * could not be resumed, or none was ever kept (errand died before the agent named one).
+ */
+export type FreshStart = 'broken' | 'none_kept';
+
+const FRESH_START: Record<FreshStart, string> = {
+  broken: 'The earlier session of this conversation could not be resumed, so this is a new one.',
+  none_kept:
+    'No session of this conversation was kept (an earlier task ended before the agent started), so this is a new one.',
+};
+
+/** A fresh session's prompt in a conversation that went on before: what was said, then the task. */
+export function buildRecoveryPrompt(run: TaskRun, past: HistoryEntry[], why: FreshStart): string {
   const history = past
     .map(
       (h) =>
         `${h.role === 'agent' ? 'You replied' : `${h.sender ?? 'The person'} wrote`}:\n${h.text.length > 4000 ? `${h.text.slice(0, 4000)}\n[…]` : h.text}`,
     )
     .join('\n\n');
-  return `${context(run)}\nThe earlier session of this conversation could not be resumed, so this is a new one. What was said so far:\n\n${history || '(nothing recorded)'}\n\nThe new message:\n\n${messages(run)}\n`;
+  return `${context(run)}\n${FRESH_START[why]} What was said so far:\n\n${history || '(nothing recorded)'}\n\nThe new message:\n\n${messages(run)}\n`;
 }
 
 // The CLI's words when a session cannot go on: too long for the model, or gone or broken.
@@ -98,7 +110,12 @@ export class ClaudeCodeRunner implements AgentRunner {
     events: EventSink,
   ): Promise<TaskOutcome> {
     const { run } = input;
-    let attempt = await this.#attempt(input, run.conversation.sessionId, buildPrompt(run), events);
+    const resume = run.conversation.sessionId;
+    // Without a session, earlier turns of the thread (a task errand did not live to see
+    // start its agent) reach the agent only in the prompt.
+    const past = resume ? [] : ((await run.history?.()) ?? []);
+    const prompt = past.length ? buildRecoveryPrompt(run, past, 'none_kept') : buildPrompt(run);
+    let attempt = await this.#attempt(input, resume, prompt, events);
     if (run.conversation.sessionId && !signal.aborted && this.#sessionBroken(attempt)) {
       await events.event('agent_recovery', {
         reason: 'the session could not be resumed; starting a fresh one with a summary',
@@ -106,7 +123,7 @@ export class ClaudeCodeRunner implements AgentRunner {
       attempt = await this.#attempt(
         input,
         undefined,
-        buildRecoveryPrompt(run, (await run.history?.()) ?? []),
+        buildRecoveryPrompt(run, (await run.history?.()) ?? [], 'broken'),
         events,
       );
     }

@@ -93,7 +93,13 @@ export class StreamState {
       this.#emit('agent_output', { line });
       return;
     }
-    if (ev.session_id) this.sessionId = ev.session_id;
+    if (ev.session_id && ev.session_id !== this.sessionId) {
+      this.sessionId = ev.session_id;
+      // Kept as soon as the CLI names it (its `system`/`init` line), not only when it
+      // finishes: a task errand does not live to finish must still be resumable.
+      const id = ev.session_id;
+      this.#pending = this.#pending.then(() => this.#events.session?.(id));
+    }
     if (ev.type === 'assistant') {
       for (const block of ev.message?.content ?? []) {
         if (block.type === 'text' && block.text?.trim()) this.texts.push(block.text);

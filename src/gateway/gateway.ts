@@ -11,12 +11,14 @@ import type {
   Task,
   TaskState,
 } from '../store/types.ts';
+import { TERMINAL_TASK_STATES } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';
 import type {
   Channel,
   DeliveryContext,
+  EventSink,
   HistoryEntry,
   MessageSink,
   NetworkRequest,
@@ -492,9 +494,18 @@ export class Gateway {
         text: m.text,
         attachments: m.attachments,
       }));
-    const history = () => this.#history(conversation.id, task.id);
+    const history = () => this.#history(conversation.id);
     const channel = this.#repos.get(task.repoId)?.channels.get(conversation.channel);
-    const events = {
+    let sessionId = conversation.sessionId;
+    // Stored when the agent names it, before the task ends: if errand dies mid-task, the
+    // follow-up in the thread resumes this session (docs/gateway.md, restart recovery).
+    const keepSession = async (id: string | undefined) => {
+      if (!id || id === sessionId) return;
+      await this.#store.updateConversation(conversation.id, { sessionId: id });
+      sessionId = id;
+    };
+    const events: EventSink = {
+      session: keepSession,
       event: async (kind: string, data: unknown) => {
         const ev = await this.#store.appendEvent(task.id, kind, data);
         this.events.emit('event', ev);
@@ -517,9 +528,7 @@ export class Gateway {
       this.#log.error({ task: task.id, err: describeError(e) }, 'task executor failed');
       outcome = { kind: 'failure', text: notices.internalFailure(), files: [], detail: 'internal' };
     }
-    if (outcome.sessionId && outcome.sessionId !== conversation.sessionId) {
-      await this.#store.updateConversation(conversation.id, { sessionId: outcome.sessionId });
-    }
+    await keepSession(outcome.sessionId);
     const reason = signal.aborted ? (signal.reason as AbortReason) : undefined;
     if (reason?.kind === 'shutdown') {
       await this.#finish(
@@ -553,15 +562,22 @@ export class Gateway {
     }
   }
 
-  /** What was said in the conversation before this task: for an agent that must start over. */
-  async #history(conversationId: string, taskId: string): Promise<HistoryEntry[]> {
-    const [messages, deliveries] = await Promise.all([
+  /**
+   * What was said in the conversation before this task: for an agent that must start over.
+   * The messages of tasks that ended, interrupted ones included (errand died under them,
+   * the person still wrote them); not those waiting for a later task, which that task
+   * carries itself.
+   */
+  async #history(conversationId: string): Promise<HistoryEntry[]> {
+    const [messages, deliveries, ended] = await Promise.all([
       this.#store.listMessages({ conversationId }),
       this.#store.listDeliveries({ conversationId }),
+      this.#store.listTasks({ conversationId, states: [...TERMINAL_TASK_STATES] }),
     ]);
+    const earlier = new Set(ended.map((t) => t.id));
     return [
       ...messages
-        .filter((m) => m.taskId !== taskId && m.state !== 'rejected')
+        .filter((m) => m.taskId && earlier.has(m.taskId) && m.state !== 'rejected')
         .map((m) => ({
           at: m.receivedAt,
           role: 'person' as const,

@@ -161,6 +161,14 @@ export interface TaskOutcome {
 export interface EventSink {
   /** Records one event of the running task, in order. */
   event(kind: string, data: unknown): Promise<void>;
+  /**
+   * The agent reported the session it runs in, before the task ends. The gateway keeps it
+   * on the conversation at once, so a follow-up after errand died mid-task resumes that
+   * session instead of starting one without the thread's context. Called again only when
+   * the session changes (a fresh one after a broken resume). Absent: sessions are kept only
+   * from the outcome.
+   */
+  session?(sessionId: string): Promise<void>;
 }
 
 /**

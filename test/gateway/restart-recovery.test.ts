@@ -1,65 +1,21 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/store/types.ts';
+import { type JsonChild, startJsonChild, stopJsonChild } from '../harness/json-child.ts';
 
 const CHILD = fileURLToPath(new URL('../harness/gateway-child.ts', import.meta.url));
 
-interface Child {
-  proc: ChildProcess;
-  events: Array<Record<string, unknown>>;
-  waitFor(
-    pred: (e: Record<string, unknown>) => boolean,
-    what: string,
-  ): Promise<Record<string, unknown>>;
-  send(m: { id: string; thread: string; text: string }): void;
+function startChild(dir: string, mode: string): JsonChild {
+  return startJsonChild(CHILD, [dir], { CHILD_MODE: mode });
 }
 
-function startChild(dir: string, mode: string): Child {
-  const proc = spawn(process.execPath, [CHILD, dir], {
-    env: { ...process.env, CHILD_MODE: mode },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const events: Array<Record<string, unknown>> = [];
-  const waiters = new Set<() => void>();
-  createInterface({ input: proc.stdout! }).on('line', (l) => {
-    events.push(JSON.parse(l) as Record<string, unknown>);
-    for (const w of waiters) w();
-  });
-  return {
-    proc,
-    events,
-    send: (m) => proc.stdin!.write(`${JSON.stringify(m)}\n`),
-    waitFor: (pred, what) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = events.find(pred);
-          if (hit) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(hit);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`child never reported ${what}; saw ${JSON.stringify(events)}`));
-        }, 15_000);
-        waiters.add(check);
-        check();
-      }),
-  };
-}
-
-async function kill9(c: Child): Promise<void> {
-  const exited = new Promise((r) => c.proc.once('exit', r));
-  c.proc.kill('SIGKILL');
-  await exited;
+async function kill9(c: JsonChild): Promise<void> {
+  await stopJsonChild(c, 'SIGKILL');
 }
 
 function setup(maxConcurrent = 4): string {

@@ -26,8 +26,11 @@ export interface ModelRequest {
   toolResultText: string;
 }
 
-/** A scenario answers each request with content blocks. */
-export type Scenario = (req: ModelRequest) => Block[];
+/**
+ * A scenario answers each request with content blocks; a promise holds the answer back
+ * until it resolves (the CLI waits on its request meanwhile).
+ */
+export type Scenario = (req: ModelRequest) => Block[] | Promise<Block[]>;
 
 function textOf(content: unknown): { text: string; toolResult: boolean; resultText: string } {
   if (typeof content === 'string') return { text: content, toolResult: false, resultText: '' };
@@ -60,7 +63,7 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
     req.on('data', (c) => {
       raw += c;
     });
-    req.on('end', () => {
+    req.on('end', async () => {
       if (!req.url?.startsWith('/v1/messages')) {
         res.writeHead(404).end();
         return;
@@ -94,7 +97,7 @@ export async function startModelServer(dir: string, host: string, scenario: Scen
       // Side requests without tools (titles, summaries) get a short text.
       const blocks =
         body.tools && body.tools.length > 0
-          ? scenario(request)
+          ? await scenario(request)
           : [{ type: 'text' as const, text: 'Untitled' }];
       const failure = blocks.find((b) => b.type === 'http_error');
       if (failure?.type === 'http_error') {
