@@ -111,8 +111,8 @@ export class ClaudeCodeRunner implements AgentRunner {
   ): Promise<TaskOutcome> {
     const { run } = input;
     const resume = run.conversation.sessionId;
-    // Without a session, earlier turns of the thread (a task errand did not live to see
-    // start its agent) reach the agent only in the prompt.
+    // Without a session to resume, the thread's earlier turns (a task that ended before
+    // its agent started, e.g. errand died first) reach the agent only through the prompt.
     const past = resume ? [] : ((await run.history?.()) ?? []);
     const prompt = past.length ? buildRecoveryPrompt(run, past, 'none_kept') : buildPrompt(run);
     let attempt = await this.#attempt(input, resume, prompt, events);
