@@ -15,6 +15,7 @@ import {
   type GatewayProcess,
   gatewayStateDir,
   kill9,
+  killLeftovers,
   startGateway,
 } from '../harness/gateway-process.ts';
 
@@ -74,6 +75,7 @@ async function sweep(
         outcome = { killedAt: await trial(dir, n) };
       });
     } finally {
+      await killLeftovers();
       rmSync(dir, { recursive: true, force: true });
     }
     if (!outcome) throw new Error(`the run killed after write ${n} failed (above)`);

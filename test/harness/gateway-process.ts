@@ -31,6 +31,8 @@ export interface GatewayProcess {
   settle(): Promise<'settled' | 'exited'>;
 }
 
+const live = new Set<GatewayProcess>();
+
 /** `env` adds to the child's environment: CRASH_AFTER_WRITE, CHILD_ACKS. */
 export function startGateway(
   dir: string,
@@ -48,6 +50,7 @@ export function startGateway(
   const exited = new Promise<void>((resolve) =>
     proc.once('exit', () => {
       gone = true;
+      live.delete(handle);
       resolve();
     }),
   );
@@ -91,7 +94,7 @@ export function startGateway(
   const write = (line: unknown) => {
     if (!gone) proc.stdin!.write(`${JSON.stringify(line)}\n`);
   };
-  return {
+  const handle: GatewayProcess = {
     proc,
     events,
     exited,
@@ -110,6 +113,13 @@ export function startGateway(
       throw new Error(`child never settled; saw ${JSON.stringify(events)}`);
     },
   };
+  live.add(handle);
+  return handle;
+}
+
+/** Kills every gateway a failed test left running, so the test file can end. */
+export async function killLeftovers(): Promise<void> {
+  await Promise.all([...live].map(kill9));
 }
 
 export async function kill9(c: GatewayProcess): Promise<void> {
