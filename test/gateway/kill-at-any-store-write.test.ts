@@ -42,9 +42,14 @@ async function killedAfterWrite(
   n: number,
   step: (c: GatewayProcess) => void,
 ): Promise<{ gateway: GatewayProcess; killedAt?: string }> {
-  const c = await ready(startGateway(dir, 'normal', { ...ACKS, CRASH_AFTER_WRITE: String(n) }));
-  step(c);
-  const survived = (await c.settle()) === 'settled';
+  const c = startGateway(dir, 'normal', { ...ACKS, CRASH_AFTER_WRITE: String(n) });
+  // Recovery writes before the gateway is ready, so the kill can come first.
+  const started = await Promise.race([
+    c.waitFor((e) => e.ev === 'ready', 'ready').then(() => true),
+    c.exited.then(() => false),
+  ]);
+  if (started) step(c);
+  const survived = started && (await c.settle()) === 'settled';
   let killedAt: string | undefined;
   if (survived) {
     await kill9(c);
@@ -217,6 +222,30 @@ describe('a gateway killed with SIGKILL after any store write and started again'
       return killedAt;
     });
     for (const write of ['insertMessage', 'fileMessage', 'finishTask', 'markDelivery'])
+      assert.ok(killedAt.includes(write), `a run was killed after ${write}`);
+  });
+
+  it('a kill at any store write while a restart recovers an interrupted task leaves one acknowledgement and one answer', async (t) => {
+    const killedAt = await sweep(t, async (dir, n) => {
+      // Left by a kill while the task ran and before its acknowledgement was sent.
+      const first = await ready(startGateway(dir, 'hang-deliver-before', ACKS));
+      first.send({ ...OPEN, text: 'hang on it' });
+      await first.waitFor((e) => e.ev === 'task' && e.state === 'running', 'the task running');
+      await first.waitFor((e) => e.ev === 'delivering', 'the acknowledgement on its way');
+      await kill9(first);
+      const { gateway, killedAt } = await killedAfterWrite(dir, n, () => undefined);
+      try {
+        gateway.send(FOLLOW_UP);
+        await settled(gateway);
+      } finally {
+        await kill9(gateway);
+      }
+      const s = await threadState(dir);
+      assertOneThread(s, { ...OPEN, text: 'hang on it' }, FOLLOW_UP);
+      assert.equal(answersOf(s, OPEN.id)[0]!.kind, 'interrupted');
+      return killedAt;
+    });
+    for (const write of ['finishTask', 'markDelivery'])
       assert.ok(killedAt.includes(write), `a run was killed after ${write}`);
   });
 
