@@ -179,23 +179,24 @@ function assertOneThread(
 const OPEN = { id: 'm1', thread: 't1', text: 'open it' };
 const FOLLOW_UP = { id: 'm2', thread: 't1', text: 'and the tests' };
 
+/** Sends the follow-up to a recovered gateway, stops it once settled, reads the thread. */
+async function followUpIn(gateway: GatewayProcess, dir: string): Promise<ThreadState> {
+  try {
+    gateway.send(FOLLOW_UP);
+    await settled(gateway);
+  } finally {
+    await kill9(gateway);
+  }
+  const s = await threadState(dir);
+  assert.equal(answersOf(s, FOLLOW_UP.id)[0]?.kind, 'reply', 'the follow-up ran after the restart');
+  return s;
+}
+
 describe('a gateway killed with SIGKILL after any store write and started again', () => {
   it('a kill at any store write while a conversation opens and its task finishes leaves one conversation, one acknowledgement and one answer per message', async (t) => {
     const killedAt = await sweep(t, async (dir, n) => {
       const { gateway, killedAt } = await killedAfterWrite(dir, n, (c) => c.send(OPEN));
-      try {
-        gateway.send(FOLLOW_UP);
-        await settled(gateway);
-      } finally {
-        await kill9(gateway);
-      }
-      const s = await threadState(dir);
-      assertOneThread(s, OPEN, FOLLOW_UP);
-      assert.equal(
-        answersOf(s, FOLLOW_UP.id)[0]!.kind,
-        'reply',
-        'the follow-up ran after the restart',
-      );
+      assertOneThread(await followUpIn(gateway, dir), OPEN, FOLLOW_UP);
       return killedAt;
     });
     for (const write of [
@@ -234,13 +235,7 @@ describe('a gateway killed with SIGKILL after any store write and started again'
       await first.waitFor((e) => e.ev === 'delivering', 'the acknowledgement on its way');
       await kill9(first);
       const { gateway, killedAt } = await killedAfterWrite(dir, n, () => undefined);
-      try {
-        gateway.send(FOLLOW_UP);
-        await settled(gateway);
-      } finally {
-        await kill9(gateway);
-      }
-      const s = await threadState(dir);
+      const s = await followUpIn(gateway, dir);
       assertOneThread(s, { ...OPEN, text: 'hang on it' }, FOLLOW_UP);
       assert.equal(answersOf(s, OPEN.id)[0]!.kind, 'interrupted');
       return killedAt;
