@@ -290,14 +290,18 @@ export class SqliteStore implements Store {
     channel: ChannelKind,
     threadKey: string,
   ): Promise<Conversation | undefined> {
-    const r = this.#get(
+    const r = this.#conversationByThread(repoId, channel, threadKey);
+    return r && toConversation(r);
+  }
+
+  #conversationByThread(repoId: string, channel: ChannelKind, threadKey: string): Row | undefined {
+    return this.#get(
       `SELECT c.* FROM thread_keys k JOIN conversations c ON c.id = k.conversation_id
        WHERE k.repo_id = ? AND k.channel = ? AND k.thread_key = ?`,
       repoId,
       channel,
       threadKey,
     );
-    return r && toConversation(r);
   }
 
   async createConversation(c: NewConversation): Promise<Conversation> {
@@ -499,26 +503,22 @@ export class SqliteStore implements Store {
         };
       }
       const m = toMessage(msg);
-      let conversationId: string | undefined;
+      let found: Row | undefined;
       for (const key of m.threadKeys) {
-        const k = this.#get(
-          'SELECT conversation_id FROM thread_keys WHERE repo_id = ? AND channel = ? AND thread_key = ?',
-          m.repoId,
-          filing.channel,
-          key,
-        );
-        conversationId = k?.conversation_id as string | undefined;
-        if (conversationId) break;
+        found = this.#conversationByThread(m.repoId, filing.channel, key);
+        if (found) break;
       }
-      const isNew = conversationId === undefined;
-      conversationId ??= this.#insertConversation({
-        repoId: m.repoId,
-        channel: filing.channel,
-        threadKey: m.ownThreadKey,
-        title: filing.title,
-        model: filing.model,
-        scheduleId: filing.scheduleId,
-      });
+      const isNew = found === undefined;
+      const conversationId =
+        (found?.id as string | undefined) ??
+        this.#insertConversation({
+          repoId: m.repoId,
+          channel: filing.channel,
+          threadKey: m.ownThreadKey,
+          title: filing.title,
+          model: filing.model,
+          scheduleId: filing.scheduleId,
+        });
       this.#insertThreadKeys(conversationId, m.repoId, filing.channel, [
         m.ownThreadKey,
         ...m.threadKeys,
