@@ -402,65 +402,50 @@ export class Gateway {
       if (!auth.ok) {
         // The sender learns nothing (no reply, no sign a repository or agent exists) unless
         // the channel vouches for them and has something to say, like a size limit.
-        await this.#reject(message, auth.reason);
-        if (auth.notice) {
-          this.#deliveries.enqueue(
-            await this.#store.createDelivery({
-              repoId: message.repoId,
-              channel: message.channel,
-              messageId: message.id,
-              kind: 'rejected',
-              text: auth.notice,
-            }),
-          );
-        }
+        const notice = await this.#reject(message, auth.reason, auth.notice);
+        if (notice) this.#deliveries.enqueue(notice);
         return;
       }
     }
-    let conversation: Conversation | undefined;
-    for (const key of message.threadKeys) {
-      conversation = await this.#store.findConversationByThread(message.repoId, replyChannel, key);
-      if (conversation) break;
-    }
-    const isNew = !conversation;
-    if (!conversation) {
-      conversation = await this.#store.createConversation({
-        repoId: message.repoId,
-        channel: replyChannel,
-        threadKey: message.ownThreadKey,
-        title: titleOf(message),
-        model: message.model ?? entry.config.model,
-        scheduleId: scheduled ? String(message.meta?.scheduleId) : undefined,
-      });
-    }
-    await this.#store.addThreadKeys(conversation.id, [message.ownThreadKey, ...message.threadKeys]);
-    const { task, merged } = await this.#store.queueMessage(message.id, conversation.id, {
+    // One transaction: a crash before it leaves the message `received` (filed again at the
+    // next start), after it the acknowledgement and the task are pending and queued in the
+    // store, which the next start sends and runs (#recover).
+    const filed = await this.#store.fileMessage(message.id, {
+      channel: replyChannel,
+      title: titleOf(message),
+      model: message.model ?? entry.config.model,
       scheduleId: scheduled ? String(message.meta?.scheduleId) : undefined,
+      ack: !scheduled && channel.acknowledgesNewConversations ? notices.acknowledged() : undefined,
     });
+    // Filed before: its task and acknowledgement were queued then, or by #recover since.
+    if (filed.repeated) return;
+    const { task, conversation } = filed;
     this.events.emit('task', task);
-    if (isNew && !scheduled && channel.acknowledgesNewConversations) {
-      const ack = await this.#store.createDelivery({
-        repoId: message.repoId,
-        channel: replyChannel,
-        conversationId: conversation.id,
-        messageId: message.id,
-        kind: 'ack',
-        text: notices.acknowledged(),
-      });
-      this.#deliveries.enqueue(ack);
-    }
-    if (!merged) {
+    if (filed.ack) this.#deliveries.enqueue(filed.ack);
+    if (!filed.merged) {
       this.#queue.push({ taskId: task.id, conversationId: conversation.id, repoId: task.repoId });
       this.#pump();
     }
   }
 
-  async #reject(message: StoredMessage, reason: string): Promise<void> {
-    await this.#store.setMessageState(message.id, 'rejected', { reason });
+  /** Rejects a message; a notice for its sender is recorded in the same write. */
+  async #reject(
+    message: StoredMessage,
+    reason: string,
+    notice?: string,
+  ): Promise<Delivery | undefined> {
+    const created = await this.#store.rejectMessage(
+      message.id,
+      reason,
+      notice === undefined
+        ? undefined
+        : { repoId: message.repoId, channel: message.channel, text: notice },
+    );
     this.#log.warn(
       { message: message.id, repo: message.repoId, channel: message.channel, reason },
       'message rejected',
     );
+    return created;
   }
 
   // ---- running ------------------------------------------------------------------------

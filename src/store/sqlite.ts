@@ -9,9 +9,12 @@ import type {
   Conversation,
   Delivery,
   DeliveryState,
+  FiledMessage,
   IncomingMessage,
   InsertMessageResult,
+  MessageFiling,
   MessageState,
+  NewConversation,
   NewDelivery,
   Store,
   StoredMessage,
@@ -287,65 +290,69 @@ export class SqliteStore implements Store {
     channel: ChannelKind,
     threadKey: string,
   ): Promise<Conversation | undefined> {
-    const r = this.#get(
+    const r = this.#conversationByThread(repoId, channel, threadKey);
+    return r && toConversation(r);
+  }
+
+  #conversationByThread(repoId: string, channel: ChannelKind, threadKey: string): Row | undefined {
+    return this.#get(
       `SELECT c.* FROM thread_keys k JOIN conversations c ON c.id = k.conversation_id
        WHERE k.repo_id = ? AND k.channel = ? AND k.thread_key = ?`,
       repoId,
       channel,
       threadKey,
     );
-    return r && toConversation(r);
   }
 
-  async createConversation(c: {
-    repoId: string;
-    channel: ChannelKind;
-    threadKey: string;
-    title: string;
-    model?: string;
-    scheduleId?: string;
-  }): Promise<Conversation> {
+  async createConversation(c: NewConversation): Promise<Conversation> {
+    const id = this.#tx(() => this.#insertConversation(c));
+    return toConversation(this.#get('SELECT * FROM conversations WHERE id = ?', id)!);
+  }
+
+  /** Inserts a conversation with its first thread key; returns its id. */
+  #insertConversation(c: NewConversation): string {
     const id = newId('c');
     const now = Date.now();
-    this.#tx(() => {
-      this.#run(
-        `INSERT INTO conversations (id, repo_id, channel, thread_key, title, model, schedule_id, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        id,
-        c.repoId,
-        c.channel,
-        c.threadKey,
-        c.title,
-        c.model ?? null,
-        c.scheduleId ?? null,
-        now,
-        now,
-      );
+    this.#run(
+      `INSERT INTO conversations (id, repo_id, channel, thread_key, title, model, schedule_id, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      id,
+      c.repoId,
+      c.channel,
+      c.threadKey,
+      c.title,
+      c.model ?? null,
+      c.scheduleId ?? null,
+      now,
+      now,
+    );
+    this.#insertThreadKeys(id, c.repoId, c.channel, [c.threadKey]);
+    return id;
+  }
+
+  #insertThreadKeys(
+    conversationId: string,
+    repoId: string,
+    channel: ChannelKind,
+    keys: Iterable<string>,
+  ): void {
+    for (const k of new Set(keys)) {
       this.#run(
         'INSERT OR IGNORE INTO thread_keys (repo_id, channel, thread_key, conversation_id) VALUES (?, ?, ?, ?)',
-        c.repoId,
-        c.channel,
-        c.threadKey,
-        id,
+        repoId,
+        channel,
+        k,
+        conversationId,
       );
-    });
-    return toConversation(this.#get('SELECT * FROM conversations WHERE id = ?', id)!);
+    }
   }
 
   async addThreadKeys(conversationId: string, keys: string[]): Promise<void> {
     const c = this.#get('SELECT repo_id, channel FROM conversations WHERE id = ?', conversationId);
     if (!c) return;
-    this.#tx(() => {
-      for (const k of new Set(keys)) {
-        this.#run(
-          'INSERT OR IGNORE INTO thread_keys (repo_id, channel, thread_key, conversation_id) VALUES (?, ?, ?, ?)',
-          c.repo_id!,
-          c.channel!,
-          k,
-          conversationId,
-        );
-      }
-    });
+    this.#tx(() =>
+      this.#insertThreadKeys(conversationId, c.repo_id as string, c.channel as ChannelKind, keys),
+    );
   }
 
   async getConversation(id: string): Promise<Conversation | undefined> {
@@ -417,47 +424,136 @@ export class SqliteStore implements Store {
     return this.#tx(() => {
       const msg = this.#get('SELECT state, task_id FROM messages WHERE id = ?', messageId);
       if (!msg) throw new ErrandError('not_found', `no message ${messageId}`);
-      if (msg.task_id && msg.state !== 'received') {
-        return {
-          task: toTask(this.#get('SELECT * FROM tasks WHERE id = ?', msg.task_id)!),
-          merged: msg.state === 'merged',
-        };
-      }
-      const conv = this.#get('SELECT repo_id FROM conversations WHERE id = ?', conversationId);
-      if (!conv) throw new ErrandError('not_found', `no conversation ${conversationId}`);
-      const now = Date.now();
-      this.#run('UPDATE conversations SET updated_at = ? WHERE id = ?', now, conversationId);
-      const queued = this.#get(
-        "SELECT * FROM tasks WHERE conversation_id = ? AND state = 'queued' ORDER BY seq LIMIT 1",
-        conversationId,
-      );
-      if (queued) {
-        this.#run(
-          "UPDATE messages SET state = 'merged', task_id = ?, conversation_id = ? WHERE id = ?",
-          queued.id!,
-          conversationId,
-          messageId,
-        );
-        return { task: toTask(queued), merged: true };
-      }
-      const id = newId('t');
-      const seq = ++this.#seq;
+      if (msg.task_id && msg.state !== 'received') return this.#filedBefore(msg);
+      return this.#queue(messageId, conversationId, opts.scheduleId);
+    });
+  }
+
+  /** The task a message was filed into earlier, and whether it merged there. */
+  #filedBefore(msg: Row): { task: Task; merged: boolean } {
+    return {
+      task: toTask(this.#get('SELECT * FROM tasks WHERE id = ?', msg.task_id!)!),
+      merged: msg.state === 'merged',
+    };
+  }
+
+  #queue(
+    messageId: string,
+    conversationId: string,
+    scheduleId: string | undefined,
+  ): { task: Task; merged: boolean } {
+    const conv = this.#get('SELECT repo_id FROM conversations WHERE id = ?', conversationId);
+    if (!conv) throw new ErrandError('not_found', `no conversation ${conversationId}`);
+    const now = Date.now();
+    this.#run('UPDATE conversations SET updated_at = ? WHERE id = ?', now, conversationId);
+    const queued = this.#get(
+      "SELECT * FROM tasks WHERE conversation_id = ? AND state = 'queued' ORDER BY seq LIMIT 1",
+      conversationId,
+    );
+    if (queued) {
       this.#run(
-        "INSERT INTO tasks (id, conversation_id, repo_id, state, seq, created_at, schedule_id) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-        id,
-        conversationId,
-        conv.repo_id!,
-        seq,
-        now,
-        opts.scheduleId ?? null,
-      );
-      this.#run(
-        "UPDATE messages SET state = 'queued', task_id = ?, conversation_id = ? WHERE id = ?",
-        id,
+        "UPDATE messages SET state = 'merged', task_id = ?, conversation_id = ? WHERE id = ?",
+        queued.id!,
         conversationId,
         messageId,
       );
-      return { task: toTask(this.#get('SELECT * FROM tasks WHERE id = ?', id)!), merged: false };
+      return { task: toTask(queued), merged: true };
+    }
+    const id = newId('t');
+    const seq = ++this.#seq;
+    this.#run(
+      "INSERT INTO tasks (id, conversation_id, repo_id, state, seq, created_at, schedule_id) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+      id,
+      conversationId,
+      conv.repo_id!,
+      seq,
+      now,
+      scheduleId ?? null,
+    );
+    this.#run(
+      "UPDATE messages SET state = 'queued', task_id = ?, conversation_id = ? WHERE id = ?",
+      id,
+      conversationId,
+      messageId,
+    );
+    return { task: toTask(this.#get('SELECT * FROM tasks WHERE id = ?', id)!), merged: false };
+  }
+
+  async fileMessage(messageId: string, filing: MessageFiling): Promise<FiledMessage> {
+    return this.#tx(() => {
+      const msg = this.#get('SELECT * FROM messages WHERE id = ?', messageId);
+      if (!msg) throw new ErrandError('not_found', `no message ${messageId}`);
+      const conversationOf = (id: string) =>
+        toConversation(this.#get('SELECT * FROM conversations WHERE id = ?', id)!);
+      if (msg.state !== 'received') {
+        if (!msg.task_id)
+          throw new ErrandError(
+            'internal',
+            `message ${messageId} is ${String(msg.state)} and cannot be filed into a conversation`,
+          );
+        const ack = this.#get(
+          "SELECT * FROM deliveries WHERE message_id = ? AND kind = 'ack' ORDER BY created_at, rowid LIMIT 1",
+          messageId,
+        );
+        return {
+          ...this.#filedBefore(msg),
+          conversation: conversationOf(msg.conversation_id as string),
+          ack: ack && toDelivery(ack),
+          repeated: true,
+        };
+      }
+      const m = toMessage(msg);
+      let found: Row | undefined;
+      for (const key of m.threadKeys) {
+        found = this.#conversationByThread(m.repoId, filing.channel, key);
+        if (found) break;
+      }
+      const isNew = found === undefined;
+      const conversationId =
+        (found?.id as string | undefined) ??
+        this.#insertConversation({
+          repoId: m.repoId,
+          channel: filing.channel,
+          threadKey: m.ownThreadKey,
+          title: filing.title,
+          model: filing.model,
+          scheduleId: filing.scheduleId,
+        });
+      this.#insertThreadKeys(conversationId, m.repoId, filing.channel, [
+        m.ownThreadKey,
+        ...m.threadKeys,
+      ]);
+      const queued = this.#queue(messageId, conversationId, filing.scheduleId);
+      const ack =
+        isNew && filing.ack !== undefined
+          ? this.#insertDelivery({
+              repoId: m.repoId,
+              channel: filing.channel,
+              conversationId,
+              messageId,
+              kind: 'ack',
+              text: filing.ack,
+            })
+          : undefined;
+      return { ...queued, conversation: conversationOf(conversationId), ack, repeated: false };
+    });
+  }
+
+  async rejectMessage(
+    messageId: string,
+    reason: string,
+    notice?: Omit<NewDelivery, 'kind' | 'messageId'>,
+  ): Promise<Delivery | undefined> {
+    return this.#tx(() => {
+      const msg = this.#get('SELECT state FROM messages WHERE id = ?', messageId);
+      if (!msg) throw new ErrandError('not_found', `no message ${messageId}`);
+      if (msg.state !== 'received') return undefined;
+      this.#run(
+        "UPDATE messages SET state = 'rejected', state_reason = ? WHERE id = ?",
+        reason,
+        messageId,
+      );
+      return notice && this.#insertDelivery({ ...notice, messageId, kind: 'rejected' });
     });
   }
 

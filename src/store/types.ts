@@ -195,6 +195,50 @@ export interface InsertMessageResult {
   duplicate: boolean;
 }
 
+export interface NewConversation {
+  repoId: string;
+  channel: ChannelKind;
+  threadKey: string;
+  title: string;
+  model?: string;
+  scheduleId?: string;
+}
+
+/** How to file an authorized message; see `Store.fileMessage`. */
+export interface MessageFiling {
+  /**
+   * The channel the conversation lives on: the message's own, except for a schedule's
+   * message, which opens its conversation on the channel the schedule names.
+   */
+  channel: ChannelKind;
+  /** Title of the conversation when this message opens one. */
+  title: string;
+  /** Model of the conversation when this message opens one. */
+  model?: string;
+  /** The schedule behind the message; recorded on a new conversation and a new task. */
+  scheduleId?: string;
+  /**
+   * Text of the `ack` delivery to create when this message opens its conversation.
+   * Undefined: the channel does not acknowledge new conversations; none is created.
+   */
+  ack?: string;
+}
+
+export interface FiledMessage {
+  conversation: Conversation;
+  /** The task that will answer the message: a new one, or the queued one it joined. */
+  task: Task;
+  /** The message joined a queued task another message opened. */
+  merged: boolean;
+  /** The acknowledgement created when the message opened its conversation, if any. */
+  ack?: Delivery;
+  /**
+   * The message had been filed before (it was no longer `received`): nothing was written
+   * and the fields say what the first filing did.
+   */
+  repeated: boolean;
+}
+
 export interface TaskFilter {
   states?: TaskState[];
   repoId?: string;
@@ -226,14 +270,7 @@ export interface Store {
     channel: ChannelKind,
     threadKey: string,
   ): Promise<Conversation | undefined>;
-  createConversation(c: {
-    repoId: string;
-    channel: ChannelKind;
-    threadKey: string;
-    title: string;
-    model?: string;
-    scheduleId?: string;
-  }): Promise<Conversation>;
+  createConversation(c: NewConversation): Promise<Conversation>;
   /** Maps more thread keys to a conversation; keys already mapped are left alone. */
   addThreadKeys(conversationId: string, keys: string[]): Promise<void>;
   getConversation(id: string): Promise<Conversation | undefined>;
@@ -257,6 +294,27 @@ export interface Store {
     conversationId: string,
     opts?: { scheduleId?: string },
   ): Promise<{ task: Task; merged: boolean }>;
+  /**
+   * Files an authorized `received` message, in one transaction: finds the conversation of
+   * the first of its thread keys that has one (on `filing.channel`) or opens one under its
+   * own thread key, maps its own and all its thread keys to it, queues or merges it as
+   * `queueMessage` does, and creates the `ack` delivery when it opened the conversation and
+   * `filing.ack` is set. A crash leaves either all of it or none (the message stays
+   * `received` and is filed again). Idempotent on the message: filed before, it returns the
+   * earlier result with `repeated` and writes nothing. Throws `not_found` for an unknown
+   * message and `internal` for one that ended without a task (rejected).
+   */
+  fileMessage(messageId: string, filing: MessageFiling): Promise<FiledMessage>;
+  /**
+   * Rejects a `received` message with its reason and, in the same transaction, records the
+   * `rejected` delivery that tells the sender, when a notice is given. A message that is no
+   * longer `received` is left alone and nothing is created (returns undefined).
+   */
+  rejectMessage(
+    messageId: string,
+    reason: string,
+    notice?: Omit<NewDelivery, 'kind' | 'messageId'>,
+  ): Promise<Delivery | undefined>;
   getTask(id: string): Promise<Task | undefined>;
   listTasks(filter: TaskFilter): Promise<Task[]>;
   updateTask(

@@ -1,47 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { openSqliteStore } from '../../src/store/index.ts';
 import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/store/types.ts';
-import { type JsonChild, startJsonChild, stopJsonChild } from '../harness/json-child.ts';
-
-const CHILD = fileURLToPath(new URL('../harness/gateway-child.ts', import.meta.url));
-
-function startChild(dir: string, mode: string): JsonChild {
-  return startJsonChild(CHILD, [dir], { CHILD_MODE: mode });
-}
-
-async function kill9(c: JsonChild): Promise<void> {
-  await stopJsonChild(c, 'SIGKILL');
-}
-
-function setup(maxConcurrent = 4): string {
-  const dir = mkdtempSync(join(tmpdir(), 'errand-crash-'));
-  writeFileSync(
-    join(dir, 'errand.yaml'),
-    `execution:\n  max_concurrent: ${maxConcurrent}\n  shutdown_grace_seconds: 1\nrepos:\n  app:\n    git_url: /srv/app.git\n`,
-  );
-  return dir;
-}
-
-function deliveries(dir: string): Delivery[] {
-  const f = join(dir, 'deliveries.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Delivery);
-}
+import { deliveredTo, gatewayStateDir, kill9, startGateway } from '../harness/gateway-process.ts';
 
 /** Restarts normally and waits until `n` deliveries exist, then checks every message ended. */
 async function recoverAndSettle(dir: string, n: number): Promise<Delivery[]> {
-  const c = startChild(dir, 'normal');
+  const c = startGateway(dir, 'normal');
   try {
     await c.waitFor((e) => e.ev === 'ready', 'ready');
-    for (let i = 0; i < 500 && deliveries(dir).length < n; i++)
+    for (let i = 0; i < 500 && deliveredTo(dir).length < n; i++)
       await new Promise((r) => setTimeout(r, 20));
     // Time for a wrong second delivery to show up.
     await new Promise((r) => setTimeout(r, 300));
@@ -58,14 +28,14 @@ async function recoverAndSettle(dir: string, n: number): Promise<Delivery[]> {
   } finally {
     await store.close();
   }
-  return deliveries(dir);
+  return deliveredTo(dir);
 }
 
 describe('a gateway killed with SIGKILL and started again', () => {
   it('processes a message that was stored but not yet authorized', async () => {
-    const dir = setup();
+    const dir = gatewayStateDir();
     try {
-      const c = startChild(dir, 'hang-authorize');
+      const c = startGateway(dir, 'hang-authorize');
       await c.waitFor((e) => e.ev === 'ready', 'ready');
       c.send({ id: 'm1', thread: 't1', text: 'do it' });
       await c.waitFor((e) => e.ev === 'stored', 'stored');
@@ -81,9 +51,9 @@ describe('a gateway killed with SIGKILL and started again', () => {
   });
 
   it('reports a running task as interrupted once and still runs the task queued behind it', async () => {
-    const dir = setup(1);
+    const dir = gatewayStateDir(1);
     try {
-      const c = startChild(dir, 'hang-run');
+      const c = startGateway(dir, 'hang-run');
       await c.waitFor((e) => e.ev === 'ready', 'ready');
       c.send({ id: 'm1', thread: 't1', text: 'hang please' });
       await c.waitFor((e) => e.ev === 'task' && e.state === 'running', 'running task');
@@ -111,14 +81,14 @@ describe('a gateway killed with SIGKILL and started again', () => {
   });
 
   it('sends a reply that was stored but not yet sent, exactly once', async () => {
-    const dir = setup();
+    const dir = gatewayStateDir();
     try {
-      const c = startChild(dir, 'hang-deliver-before');
+      const c = startGateway(dir, 'hang-deliver-before');
       await c.waitFor((e) => e.ev === 'ready', 'ready');
       c.send({ id: 'm1', thread: 't1', text: 'answer me' });
       await c.waitFor((e) => e.ev === 'delivering', 'delivering');
       await kill9(c);
-      assert.equal(deliveries(dir).length, 0);
+      assert.equal(deliveredTo(dir).length, 0);
       const d = await recoverAndSettle(dir, 1);
       assert.deepEqual(
         d.map((x) => x.text),
@@ -130,9 +100,9 @@ describe('a gateway killed with SIGKILL and started again', () => {
   });
 
   it('repeats a reply sent but not yet marked with the same delivery id, so the thread sees it once', async () => {
-    const dir = setup();
+    const dir = gatewayStateDir();
     try {
-      const c = startChild(dir, 'hang-deliver-after');
+      const c = startGateway(dir, 'hang-deliver-after');
       await c.waitFor((e) => e.ev === 'ready', 'ready');
       c.send({ id: 'm1', thread: 't1', text: 'answer me' });
       const first = await c.waitFor((e) => e.ev === 'delivered', 'delivered');
@@ -146,20 +116,20 @@ describe('a gateway killed with SIGKILL and started again', () => {
   });
 
   it('recognises a message delivered again after the restart and does not run it twice', async () => {
-    const dir = setup();
+    const dir = gatewayStateDir();
     try {
-      const c = startChild(dir, 'normal');
+      const c = startGateway(dir, 'normal');
       await c.waitFor((e) => e.ev === 'ready', 'ready');
       c.send({ id: 'm1', thread: 't1', text: 'only once' });
       await c.waitFor((e) => e.ev === 'delivered', 'delivered');
       await kill9(c);
-      const again = startChild(dir, 'normal');
+      const again = startGateway(dir, 'normal');
       await again.waitFor((e) => e.ev === 'ready', 'ready');
       again.send({ id: 'm1', thread: 't1', text: 'only once' });
       const stored = await again.waitFor((e) => e.ev === 'stored', 'stored');
       assert.equal(stored.duplicate, true);
       await kill9(again);
-      assert.equal(deliveries(dir).length, 1);
+      assert.equal(deliveredTo(dir).length, 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

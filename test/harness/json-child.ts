@@ -6,7 +6,10 @@ export interface JsonChild {
   proc: ChildProcess;
   /** Every event printed so far, in order. */
   events: Array<Record<string, unknown>>;
-  /** Resolves with the first event (printed so far or later) that `pred` accepts. */
+  /**
+   * Resolves with the first event (printed so far or later) that `pred` accepts; rejects
+   * once the child has exited without printing one.
+   */
   waitFor(
     pred: (e: Record<string, unknown>) => boolean,
     what: string,
@@ -31,6 +34,13 @@ export function startJsonChild(
     events.push(JSON.parse(l) as Record<string, unknown>);
     for (const w of waiters) w();
   });
+  // After 'close' every line the child printed has been read: a waiter still waiting will
+  // never be answered.
+  let closed = false;
+  proc.once('close', () => {
+    closed = true;
+    for (const w of waiters) w();
+  });
   return {
     proc,
     events,
@@ -43,6 +53,12 @@ export function startJsonChild(
             waiters.delete(check);
             clearTimeout(timer);
             resolve(hit);
+          } else if (closed) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(
+              new Error(`child exited before it reported ${what}; saw ${JSON.stringify(events)}`),
+            );
           }
         };
         const timer = setTimeout(() => {

@@ -169,6 +169,124 @@ export function storeContract(name: string, open: () => Promise<Store> | Store):
       );
     });
 
+    const filing = { channel: 'email' as const, title: 'Fix it', ack: 'got it' };
+
+    it('files the first message of a thread: opens its conversation, maps its keys, queues it and records one acknowledgement', async () => {
+      const m = (await store.insertMessage(msg({ ownThreadKey: 'own-1', threadKeys: ['ref-1'] })))
+        .message;
+      const f = await store.fileMessage(m.id, { ...filing, model: 'opus' });
+      assert.equal(f.repeated, false);
+      assert.equal(f.merged, false);
+      assert.equal(f.conversation.threadKey, 'own-1');
+      assert.equal(f.conversation.title, 'Fix it');
+      assert.equal(f.conversation.model, 'opus');
+      for (const key of ['own-1', 'ref-1'])
+        assert.equal(
+          (await store.findConversationByThread('app', 'email', key))!.id,
+          f.conversation.id,
+        );
+      const got = (await store.getMessage(m.id))!;
+      assert.deepEqual(
+        [got.state, got.taskId, got.conversationId],
+        ['queued', f.task.id, f.conversation.id],
+      );
+      assert.equal(f.task.state, 'queued');
+      assert.deepEqual(
+        (await store.listDeliveries({})).map((d) => [
+          d.kind,
+          d.text,
+          d.messageId,
+          d.conversationId,
+        ]),
+        [['ack', 'got it', m.id, f.conversation.id]],
+      );
+      assert.equal(f.ack!.id, (await store.listDeliveries({}))[0]!.id);
+    });
+
+    it('files a follow-up into the conversation of its first known thread key, with no second acknowledgement', async () => {
+      const first = (await store.insertMessage(msg({ ownThreadKey: 'a' }))).message;
+      const opened = await store.fileMessage(first.id, filing);
+      const other = (await store.insertMessage(msg({ ownThreadKey: 'b' }))).message;
+      await store.fileMessage(other.id, filing);
+      const reply = (
+        await store.insertMessage(
+          msg({ ownThreadKey: 'a-reply', threadKeys: ['unknown', 'a', 'b'] }),
+        )
+      ).message;
+      const f = await store.fileMessage(reply.id, filing);
+      assert.equal(f.conversation.id, opened.conversation.id);
+      assert.equal(f.merged, true, 'the first task has not started, so the reply joins it');
+      assert.equal(f.task.id, opened.task.id);
+      assert.equal(f.ack, undefined);
+      assert.equal(
+        (await store.findConversationByThread('app', 'email', 'a-reply'))!.id,
+        opened.conversation.id,
+      );
+      assert.equal(
+        (await store.listDeliveries({})).filter((d) => d.kind === 'ack').length,
+        2,
+        'one per opened conversation',
+      );
+    });
+
+    it('files a message of a channel that does not acknowledge, or on the channel a schedule names, without an acknowledgement', async () => {
+      const m = (await store.insertMessage(msg({ channel: 'schedule', ownThreadKey: 'tag:1' })))
+        .message;
+      const f = await store.fileMessage(m.id, {
+        channel: 'slack',
+        title: 'Scheduled: x',
+        scheduleId: 'app/x',
+      });
+      assert.equal(f.conversation.channel, 'slack');
+      assert.equal(f.conversation.scheduleId, 'app/x');
+      assert.equal(f.task.scheduleId, 'app/x');
+      assert.equal(
+        (await store.findConversationByThread('app', 'slack', 'tag:1'))!.id,
+        f.conversation.id,
+      );
+      assert.deepEqual(await store.listDeliveries({}), []);
+    });
+
+    it('files a message once: a second filing writes nothing and returns the first', async () => {
+      const m = (await store.insertMessage(msg({ ownThreadKey: 'once' }))).message;
+      const a = await store.fileMessage(m.id, filing);
+      const b = await store.fileMessage(m.id, { ...filing, title: 'other' });
+      assert.equal(b.repeated, true);
+      assert.deepEqual(
+        [b.conversation.id, b.task.id, b.merged, b.ack?.id],
+        [a.conversation.id, a.task.id, false, a.ack!.id],
+      );
+      assert.equal((await store.listConversations({})).length, 1);
+      assert.equal((await store.listTasks({})).length, 1);
+      assert.equal((await store.listDeliveries({})).length, 1);
+    });
+
+    it('leaves nothing of a filing that fails at its last write: the message stays received', async () => {
+      const m = (await store.insertMessage(msg({ ownThreadKey: 'torn' }))).message;
+      // A NULL text breaks the acknowledgement's insert, the filing's last write.
+      await assert.rejects(store.fileMessage(m.id, { ...filing, ack: null as unknown as string }));
+      assert.equal((await store.getMessage(m.id))!.state, 'received');
+      assert.deepEqual(await store.listConversations({}), []);
+      assert.equal(await store.findConversationByThread('app', 'email', 'torn'), undefined);
+      assert.deepEqual(await store.listTasks({}), []);
+      const f = await store.fileMessage(m.id, filing);
+      assert.equal(f.repeated, false);
+      assert.ok(f.ack);
+    });
+
+    it('rejects a message and records the notice to its sender in one step, once', async () => {
+      const m = (await store.insertMessage(msg())).message;
+      const notice = { repoId: 'app', channel: 'email' as const, text: 'too big' };
+      const d = await store.rejectMessage(m.id, 'over the size limit', notice);
+      assert.deepEqual([d!.kind, d!.messageId, d!.state], ['rejected', m.id, 'pending']);
+      const got = (await store.getMessage(m.id))!;
+      assert.deepEqual([got.state, got.stateReason], ['rejected', 'over the size limit']);
+      assert.equal(await store.rejectMessage(m.id, 'again', notice), undefined);
+      assert.equal((await store.listDeliveries({})).length, 1);
+      assert.equal((await store.getMessage(m.id))!.stateReason, 'over the size limit');
+      await assert.rejects(store.fileMessage(m.id, filing), { code: 'internal' });
+    });
+
     it('records why a message was rejected or interrupted', async () => {
       const m = (await store.insertMessage(msg())).message;
       await store.setMessageState(m.id, 'rejected', { reason: 'not authorized' });

@@ -196,3 +196,26 @@ test('an image in the answer loads nothing when the reply is opened: its HTML pa
   assert.ok(html.includes(`<a href="${pixel.replaceAll('&', '&amp;')}">chart</a>`), html);
   assert.ok(html.includes('<a href="https://tracker.example/q.gif">'), html);
 });
+
+test('a delivery sent again after a crash carries the same Message-ID', async () => {
+  // errand died after the SMTP server took the mail and before the outbox marked it sent:
+  // the next start sends the same delivery (same id) again.
+  const store = f.gateway.store;
+  const d = (await store.listDeliveries({ states: ['sent'] })).find((x) => x.kind === 'reply')!;
+  const conversation = (await store.getConversation(d.conversationId!))!;
+  const firstMail = await eventually(async () => {
+    for (const m of f.smtp.messages) {
+      const parsed = await PostalMime.parse(m.raw);
+      if (parsed.messageId?.includes(d.id)) return parsed;
+    }
+    return undefined;
+  }, 'the mail first sent for the delivery');
+  const sentBefore = f.smtp.messages.length;
+  await f.channel.deliver(d, { conversation, replyTo: await store.getMessage(d.messageId!) });
+  const [again] = await f.smtp.waitFor(sentBefore + 1).then((all) => all.slice(sentBefore));
+  const resent = await PostalMime.parse(again!.raw);
+  const tag = resent.subject?.match(/\[errand:([0-9a-f]{12})\]/)?.[1];
+  assert.equal(resent.messageId, `<errand.${tag}.${d.id}@example.com>`);
+  assert.equal(resent.messageId, firstMail.messageId);
+  assert.equal(resent.inReplyTo, firstMail.inReplyTo, 'in the same thread');
+});
