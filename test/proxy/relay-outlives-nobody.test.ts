@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { SANDBOX_ADDRESS } from '../../src/proxy/index.ts';
+import { processStart } from '../../src/util/process-start.ts';
 import { isAlive } from '../harness/process-alive.ts';
 
 const run = promisify(execFile);
@@ -68,17 +69,13 @@ function linkOf(path: string): string | undefined {
   }
 }
 
-/** Every process on the host, by pid, with when it started (field 22 of its stat). */
+/** Every process on the host, by pid, with when it started. */
 function processes(): Map<number, string> {
   const all = new Map<number, string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      all.set(Number(name), stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!);
-    } catch {
-      // Ended while it was looked at.
-    }
+    const start = processStart(Number(name));
+    if (start !== undefined) all.set(Number(name), start);
   }
   return all;
 }
