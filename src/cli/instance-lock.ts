@@ -2,6 +2,7 @@ import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSyn
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { ErrandError } from '../util/errors.ts';
+import { processStart } from '../util/process-start.ts';
 
 /** Held by the running `errand start` of a state folder. */
 export const LOCK_FILE = 'errand.lock';
@@ -20,17 +21,6 @@ interface Holder {
   pid: number;
   /** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
   start: string;
-}
-
-/** When process `pid` started, or undefined when there is no such process. */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The name in parentheses may hold spaces and parentheses: count from the last `)`.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 function readHolder(dir: string): Holder | undefined {

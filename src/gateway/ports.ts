@@ -181,7 +181,10 @@ export interface TaskExecutor {
   run(run: TaskRun, signal: AbortSignal, events: EventSink): Promise<TaskOutcome>;
   /** Removes what the conversation left on the host (workspace, agent state). */
   removeConversation?(conversation: Conversation): Promise<void>;
-  /** Kills sandboxes left behind by an earlier process; called once at start. */
+  /**
+   * Kills sandboxes left behind by an earlier process and removes the files and folders it
+   * left; called once at start (`errand start` holds the state folder's lock by then).
+   */
   cleanupOrphans?(): Promise<void>;
   /** Waits for sandboxes that answered and are still exiting; called on shutdown. */
   settle?(): Promise<void>;

@@ -849,14 +849,18 @@ export class SandboxExecutor implements TaskExecutor {
     }
   }
 
+  /**
+   * Removes what an errand that is gone left: its containers first (with their env files
+   * and copies of errand's files), then the spare folders its held sandboxes mounted and
+   * its build contexts. Containers go first: one still running could write into a folder
+   * while it is removed. What a live errand on the same folders uses stays (owned-names).
+   */
   async cleanupOrphans(): Promise<void> {
-    // Folders of sandboxes held by an earlier process; their containers go below.
-    this.#o.workspaces.removeSpares();
-    // Build contexts of a crashed errand.
-    removeLeftBehind(this.#o.buildDir);
     const removed = await this.#o.driver.removeOrphans();
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
+    this.#o.workspaces.removeSpares();
+    removeLeftBehind(this.#o.buildDir);
   }
 }
 

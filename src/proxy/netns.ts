@@ -29,7 +29,8 @@ export interface SandboxNetns {
  * Creates a private network namespace (loopback only) held by the relay process, which
  * answers DNS and hands connections on ports 80 and 443 to errand over an IPC channel. As
  * root with `unshare --net`; as a normal user inside podman's user namespace
- * (`podman unshare`). Both keep the channel's file descriptor across their exec.
+ * (`podman unshare`). Both keep the channel's file descriptor and stdin across their exec;
+ * the relay exits when stdin, whose write end only errand holds, reaches its end.
  */
 export async function startSandboxNetns(podmanEnv: NodeJS.ProcessEnv): Promise<SandboxNetns> {
   const inner = [
@@ -45,7 +46,8 @@ export async function startSandboxNetns(podmanEnv: NodeJS.ProcessEnv): Promise<S
   const argv = process.getuid?.() === 0 ? inner : ['podman', 'unshare', ...inner];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     env: podmanEnv,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    // stdin: a pipe errand never writes to, whose end of file tells the relay errand is gone.
+    stdio: ['pipe', 'ignore', 'pipe', 'ipc'],
   });
   let stderr = '';
   child.stderr!.on('data', (c) => {
@@ -74,10 +76,11 @@ export async function startSandboxNetns(podmanEnv: NodeJS.ProcessEnv): Promise<S
     });
   });
   // Started, the relay must not keep errand's process alive by itself (a spare may sit
-  // unused until errand exits); its channel still ends it when errand goes.
+  // unused until errand exits); its stdin still ends it when errand goes.
   child.unref();
   child.channel?.unref();
-  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  for (const pipe of [child.stdin, child.stderr])
+    (pipe as unknown as { unref?: () => void } | null)?.unref?.();
   return {
     path: `/proc/${pid}/ns/net`,
     dns: SANDBOX_ADDRESS,

@@ -1,16 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStart } from './process-start.ts';
+
+/** This process's start time, in the names it owns; none where /proc cannot say it. */
+const OWN_START = processStart(process.pid);
 
 /**
  * Names of files and folders that belong to one errand process while it runs (a
  * container's env file, its copies of errand's files, a build context, spare conversation
- * folders): `<prefix><pid>-<random>`, and maybe a suffix. Several errand processes may share a folder (a
- * gateway and `errand sandbox run`, two installations on one sandbox folder), so what a
- * crashed process left is told from what a live one uses by the process id in the name.
+ * folders): `<prefix><pid>.<start>-<random>`, and maybe a suffix. Several errand processes
+ * may share a folder (a gateway and `errand sandbox run`, two installations on one sandbox
+ * folder), so what a crashed process left is told from what a live one uses by the process
+ * in the name: its id and when it started, since a pid alone comes back (an errand
+ * restarted as PID 1 of a container has the pid of the one that crashed, and would take
+ * its leftovers for its own).
  */
 export function ownedName(prefix = ''): string {
-  return `${prefix}${process.pid}-${randomBytes(6).toString('hex')}`;
+  const owner = OWN_START === undefined ? `${process.pid}` : `${process.pid}.${OWN_START}`;
+  return `${prefix}${owner}-${randomBytes(6).toString('hex')}`;
 }
 
 function alive(pid: number): boolean {
@@ -24,14 +32,23 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether the process that made a name with `pid` (and `start`, when it has one) runs. */
+function ownerRuns(pid: number, start: string | undefined): boolean {
+  if (start === undefined) return alive(pid);
+  const now = processStart(pid);
+  // Unreadable (another user's process, /proc mounted with hidepid): it may be the owner.
+  return now === undefined ? alive(pid) : now === start;
+}
+
 /**
  * Whether a name made by ownedName(prefix) was left by a process that is gone. A name with
- * the prefix but no process id (made by an older errand) counts as left behind.
+ * the prefix but no process id counts as left behind; one with a pid but no start time
+ * (made by an older errand) by whether that pid runs.
  */
 export function leftBehind(name: string, prefix = ''): boolean {
   if (!name.startsWith(prefix)) return false;
-  const m = /^(\d+)-/.exec(name.slice(prefix.length));
-  return !m || !alive(Number(m[1]));
+  const m = /^(\d+)(?:\.(\d+))?-/.exec(name.slice(prefix.length));
+  return !m || !ownerRuns(Number(m[1]), m[2]);
 }
 
 /**

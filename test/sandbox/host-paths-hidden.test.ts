@@ -239,7 +239,7 @@ describe("a container's files on the host", () => {
       onStdout: () => started(),
     });
     await up;
-    const liveFiles = readdirSync(tasks).filter((n) => n.startsWith(`${process.pid}-`));
+    const liveFiles = readdirSync(tasks).filter((n) => n.split(/[.-]/)[0] === `${process.pid}`);
     assert.equal(liveFiles.length, 1);
 
     await executor.cleanupOrphans();

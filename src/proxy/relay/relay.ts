@@ -4,7 +4,7 @@
  * TCP connection on ports 80 and 443 to errand over the IPC channel it was started with:
  * errand's proxy then reads the container's socket itself, with no copy in between.
  *
- *   node relay.ts ADDRESS       (spawned by errand with an IPC channel)
+ *   node relay.ts ADDRESS       (spawned by errand with an IPC channel, stdin a pipe)
  *
  * Sends {ready: PID} once listening. Nothing it receives can reach any other network: the
  * namespace has no route anywhere.
@@ -21,8 +21,14 @@ if (!process.send) {
 }
 const send = process.send.bind(process);
 
-// The channel is the relay's tie to errand: when errand is gone, even by SIGKILL, the
-// channel closes and the relay exits, so no namespace outlives the errand that made it.
+// No namespace outlives the errand that made it. Its tie to errand is stdin, a pipe whose
+// only write end errand holds and never writes to: the kernel closes it when errand ends,
+// however it ends, and its end of file ends the relay. The IPC channel cannot be that tie:
+// Node emits no 'disconnect' while a socket sent over it waits for errand's
+// acknowledgement, so a relay whose errand was killed with a connection in flight ran on.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
 process.on('disconnect', () => process.exit(0));
 
 function relay(port: number) {
