@@ -55,6 +55,39 @@ describe('retention', () => {
       assert.deepEqual(f.executor.removed, [ordinary]);
       assert.equal(await f.store.getConversation(ordinary!), undefined);
       assert.ok(await f.store.getConversation(locked!), 'kept, to be tried again');
+      const [shown] = f.gateway.undeletedConversations();
+      assert.deepEqual(
+        { ...shown, since: undefined },
+        {
+          conversationId: locked,
+          repoId: 'app',
+          since: undefined,
+          attempts: 1,
+          reason: 'removing it failed (EACCES)',
+        },
+        'shown for health, without the path the error named',
+      );
+      assert.equal(await sweepMonthLater(f), 0);
+      assert.equal(f.gateway.undeletedConversations()[0]?.attempts, 2, 'tried again');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('deletes a conversation when asked, but not one with a task running, nor one that does not exist', async () => {
+    const f = await gatewayFixture();
+    try {
+      await f.channel.send('hang: still running', { thread: 'busy' });
+      await f.executor.waitForRuns(1);
+      const id = f.executor.runs[0]!.conversation.id;
+      const task = f.executor.runs[0]!.task.id;
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'busy', tasks: [task] });
+      assert.deepEqual(f.executor.removed, []);
+      await f.gateway.stop(id, 'the test');
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'deleted' });
+      assert.deepEqual(f.executor.removed, [id]);
+      assert.equal(await f.store.getConversation(id), undefined);
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'not_found' });
     } finally {
       await f.close();
     }

@@ -2,7 +2,8 @@
  * What an agent that wants its conversation to outlive retention does, as a shell script
  * for ShellAgent: in each folder it may write, folders that errand's user may not enter or
  * change (0500, 0000), a sticky folder and a folder given to another uid of the sandbox
- * (rootless: a sub-uid of errand's user on the host), with links to the host folder
+ * (rootless: a sub-uid of errand's user on the host), then the mounted folders themselves
+ * (/workspace 0500, /storage a sub-uid's and 0000), with links to the host folder
  * `hostDir` in all of them, for a removal that follows links to delete what they point to.
  */
 export function lockFoldersScript(hostDir: string): string {
@@ -18,5 +19,8 @@ lock() {
   ln -s ${p}/keep.txt $d/file-link
 }
 for d in /workspace /errand/agent /storage /outbox; do lock $d; done
+# The mounted folders themselves too: one read-only, one given to a sub-uid and closed.
+chmod 0500 /workspace
+chown 1000 /storage && chmod 000 /storage
 echo locked`;
 }

@@ -65,7 +65,8 @@ try {
     out = { result: await sg.gateway.deleteConversation(args[0]!) };
   }
   const left = (await sg.store.listConversations({ limit: 100 })).map((c) => c.id);
-  out = { ...(out as object), left, host: readdirSync(host) };
+  // A removal that followed a link would have taken the host folder too.
+  out = { ...(out as object), left, host: existsSync(host) ? readdirSync(host) : 'gone' };
 } finally {
   await sg.close();
 }
