@@ -182,7 +182,9 @@ function program(): Command {
       }
     });
 
-  const conversations = p.command('conversations').description('list conversations or show one');
+  const conversations = p
+    .command('conversations')
+    .description('list, show or delete conversations');
   conversations
     .command('list')
     .description('list recent conversations')

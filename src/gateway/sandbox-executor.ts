@@ -602,8 +602,15 @@ export class SandboxExecutor implements TaskExecutor {
   async #discardHeld(h: Held): Promise<void> {
     await h.sandbox.discard();
     await h.netns.close();
-    // A conversation's own folders stay, of course.
-    if (h.spare) await this.#o.driver.removeFolder(h.dirs.root);
+    // A conversation's own folders stay, of course. Discards are not awaited by all
+    // callers: a failure is logged here, not left to reject.
+    if (h.spare)
+      await this.#o.driver.removeFolder(h.dirs.root).catch((e: unknown) => {
+        this.#o.logger.error(
+          { err: describeError(e) },
+          'the folders of a discarded held sandbox were not removed; the next start removes them',
+        );
+      });
   }
 
   /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */

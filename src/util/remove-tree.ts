@@ -31,8 +31,8 @@ const NAMES_PER_READ = 1000;
 /** Descriptors held along the way down; the folders above are opened again through `..`. */
 const OPEN_LEVELS = 64;
 /**
- * Entries handled between two turns of the event loop. The calls are synchronous (a round
- * trip through libuv's pool per call made a deep tree take seconds on a busy host), so a
+ * Entries handled between two turns of the event loop. The calls are synchronous (each
+ * asynchronous one is a trip through libuv's pool, for a few microseconds of work), so a
  * big tree must still let errand answer meanwhile.
  */
 const ENTRIES_PER_TURN = 256;
