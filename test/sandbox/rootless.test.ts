@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCacheDir } from '../../src/config/index.ts';
 import {
@@ -277,5 +277,46 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
     assert.equal(existsSync(locked!.root), false);
     assert.deepEqual(r.host, ['keep.txt'], 'the host folder the links pointed to is untouched');
     assert.equal(readFileSync(join(work, 'host-folder', 'keep.txt'), 'utf8'), 'the host file');
+  });
+  it('does not run podman unshare rm through a link in the path of the folder it removes', () => {
+    const work = userFolder('unshare-guard');
+    const [, base] = /^errand-ci:(\d+):/m.exec(readFileSync('/etc/subuid', 'utf8')) ?? [];
+    assert.ok(base, `${USER} has sub-uids in /etc/subuid`);
+    // What a sandbox's uid 1000 leaves: a folder and file of a sub-uid, closed to errand's user.
+    const subuid = String(Number(base) + 999);
+    const plant = (conv: string) => {
+      mkdirSync(join(conv, 'd'), { recursive: true });
+      writeFileSync(join(conv, 'd', 'f'), 'x');
+      execFileSync('chown', ['-R', `${USER}:`, dirname(conv)]);
+      execFileSync('chown', ['-R', `${subuid}:${subuid}`, join(conv, 'd')]);
+      execFileSync('chmod', ['0500', join(conv, 'd')]);
+    };
+    plant(join(work, 'real', 'conv'));
+    plant(join(work, 'plain', 'conv'));
+    execFileSync('ln', ['-s', join(work, 'real'), join(work, 'link')]);
+    const src = JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href);
+    const script = `
+      const { PodmanSandbox } = await import(${src});
+      const sandbox = new PodmanSandbox({ stateDir: ${JSON.stringify(join(work, 'state'))}, cacheDir: '/nonexistent',
+        sandboxDir: ${JSON.stringify(join(work, 'sandboxes'))}, imageMaxAgeMs: 3600000 });
+      const through = await sandbox.removeFolder(${JSON.stringify(join(work, 'link', 'conv'))}).then(() => 'removed', (e) => e.code);
+      const plain = await sandbox.removeFolder(${JSON.stringify(join(work, 'plain', 'conv'))}).then(() => 'removed', (e) => e.code);
+      console.log(JSON.stringify({ through, plain }));`;
+    const r = as(`cd ~ && ${NODE} --input-type=module -e ${shellQuote(script)}`);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!), {
+      through: 'tree_not_removed',
+      plain: 'removed',
+    });
+    assert.deepEqual(
+      entriesUnder(join(work, 'real')),
+      ['conv', 'conv/d', 'conv/d/f'],
+      'nothing removed as root of the mapping through the link',
+    );
+    assert.equal(
+      existsSync(join(work, 'plain', 'conv')),
+      false,
+      'the same folder, named by its real path, goes',
+    );
   });
 });
