@@ -74,6 +74,31 @@ describe('retention', () => {
     }
   });
 
+  it('goes on past a conversation the store fails to delete, keeping it for the next sweep', async () => {
+    const f = await gatewayFixture();
+    try {
+      await f.channel.send('first', { thread: 'first' });
+      await f.channel.waitForSent(1);
+      await f.channel.send('second', { thread: 'second' });
+      await f.channel.waitForSent(2);
+      const [first, second] = f.executor.runs.map((r) => r.conversation.id);
+      const deleteConversation = f.store.deleteConversation.bind(f.store);
+      f.store.deleteConversation = async (id) => {
+        if (id === first) throw new Error('database is locked');
+        await deleteConversation(id);
+      };
+      assert.equal(await sweepMonthLater(f), 1);
+      assert.equal(await f.store.getConversation(second!), undefined, 'the next one still went');
+      assert.ok(await f.store.getConversation(first!));
+      assert.deepEqual(
+        f.gateway.undeletedConversations().map((u) => [u.conversationId, u.reason]),
+        [[first, 'removing it failed; the service log says why']],
+      );
+    } finally {
+      await f.close();
+    }
+  });
+
   it('deletes a conversation when asked, but not one with a task running, nor one that does not exist', async () => {
     const f = await gatewayFixture();
     try {
