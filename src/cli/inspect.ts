@@ -43,8 +43,23 @@ export interface ChannelStatus {
   since: number;
 }
 
-/** Channel health from the running errand; undefined when it does not answer. */
-export async function channelHealth(config: ServerConfig): Promise<ChannelStatus[] | undefined> {
+/** A conversation the running errand could not delete (`GET /api/health`, `undeleted`). */
+export interface UndeletedStatus {
+  conversationId: string;
+  repoId: string;
+  since: number;
+  attempts: number;
+  reason: string;
+}
+
+/** What the running errand says of its health (`GET /api/health`). */
+export interface RunningHealth {
+  channels: ChannelStatus[];
+  undeleted: UndeletedStatus[];
+}
+
+/** Health from the running errand; undefined when it does not answer. */
+export async function runningHealth(config: ServerConfig): Promise<RunningHealth | undefined> {
   try {
     let token = '';
     try {
@@ -57,25 +72,47 @@ export async function channelHealth(config: ServerConfig): Promise<ChannelStatus
       signal: AbortSignal.timeout(3000),
     });
     if (!res.ok) return undefined;
-    return ((await res.json()) as { channels?: ChannelStatus[] }).channels ?? [];
+    const body = (await res.json()) as Partial<RunningHealth>;
+    return { channels: body.channels ?? [], undeleted: body.undeleted ?? [] };
   } catch {
     return undefined;
   }
 }
 
 /**
- * Tasks from the store, and channel health from the running errand when it answers
- * (`channels` undefined: it did not).
+ * Tasks from the store, and channel health and undeleted conversations from the running
+ * errand when it answers (`health` undefined: it did not).
  */
 export async function statusReport(
   store: Store,
   json: boolean,
-  channels?: ChannelStatus[],
+  health?: RunningHealth,
 ): Promise<string> {
   const running = await store.listTasks({ states: ['running'] });
   const queued = await store.listTasks({ states: ['queued'] });
-  if (json) return terminalSafeJson({ running, queued, channels: channels ?? null });
-  const health = channels
+  if (json)
+    return terminalSafeJson({
+      running,
+      queued,
+      channels: health?.channels ?? null,
+      undeleted: health?.undeleted ?? null,
+    });
+  const channels = health?.channels;
+  const undeleted = health?.undeleted.length
+    ? `Conversations that could not be deleted (kept, tried again at every retention sweep;\nthe service log names what is left):\n${table(
+        [
+          ['CONVERSATION', 'REPO', 'FAILING FOR', 'ATTEMPTS', 'WHY'],
+          ...health.undeleted.map((u) => [
+            u.conversationId,
+            u.repoId,
+            ago(u.since),
+            String(u.attempts),
+            u.reason,
+          ]),
+        ],
+      )}\n\n`
+    : '';
+  const shown = channels
     ? channels.length
       ? `${table([
           ['REPO', 'CHANNEL', 'STATE', 'SINCE', 'LAST ERROR'],
@@ -83,7 +120,8 @@ export async function statusReport(
         ])}\n\n`
       : 'No channels configured.\n\n'
     : 'errand is not running (start it with: errand start).\n\n';
-  if (running.length + queued.length === 0) return `${health}No tasks running or queued.`;
+  const head = `${shown}${undeleted}`;
+  if (running.length + queued.length === 0) return `${head}No tasks running or queued.`;
   const rows = [['TASK', 'STATE', 'REPO', 'CONVERSATION', 'FOR']];
   for (const t of [...running, ...queued]) {
     rows.push([
@@ -94,7 +132,7 @@ export async function statusReport(
       ago(t.state === 'running' ? t.startedAt : t.createdAt),
     ]);
   }
-  return `${health}${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
+  return `${head}${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
 }
 
 export async function conversationsList(

@@ -10,7 +10,7 @@ import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
-import { channelHealth, conversationShow, conversationsList, statusReport } from './inspect.ts';
+import { conversationShow, conversationsList, runningHealth, statusReport } from './inspect.ts';
 import {
   SANDBOX_EXIT,
   type SandboxRunOptions,
@@ -20,7 +20,7 @@ import {
 } from './sandbox-run.ts';
 import { installService, uninstallService } from './service.ts';
 import { startCommand } from './start.ts';
-import { stopViaApi } from './stop.ts';
+import { deleteViaApi, stopViaApi } from './stop.ts';
 import { VERSION } from './version.ts';
 
 const CONFIG_FLAG = '-c, --config <path>';
@@ -152,7 +152,7 @@ function program(): Command {
     });
 
   p.command('status')
-    .description('show channel health, running and queued tasks')
+    .description('show channel health, conversations not deleted, running and queued tasks')
     .option(CONFIG_FLAG, CONFIG_HELP)
     .option('--json', 'print as JSON')
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
@@ -160,7 +160,7 @@ function program(): Command {
       const { config } = await requireConfig(o.config);
       const store = openStore(config);
       try {
-        out(await statusReport(store, o.json ?? false, await channelHealth(config)));
+        out(await statusReport(store, o.json ?? false, await runningHealth(config)));
       } finally {
         await store.close();
       }
@@ -182,7 +182,9 @@ function program(): Command {
       }
     });
 
-  const conversations = p.command('conversations').description('list conversations or show one');
+  const conversations = p
+    .command('conversations')
+    .description('list, show or delete conversations');
   conversations
     .command('list')
     .description('list recent conversations')
@@ -217,6 +219,21 @@ function program(): Command {
       } finally {
         await store.close();
       }
+    });
+
+  conversations
+    .command('delete')
+    .description('delete a conversation now: its folders, files, messages and tasks')
+    .argument('<id>', 'conversation id (c_…)')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .addHelpText(
+      'after',
+      `\nAsks the running errand to delete it as retention would (execution.retention_days).\nA conversation with tasks queued or running is refused: stop them first (errand stop ID).\nWhen its folders cannot be removed it is kept, shown in errand status and on the\ndashboard, and tried again at every retention sweep; the service log names what is left.\n\n${EXIT_CODES_HELP}`,
+    )
+    .action(async (id: string, o: { config?: string }) => {
+      const { config } = await requireConfig(o.config);
+      await deleteViaApi(config, id);
+      out(`Deleted ${id}.`);
     });
 
   const sandbox = p

@@ -43,6 +43,8 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
       running: running.length,
       queued: queued.length,
       channels,
+      // Conversations retention or a delete could not remove; tried again at each sweep.
+      undeleted: gateway.undeletedConversations(),
     });
   });
   app.get('/api/tasks', async (c) => c.json(await gateway.status()));
@@ -145,6 +147,29 @@ export function registerApi(app: Hono<Env>, deps: { gateway: Gateway; version: s
     }
     const by = c.get('id').via === 'bearer' ? (headerUser(c) ?? 'the operator') : c.get('id').user;
     return c.json(await gateway.stop(id, by));
+  });
+  app.post('/api/conversations/:id/delete', async (c) => {
+    const id = c.req.param('id');
+    const r = await gateway.deleteConversation(id);
+    if (r.outcome === 'not_found')
+      return c.json({ error: 'not_found', message: `no conversation ${id}` }, 404);
+    if (r.outcome === 'busy')
+      return c.json(
+        {
+          error: 'busy',
+          message: `conversation ${id} has ${r.tasks.length ? `tasks queued or running (${r.tasks.join(', ')})` : 'a task running'}; stop them first (errand stop ${id}), then delete it`,
+        },
+        409,
+      );
+    if (r.outcome === 'failed')
+      return c.json(
+        {
+          error: 'not_deleted',
+          message: `conversation ${id} could not be deleted: ${r.reason}. It is kept and tried again at every retention sweep; the service log names what is left`,
+        },
+        500,
+      );
+    return c.json({ deleted: id });
   });
 }
 

@@ -260,6 +260,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         running: running.length,
         queued: queued.length,
         maxConcurrent: gateway.config.execution.max_concurrent,
+        undeleted: gateway.undeletedConversations(),
       }),
       200,
       { topic: 'overview' },

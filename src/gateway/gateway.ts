@@ -71,6 +71,37 @@ export interface StopResult {
   stopped: string[];
 }
 
+/** A conversation whose folders could not be deleted: kept, and tried again at each sweep. */
+export interface UndeletedConversation {
+  conversationId: string;
+  repoId: string;
+  /** When the first attempt failed (ms since the epoch); reset when errand restarts. */
+  since: number;
+  attempts: number;
+  /** Why the last attempt failed; names no host path and nothing the agent chose. */
+  reason: string;
+}
+
+export type DeleteResult =
+  | { outcome: 'deleted' }
+  | { outcome: 'not_found' }
+  /** It has queued or running tasks: stop them first. */
+  | { outcome: 'busy'; tasks: string[] }
+  /** Its folders could not be removed; it is kept and tried again at each sweep. */
+  | { outcome: 'failed'; reason: string };
+
+/**
+ * Why a conversation could not be removed, for the dashboard and the CLI: what a removal
+ * error says (no path, no name of the agent's), else only its errno; the log has the rest.
+ */
+function removalReason(e: unknown): string {
+  const { code } = (e ?? {}) as { code?: unknown };
+  if (code === 'tree_not_removed') return (e as Error).message;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code)
+    ? `removing it failed (${code})`
+    : 'removing it failed; the service log says why';
+}
+
 /**
  * Turns stored messages into serialized, recoverable tasks. Every message it stores ends
  * answered, rejected, merged or interrupted-and-reported; see docs/gateway.md.
@@ -99,6 +130,9 @@ export class Gateway {
   #sweepTimer?: NodeJS.Timeout;
   readonly #commandCwd: string;
   readonly #retentionSweepMs: number;
+  /** Conversations whose removal failed, by id, until one succeeds. */
+  readonly #undeleted = new Map<string, UndeletedConversation>();
+  readonly #removing = new Map<string, Promise<DeleteResult>>();
 
   constructor(opts: GatewayOptions) {
     this.#store = opts.store;
@@ -337,36 +371,87 @@ export class Gateway {
     }
   }
 
-  /** Removes conversations idle longer than the retention period, with their workspaces. */
+  /**
+   * Removes conversations idle longer than the retention period, with their workspaces,
+   * oldest first. One that cannot be removed is kept, shown in undeletedConversations()
+   * and tried again at the next sweep; the others still go. Returns how many went.
+   */
   async sweepRetention(): Promise<number> {
     const cutoff = Date.now() - this.#config.execution.retention_days * 86_400_000;
     let removed = 0;
+    let idle: Conversation[] = [];
     try {
-      for (const c of await this.#store.listIdleConversationsBefore(cutoff)) {
-        if (this.#queue.isRunning(c.id)) continue;
-        try {
-          await this.#executor.removeConversation?.(c);
-        } catch (e) {
-          // Kept for the next sweep; the others still go. A rootless sandbox can leave
-          // files owned by a uid of its own that errand's user cannot delete.
-          this.#log.error(
-            { conversation: c.id, err: describeError(e) },
-            'conversation not removed: its folders could not be deleted',
-          );
-          continue;
-        }
-        // Files channels saved for its messages (mail attachments, Slack files).
-        for (const m of await this.#store.listMessages({ conversationId: c.id })) {
-          for (const a of m.attachments) await rm(a.path, { force: true }).catch(() => undefined);
-        }
-        await this.#store.deleteConversation(c.id);
-        removed++;
-      }
+      idle = await this.#store.listIdleConversationsBefore(cutoff);
     } catch (e) {
-      this.#log.error({ err: describeError(e) }, 'retention sweep failed');
+      this.#log.error(
+        { err: describeError(e) },
+        'retention sweep failed: the store could not list conversations',
+      );
+    }
+    for (const c of idle) {
+      if (this.#queue.isRunning(c.id)) continue;
+      if ((await this.#removeConversation(c)).outcome === 'deleted') removed++;
     }
     if (removed > 0) this.#log.info({ removed }, 'old conversations removed');
     return removed;
+  }
+
+  /**
+   * Deletes a conversation now, as retention would (`errand conversations delete`): its
+   * folders, files, messages and tasks. One with a queued or running task is left alone
+   * (stop it first); one whose folders cannot be removed is kept, as by retention.
+   */
+  async deleteConversation(id: string): Promise<DeleteResult> {
+    const c = await this.#store.getConversation(id);
+    if (!c) return { outcome: 'not_found' };
+    const busy = await this.#store.listTasks({ conversationId: id, states: ['queued', 'running'] });
+    if (busy.length || this.#queue.isRunning(id))
+      return { outcome: 'busy', tasks: busy.map((t) => t.id) };
+    return await this.#removeConversation(c);
+  }
+
+  /** Conversations whose folders could not be deleted, oldest failure first (for health). */
+  undeletedConversations(): UndeletedConversation[] {
+    return [...this.#undeleted.values()];
+  }
+
+  #removeConversation(c: Conversation): Promise<DeleteResult> {
+    // A sweep and an explicit delete of one conversation share one removal.
+    const running = this.#removing.get(c.id);
+    if (running) return running;
+    const p = this.#remove(c).finally(() => this.#removing.delete(c.id));
+    this.#removing.set(c.id, p);
+    return p;
+  }
+
+  async #remove(c: Conversation): Promise<DeleteResult> {
+    try {
+      await this.#executor.removeConversation?.(c);
+      // Files channels saved for its messages (mail attachments, Slack files).
+      for (const m of await this.#store.listMessages({ conversationId: c.id })) {
+        for (const a of m.attachments) await rm(a.path, { force: true });
+      }
+      await this.#store.deleteConversation(c.id);
+    } catch (e) {
+      // Kept for the next sweep; the others still go. A rootless sandbox can leave
+      // files owned by a uid errand's user cannot act for (see docs/sandbox.md).
+      const reason = removalReason(e);
+      const was = this.#undeleted.get(c.id);
+      this.#undeleted.set(c.id, {
+        conversationId: c.id,
+        repoId: c.repoId,
+        since: was?.since ?? Date.now(),
+        attempts: (was?.attempts ?? 0) + 1,
+        reason,
+      });
+      this.#log.error(
+        { conversation: c.id, err: describeError(e), left: (e as { example?: unknown }).example },
+        'conversation not removed: its folders could not be deleted; it is tried again at the next retention sweep',
+      );
+      return { outcome: 'failed', reason };
+    }
+    this.#undeleted.delete(c.id);
+    return { outcome: 'deleted' };
   }
 
   // ---- intake -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
 import {
@@ -37,6 +37,7 @@ import { safeFileName } from '../util/file-names.ts';
 import type { Logger } from '../util/logger.ts';
 import { readRegularFile, writeNewFile } from '../util/no-follow-files.ts';
 import { ownedName, removeLeftBehind } from '../util/owned-names.ts';
+import { removeTree } from '../util/remove-tree.ts';
 import {
   type ConversationDirs,
   clearOutbox,
@@ -567,8 +568,8 @@ export class SandboxExecutor implements TaskExecutor {
       const limits = await limitsReady;
       const dirs = own ?? (await ws.spareDirs(repoId));
       const spare = !own;
-      const netns = await warm.take().catch((e) => {
-        if (spare) ws.removeSpares(dirs);
+      const netns = await warm.take().catch(async (e) => {
+        if (spare) await this.#o.driver.removeFolder(dirs.root);
         throw e;
       });
       // The spare went to the held sandbox: a task must not wait for a new one.
@@ -585,7 +586,7 @@ export class SandboxExecutor implements TaskExecutor {
         })
         .catch(async (e) => {
           await netns.close();
-          if (spare) ws.removeSpares(dirs);
+          if (spare) await this.#o.driver.removeFolder(dirs.root);
           throw e;
         });
       const key = heldKey(image, limits, claudeVersion(repoConfig));
@@ -601,8 +602,15 @@ export class SandboxExecutor implements TaskExecutor {
   async #discardHeld(h: Held): Promise<void> {
     await h.sandbox.discard();
     await h.netns.close();
-    // A conversation's own folders stay, of course.
-    if (h.spare) this.#o.workspaces.removeSpares(h.dirs);
+    // A conversation's own folders stay, of course. Discards are not awaited by all
+    // callers: a failure is logged here, not left to reject.
+    if (h.spare)
+      await this.#o.driver.removeFolder(h.dirs.root).catch((e: unknown) => {
+        this.#o.logger.error(
+          { err: describeError(e) },
+          'the folders of a discarded held sandbox were not removed; the next start removes them',
+        );
+      });
   }
 
   /** The operator's limits, tightened (never loosened) by the repository's sandbox file. */
@@ -808,10 +816,15 @@ export class SandboxExecutor implements TaskExecutor {
     }
   }
 
+  /**
+   * Deletes the conversation's folders, whatever its agent did to them (locked folders,
+   * files of another uid, links: see SandboxDriver.removeFolder), and its reply copies.
+   * Fails with `tree_not_removed` when anything is left; what could go is gone.
+   */
   async removeConversation(c: Conversation): Promise<void> {
     await this.#heldNext?.drop(c.id);
-    await this.#o.workspaces.removeConversation(c.repoId, c.id);
-    await rm(join(this.#o.deliveriesDir, c.id), { recursive: true, force: true });
+    await this.#o.driver.removeFolder(this.#o.workspaces.dirs(c.repoId, c.id).root);
+    await removeTree(join(this.#o.deliveriesDir, c.id));
   }
 
   async networkLog(c: Conversation, limit: number): Promise<NetworkRequest[]> {
@@ -859,8 +872,24 @@ export class SandboxExecutor implements TaskExecutor {
     const removed = await this.#o.driver.removeOrphans();
     if (removed.length)
       this.#o.logger.warn({ removed }, 'removed sandboxes left by an earlier errand');
-    this.#o.workspaces.removeSpares();
-    removeLeftBehind(this.#o.buildDir);
+    // A folder that cannot be removed now is logged and tried again at the next start:
+    // it must not keep errand, and every thread waiting on it, from starting.
+    for (const spare of this.#o.workspaces.leftSpares()) {
+      await this.#o.driver.removeFolder(spare).catch((e: unknown) => {
+        this.#o.logger.warn(
+          { err: describeError(e) },
+          'a spare folder left by an earlier errand stays',
+        );
+      });
+    }
+    try {
+      removeLeftBehind(this.#o.buildDir);
+    } catch (e) {
+      this.#o.logger.warn(
+        { err: describeError(e) },
+        'build contexts left by an earlier errand stay',
+      );
+    }
   }
 }
 

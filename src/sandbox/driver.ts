@@ -47,6 +47,14 @@ export interface SandboxDriver {
   run(cmd: SandboxCommand): Promise<ContainerResult>;
   /** Starts a sandbox that waits for its task's command (see HeldSandbox). */
   hold(spec: SandboxHold): Promise<HeldSandbox>;
+  /**
+   * Deletes a folder its sandboxes mounted (a conversation's), with everything in it,
+   * whatever the agent did to it: folders made unreadable or unwritable, files given to
+   * another uid of the sandbox, links (removed, never followed). Nothing there: nothing to
+   * do. No sandbox may be running on it. Fails with TreeNotRemovedError (`code`
+   * `tree_not_removed`) when anything is left; what could go is gone.
+   */
+  removeFolder(path: string): Promise<void>;
   /** Removes sandboxes an earlier process of this installation left behind. */
   removeOrphans(): Promise<string[]>;
   /** Removes this installation's old images; images in use stay. */

@@ -1,7 +1,8 @@
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ownedName } from '../util/owned-names.ts';
+import { removeTree } from '../util/remove-tree.ts';
 import {
   type ContainerResult,
   type ContainerSpec,
@@ -116,7 +117,7 @@ export async function holdContainer(
     podmanEnv,
     folders,
   );
-  const done = started.result.finally(() => rmSync(control, { recursive: true, force: true }));
+  const done = started.result.finally(() => removeTree(control));
   done.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   const tooLate = new Promise<'late'>((resolve) => {

@@ -18,6 +18,7 @@ import { CLAUDE_BIN, ENTRYPOINT, ENTRYPOINT_FILE } from './entrypoint.ts';
 import { type HeldSandbox, holdContainer } from './held-container.ts';
 import { type BuildResult, ImageCache } from './image-cache.ts';
 import { ensurePodmanEnv } from './podman.ts';
+import { removeSandboxFolder } from './remove-folder.ts';
 
 /**
  * Sandboxes as podman containers on this host (rootless when errand runs as a user).
@@ -142,6 +143,11 @@ export class PodmanSandbox implements SandboxDriver {
         return result;
       },
     };
+  }
+
+  async removeFolder(path: string): Promise<void> {
+    this.#env ??= await ensurePodmanEnv(this.#stateDir);
+    await removeSandboxFolder(path, this.#env);
   }
 
   /** Removes this installation's images unused for twice their maximum age. */

@@ -21,6 +21,10 @@ export type ErrandErrorCode =
   | 'git_failed'
   | 'sandbox_setup'
   | 'trusted_file_invalid'
+  /** A conversation with tasks queued or running cannot be deleted: stop them first. */
+  | 'conversation_busy'
+  /** A conversation's folders could not be deleted; it is kept, tried again at each sweep. */
+  | 'not_deleted'
   | 'internal';
 
 export class ErrandError extends Error {

@@ -6,8 +6,9 @@
  * of the folders above the file are errand's own and trusted.
  */
 import { constants, type Stats } from 'node:fs';
-import { type FileHandle, lstat, open, realpath, rm, unlink } from 'node:fs/promises';
+import { type FileHandle, open, realpath, unlink } from 'node:fs/promises';
 import { sep } from 'node:path';
+import { removeTree } from './remove-tree.ts';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -92,19 +93,12 @@ export async function readRegularFile(
 
 /**
  * Removes whatever entry has this name, without following it: a link is removed, not its
- * target; a folder with everything in it (fs.rm does not follow links inside it). Only for
- * folders no sandbox process can change meanwhile. Nothing there: nothing to do.
+ * target; a folder with everything in it, as removeTree does (folders the agent locked
+ * included). Only for folders no sandbox process can change meanwhile. Nothing there:
+ * nothing to do.
  */
 export async function removeEntry(path: string | Buffer): Promise<void> {
-  let st: Stats;
-  try {
-    st = await lstat(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (st.isDirectory()) await rm(path, { recursive: true, force: true });
-  else await unlink(path);
+  await removeTree(path);
 }
 
 /**

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } fro
 import { dirname, join } from 'node:path';
 import { ErrandError } from '../util/errors.ts';
 import { leftBehind, ownedName } from '../util/owned-names.ts';
+import { removeTree } from '../util/remove-tree.ts';
 import { stripCredentials } from '../util/url-credentials.ts';
 import { git, gitOk } from './git.ts';
 import { TrustedTree } from './trusted-tree.ts';
@@ -437,27 +438,29 @@ export class Workspaces {
   }
 
   /**
-   * Deletes spare folders: the one named, or when none is, those of errand processes that
-   * are gone (another errand may share the conversations folder).
+   * The spare folders of errand processes that are gone (another errand may share the
+   * conversations folder), for the caller to remove through the sandbox driver
+   * (SandboxDriver.removeFolder): a held sandbox may have mounted them.
    */
-  removeSpares(spare?: ConversationDirs): void {
-    if (spare) {
-      rmSync(spare.root, { recursive: true, force: true });
-      return;
-    }
+  leftSpares(): string[] {
+    const spares: string[] = [];
     for (const conversations of [this.#conversations, this.#legacy]) {
       if (!conversations || !existsSync(conversations)) continue;
       for (const repo of readdirSync(conversations, { withFileTypes: true })) {
         if (!repo.isDirectory()) continue;
         for (const name of readdirSync(join(conversations, repo.name)))
-          if (leftBehind(name, SPARE))
-            rmSync(join(conversations, repo.name, name), { recursive: true, force: true });
+          if (leftBehind(name, SPARE)) spares.push(join(conversations, repo.name, name));
       }
     }
+    return spares;
   }
 
-  /** Deletes the conversation's folders; nothing happens when they do not exist. */
+  /**
+   * Deletes the conversation's folders as errand's user (removeTree: links removed, never
+   * followed); nothing happens when they do not exist. What a sandbox's user mapping left
+   * needs SandboxDriver.removeFolder.
+   */
   async removeConversation(repoId: string, conversationId: string): Promise<void> {
-    rmSync(this.dirs(repoId, conversationId).root, { recursive: true, force: true });
+    await removeTree(this.dirs(repoId, conversationId).root);
   }
 }

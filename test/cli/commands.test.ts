@@ -1,9 +1,25 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadServerConfig } from '../../src/config/index.ts';
 import { cli, freePort, gitCheckout, startErrand, tempHome } from '../harness/cli.ts';
+
+/** Why an immutable file cannot be made here (it takes root and a file system with flags). */
+function chattrSkip(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to make a file immutable (chattr +i)';
+  const probe = join(tmpdir(), `errand-chattr-${process.pid}`);
+  writeFileSync(probe, '');
+  try {
+    const r = spawnSync('chattr', ['+i', probe]);
+    spawnSync('chattr', ['-i', probe]);
+    return r.status === 0 ? undefined : 'chattr +i does not work on the temp folder here';
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
 
 describe('the errand command', () => {
   it('lists its commands with --help and exits 0', async () => {
@@ -40,6 +56,7 @@ describe('the errand command', () => {
         ['stop'],
         ['conversations', 'list'],
         ['conversations', 'show'],
+        ['conversations', 'delete'],
         ['install-service'],
       ]) {
         const r = await cli([...c, '--help'], { env });
@@ -200,6 +217,89 @@ describe('the errand command', () => {
       assert.equal(status.code, 0);
       assert.match(status.stdout, /errand is not running \(start it with: errand start\)/);
     } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+  it('conversations delete reports a conversation whose folders cannot be deleted (exit 1, in status and on the dashboard) and deletes it once they can be', {
+    skip: chattrSkip(),
+  }, async () => {
+    const { home, env } = tempHome();
+    const project = gitCheckout(home, 'demo-app');
+    const port = await freePort();
+    const path = join(home, 'errand.yaml');
+    const sandboxes = join(home, 'sandboxes');
+    writeFileSync(
+      path,
+      `dashboard:\n  port: ${port}\nexecution:\n  sandbox_dir: ${sandboxes}\nrepos:\n  demo:\n    git_url: ${project}\n`,
+    );
+    const errand = await startErrand(['--config', path], { env, cwd: project });
+    const pinned = { path: '' };
+    try {
+      const token = readFileSync(
+        join(home, '.local', 'state', 'errand', 'control-token'),
+        'utf8',
+      ).trim();
+      const res = await fetch(`http://127.0.0.1:${port}/api/repos/demo/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ text: 'keep me' }),
+      });
+      assert.equal(res.status, 202);
+      let shown = '';
+      let id = '';
+      for (let i = 0; i < 200 && !/errand error \[sent\]/.test(shown); i++) {
+        const list = (await cli(['conversations', 'list', '--config', path], { env })).stdout;
+        id = /(c_\S+)/.exec(list)?.[1] ?? '';
+        if (id)
+          shown = (await cli(['conversations', 'show', id, '--config', path], { env })).stdout;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(id, 'the conversation exists');
+      // A file nobody but root may remove, even root only once its flag is cleared.
+      const workspace = join(sandboxes, 'conversations', 'demo', id, 'workspace');
+      mkdirSync(workspace, { recursive: true });
+      pinned.path = join(workspace, 'pinned');
+      writeFileSync(pinned.path, 'immutable');
+      execFileSync('chattr', ['+i', pinned.path]);
+      const failed = await cli(['conversations', 'delete', id, '--config', path], { env });
+      assert.equal(failed.code, 1, failed.stderr);
+      assert.match(
+        failed.stderr,
+        new RegExp(
+          `^errand: conversation ${id} could not be deleted: 1 entry was not removed: errand’s user may not remove them\\. It is kept and tried again at every retention sweep`,
+        ),
+      );
+      assert.doesNotMatch(failed.stderr, /\n\s+at /);
+      const status = (await cli(['status', '--config', path], { env })).stdout;
+      assert.match(status, /Conversations that could not be deleted/);
+      assert.match(status, new RegExp(`${id}\\s+demo\\s+\\S+\\s+1\\s+1 entry was not removed`));
+      const overview = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      assert.match(overview, /Conversations that could not be deleted/);
+      assert.match(overview, new RegExp(`href="/conversations/${id}"`));
+      assert.equal(
+        (await cli(['conversations', 'show', id, '--config', path], { env })).code,
+        0,
+        'kept in the store',
+      );
+      execFileSync('chattr', ['-i', pinned.path]);
+      pinned.path = '';
+      const deleted = await cli(['conversations', 'delete', id, '--config', path], { env });
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(deleted.stdout, `Deleted ${id}.\n`);
+      assert.equal(existsSync(join(sandboxes, 'conversations', 'demo', id)), false);
+      assert.equal((await cli(['conversations', 'show', id, '--config', path], { env })).code, 5);
+      assert.doesNotMatch(
+        (await cli(['status', '--config', path], { env })).stdout,
+        /could not be deleted/,
+      );
+      assert.equal((await cli(['conversations', 'delete', id, '--config', path], { env })).code, 5);
+      assert.equal(
+        (await cli(['conversations', 'delete', '../etc', '--config', path], { env })).code,
+        2,
+      );
+    } finally {
+      if (pinned.path) execFileSync('chattr', ['-i', pinned.path]);
+      assert.equal(await errand.stop(), 0, errand.stderr());
       rmSync(home, { recursive: true, force: true });
     }
   });

@@ -56,6 +56,16 @@ describe('dashboard on loopback without login', () => {
     assert.equal(r.status, 401);
   });
 
+  it('refuses to delete a conversation without the control token, and the conversation stays', async () => {
+    const csrf = await csrfOf(`${f.url}/`);
+    await fetch(`${f.url}/repos/app/tasks`, form({ _csrf: csrf, text: 'keep it' }));
+    const [c] = await f.store.listConversations({});
+    assert.ok(c);
+    const r = await fetch(`${f.url}/api/conversations/${c.id}/delete`, { method: 'POST' });
+    assert.equal(r.status, 401);
+    assert.ok(await f.store.getConversation(c.id), 'not deleted');
+  });
+
   it('answers only to the names it is known by (DNS rebinding)', async () => {
     const { request } = await import('node:http');
     const status = await new Promise<number>((resolve, reject) => {

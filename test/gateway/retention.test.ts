@@ -55,6 +55,64 @@ describe('retention', () => {
       assert.deepEqual(f.executor.removed, [ordinary]);
       assert.equal(await f.store.getConversation(ordinary!), undefined);
       assert.ok(await f.store.getConversation(locked!), 'kept, to be tried again');
+      const [shown] = f.gateway.undeletedConversations();
+      assert.deepEqual(
+        { ...shown, since: undefined },
+        {
+          conversationId: locked,
+          repoId: 'app',
+          since: undefined,
+          attempts: 1,
+          reason: 'removing it failed (EACCES)',
+        },
+        'shown for health, without the path the error named',
+      );
+      assert.equal(await sweepMonthLater(f), 0);
+      assert.equal(f.gateway.undeletedConversations()[0]?.attempts, 2, 'tried again');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('goes on past a conversation the store fails to delete, keeping it for the next sweep', async () => {
+    const f = await gatewayFixture();
+    try {
+      await f.channel.send('first', { thread: 'first' });
+      await f.channel.waitForSent(1);
+      await f.channel.send('second', { thread: 'second' });
+      await f.channel.waitForSent(2);
+      const [first, second] = f.executor.runs.map((r) => r.conversation.id);
+      const deleteConversation = f.store.deleteConversation.bind(f.store);
+      f.store.deleteConversation = async (id) => {
+        if (id === first) throw new Error('database is locked');
+        await deleteConversation(id);
+      };
+      assert.equal(await sweepMonthLater(f), 1);
+      assert.equal(await f.store.getConversation(second!), undefined, 'the next one still went');
+      assert.ok(await f.store.getConversation(first!));
+      assert.deepEqual(
+        f.gateway.undeletedConversations().map((u) => [u.conversationId, u.reason]),
+        [[first, 'removing it failed; the service log says why']],
+      );
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('deletes a conversation when asked, but not one with a task running, nor one that does not exist', async () => {
+    const f = await gatewayFixture();
+    try {
+      await f.channel.send('hang: still running', { thread: 'busy' });
+      await f.executor.waitForRuns(1);
+      const id = f.executor.runs[0]!.conversation.id;
+      const task = f.executor.runs[0]!.task.id;
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'busy', tasks: [task] });
+      assert.deepEqual(f.executor.removed, []);
+      await f.gateway.stop(id, 'the test');
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'deleted' });
+      assert.deepEqual(f.executor.removed, [id]);
+      assert.equal(await f.store.getConversation(id), undefined);
+      assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'not_found' });
     } finally {
       await f.close();
     }

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCacheDir } from '../../src/config/index.ts';
 import {
@@ -47,6 +55,57 @@ const as = (cmd: string, env: Record<string, string> = {}) =>
   );
 
 let dir: string;
+let cliCache: string | undefined;
+
+/**
+ * The user's own cache of the Claude Code CLI (the tasks run a shell, but every sandbox
+ * mounts the CLI): linked from root's, which tests install once.
+ */
+async function userCliCache(): Promise<string> {
+  if (cliCache) return cliCache;
+  await ensureClaudeCli(defaultCacheDir());
+  const cache = join(dir, 'cli-cache');
+  mkdirSync(join(cache, 'claude-code'), { recursive: true });
+  execFileSync('cp', [
+    '-al',
+    join(defaultCacheDir(), 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
+    join(cache, 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
+  ]);
+  execFileSync('chmod', ['-R', 'a+rX', cache]);
+  cliCache = cache;
+  return cache;
+}
+
+const CHILD = new URL('../harness/retention-child.ts', import.meta.url).pathname;
+
+/** A step of test/harness/retention-child.ts as the user, on the state in `work`. */
+async function retentionStep(work: string, ...args: string[]) {
+  const r = as(
+    `cd ~ && ${NODE} ${CHILD} ${args[0]} ${work} ${args.slice(1).map(shellQuote).join(' ')}`,
+    {
+      ERRAND_TEST_CLI_CACHE: await userCliCache(),
+    },
+  );
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+}
+
+/** A folder of the user's for one test's errand state, in the test's folder. */
+function userFolder(name: string): string {
+  const work = join(dir, name);
+  mkdirSync(work);
+  execFileSync('chown', [USER, work]);
+  return work;
+}
+
+/** Every entry left under `root`, relative to it (read as root: errand's user may not). */
+function entriesUnder(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return execFileSync('find', [root, '-mindepth', '1', '-printf', '%P\n'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .sort();
+}
 
 describe('errand as a normal user', { skip: skipReason() }, () => {
   before(async () => {
@@ -124,17 +183,7 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
   });
 
   it('does not send a host file an outbox symlink points to, rootless', async () => {
-    // The user's own cache of the Claude Code CLI (the tasks run a shell, but every
-    // sandbox mounts the CLI): linked from root's, which tests install once.
-    await ensureClaudeCli(defaultCacheDir());
-    const cache = join(dir, 'cli-cache');
-    mkdirSync(join(cache, 'claude-code'), { recursive: true });
-    execFileSync('cp', [
-      '-al',
-      join(defaultCacheDir(), 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
-      join(cache, 'claude-code', DEFAULT_CLAUDE_CODE_VERSION),
-    ]);
-    execFileSync('chmod', ['-R', 'a+rX', cache]);
+    const cache = await userCliCache();
     const url = (p: string) => JSON.stringify(new URL(`../${p}`, import.meta.url).href);
     const script = `
       const fs = await import('node:fs');
@@ -169,5 +218,105 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
     assert.match(out.text, /env\.txt was not attached: it is a symbolic link/);
     assert.match(out.text, /secret\.txt was not attached: it is a symbolic link/);
     assert.deepEqual(out.left, [], 'the outbox is empty after the task');
+  });
+  it('retention deletes folders a rootless agent locked (0500, 0000, sticky, given to a sub-uid) and goes on past a conversation it cannot delete', async () => {
+    const work = userFolder('retention-sweep');
+    const { conversations } = await retentionStep(work, 'run', 'stuck', 'locked');
+    const [stuck, locked] = conversations as Array<{ id: string; root: string; text: string }>;
+    assert.match(locked!.text, /locked/);
+    // The attack is real: the host sees files of a uid that is not errand's user's.
+    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }));
+    for (const folder of ['workspace', 'agent', 'storage']) {
+      const owner = Number(
+        execFileSync('stat', ['-c', '%u', join(locked!.root, folder, 'subuid', 'f')], {
+          encoding: 'utf8',
+        }),
+      );
+      assert.notEqual(owner, uid, `${folder}/subuid/f belongs to a sub-uid`);
+    }
+    // The older one gets a folder neither errand's user nor its user mapping may remove
+    // (the host's root's): a sweep that stopped there would delete nothing.
+    mkdirSync(join(stuck!.root, 'workspace', 'root-owned'));
+    writeFileSync(join(stuck!.root, 'workspace', 'root-owned', 'file'), 'root');
+    const r = await retentionStep(work, 'sweep');
+    assert.equal(r.removed, 1);
+    assert.deepEqual(r.left, [stuck!.id], 'the locked conversation is gone from the store');
+    assert.deepEqual(entriesUnder(locked!.root), [], 'and every folder of it from the host');
+    assert.equal(existsSync(locked!.root), false);
+    assert.deepEqual(
+      entriesUnder(stuck!.root),
+      ['workspace', 'workspace/root-owned', 'workspace/root-owned/file'],
+      'of the undeletable one only what errand cannot remove is left',
+    );
+    assert.deepEqual(
+      r.undeleted.map((u: { conversationId: string; attempts: number }) => [
+        u.conversationId,
+        u.attempts,
+      ]),
+      [[stuck!.id, 1]],
+    );
+    assert.match(r.undeleted[0].reason, /not removed: errand’s user may not remove them/);
+    assert.deepEqual(r.host, ['keep.txt'], 'the host folder the links pointed to is untouched');
+    // Tried again at the next sweep, and deleted once it can be.
+    rmSync(join(stuck!.root, 'workspace', 'root-owned'), { recursive: true });
+    const again = await retentionStep(work, 'sweep');
+    assert.equal(again.removed, 1);
+    assert.deepEqual(again.left, []);
+    assert.equal(existsSync(stuck!.root), false);
+    assert.deepEqual(again.host, ['keep.txt']);
+  });
+
+  it('deleting a conversation removes folders a rootless agent locked, and its links without following them', async () => {
+    const work = userFolder('explicit-delete');
+    const { conversations } = await retentionStep(work, 'run', 'locked');
+    const [locked] = conversations as Array<{ id: string; root: string }>;
+    assert.ok(entriesUnder(locked!.root).includes('workspace/subuid/escape'));
+    const r = await retentionStep(work, 'delete', locked!.id);
+    assert.deepEqual(r.result, { outcome: 'deleted' });
+    assert.deepEqual(r.left, []);
+    assert.equal(existsSync(locked!.root), false);
+    assert.deepEqual(r.host, ['keep.txt'], 'the host folder the links pointed to is untouched');
+    assert.equal(readFileSync(join(work, 'host-folder', 'keep.txt'), 'utf8'), 'the host file');
+  });
+  it('does not run podman unshare rm through a link in the path of the folder it removes', () => {
+    const work = userFolder('unshare-guard');
+    const [, base] = /^errand-ci:(\d+):/m.exec(readFileSync('/etc/subuid', 'utf8')) ?? [];
+    assert.ok(base, `${USER} has sub-uids in /etc/subuid`);
+    // What a sandbox's uid 1000 leaves: a folder and file of a sub-uid, closed to errand's user.
+    const subuid = String(Number(base) + 999);
+    const plant = (conv: string) => {
+      mkdirSync(join(conv, 'd'), { recursive: true });
+      writeFileSync(join(conv, 'd', 'f'), 'x');
+      execFileSync('chown', ['-R', `${USER}:`, dirname(conv)]);
+      execFileSync('chown', ['-R', `${subuid}:${subuid}`, join(conv, 'd')]);
+      execFileSync('chmod', ['0500', join(conv, 'd')]);
+    };
+    plant(join(work, 'real', 'conv'));
+    plant(join(work, 'plain', 'conv'));
+    execFileSync('ln', ['-s', join(work, 'real'), join(work, 'link')]);
+    const src = JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href);
+    const script = `
+      const { PodmanSandbox } = await import(${src});
+      const sandbox = new PodmanSandbox({ stateDir: ${JSON.stringify(join(work, 'state'))}, cacheDir: '/nonexistent',
+        sandboxDir: ${JSON.stringify(join(work, 'sandboxes'))}, imageMaxAgeMs: 3600000 });
+      const through = await sandbox.removeFolder(${JSON.stringify(join(work, 'link', 'conv'))}).then(() => 'removed', (e) => e.code);
+      const plain = await sandbox.removeFolder(${JSON.stringify(join(work, 'plain', 'conv'))}).then(() => 'removed', (e) => e.code);
+      console.log(JSON.stringify({ through, plain }));`;
+    const r = as(`cd ~ && ${NODE} --input-type=module -e ${shellQuote(script)}`);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!), {
+      through: 'tree_not_removed',
+      plain: 'removed',
+    });
+    assert.deepEqual(
+      entriesUnder(join(work, 'real')),
+      ['conv', 'conv/d', 'conv/d/f'],
+      'nothing removed as root of the mapping through the link',
+    );
+    assert.equal(
+      existsSync(join(work, 'plain', 'conv')),
+      false,
+      'the same folder, named by its real path, goes',
+    );
   });
 });

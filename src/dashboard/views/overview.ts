@@ -1,3 +1,4 @@
+import type { UndeletedConversation } from '../../gateway/index.ts';
 import type { ChannelHealth } from '../../gateway/ports.ts';
 import type { Conversation, Task } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
@@ -23,12 +24,29 @@ export interface RepoOverview {
 export function overviewPage(
   ctx: PageContext,
   repos: RepoOverview[],
-  service: { running: number; queued: number; maxConcurrent: number },
+  service: {
+    running: number;
+    queued: number;
+    maxConcurrent: number;
+    undeleted: UndeletedConversation[];
+  },
 ): Html {
   return html`<h1>Overview</h1>
 <p class="muted">${service.running} running, ${service.queued} queued, at most ${service.maxConcurrent} at once.</p>
+${undeletedSection(service.undeleted)}
 ${repos.length === 0 ? html`<p>No repositories configured. Start errand inside a git checkout, or add <code>repos:</code> to the config.</p>` : ''}
 ${repos.map((r) => repoSection(ctx, r))}`;
+}
+
+/** Retention's failures: a privacy promise not kept yet, so said on the first page. */
+function undeletedSection(list: UndeletedConversation[]): Html | string {
+  if (!list.length) return '';
+  return html`<section class="undeleted"><h2>Conversations that could not be deleted</h2>
+<p class="error">Their folders are kept and tried again at every retention sweep; the service log names what is left.</p>
+<ul>${list.map(
+    (u) =>
+      html`<li><a href="/conversations/${u.conversationId}">${u.conversationId}</a> <span class="muted">${u.repoId} · first failed ${ago(u.since)} · ${u.attempts} attempt${u.attempts === 1 ? '' : 's'}</span><br><small class="error">${u.reason}</small></li>`,
+  )}</ul></section>`;
 }
 
 function repoSection(ctx: PageContext, r: RepoOverview): Html {
