@@ -8,7 +8,7 @@ import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
 import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
-import { openStore, requireConfig } from './context.ts';
+import { openExistingStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
 import { channelHealth, conversationShow, conversationsList, statusReport } from './inspect.ts';
 import {
@@ -158,11 +158,14 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (o: { config?: string; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
-        out(await statusReport(store, o.json ?? false, await channelHealth(config)));
+        const channels = await channelHealth(config);
+        out(await statusReport(store, o.json ?? false, channels));
+        // The tasks the store holds are shown either way; the exit code says nobody answered.
+        if (!channels) process.exitCode = EXIT.notRunning;
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
 
@@ -193,13 +196,13 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (o: { config?: string; repo?: string; limit: number; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
         out(
           await conversationsList(store, { repo: o.repo, limit: o.limit, json: o.json ?? false }),
         );
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
   conversations
@@ -211,11 +214,11 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (id: string, o: { config?: string; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
         out(await conversationShow(store, id, o.json ?? false));
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
 
@@ -317,22 +320,28 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit 0; commander already printed the problem otherwise. In
-      // `sandbox` commands 2 could be the command's own status, so errors there are 125.
+      // `sandbox run` and `sandbox image` 2 could be the command's own status, so errors
+      // there are 125; `errand sandbox` alone or with an unknown subcommand is a usage error.
       if (e.exitCode === 0) return EXIT.ok;
-      return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.usage;
+      return sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.usage;
     }
     if (e instanceof ErrandError) {
       process.stderr.write(`errand: ${redactUrl(e.message)}\n`);
       // In `sandbox` commands 1 could be the command's own status: a trusted file that
       // cannot be read (`trusted_file_invalid`, `git_failed`) is a setup failure too.
-      return EXIT_BY_CODE[e.code] ?? (argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure);
+      return EXIT_BY_CODE[e.code] ?? (sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.failure);
     }
     process.stderr.write(
       `errand: unexpected error: ${describeError(e)}\nPlease report this with the command you ran.\n`,
     );
     if (process.env.ERRAND_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure;
+    return sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.failure;
   }
+}
+
+/** `sandbox run` or `sandbox image`, whose exit codes below 124 belong to what they run. */
+function sandboxSubcommand(argv: string[]): boolean {
+  return argv[0] === 'sandbox' && (argv[1] === 'run' || argv[1] === 'image');
 }
 
 // Run when executed (directly, through the npm bin link, or the systemd unit), not when imported.

@@ -197,8 +197,51 @@ describe('the errand command', () => {
       assert.equal(r.code, 4);
       assert.match(r.stderr, /errand start/);
       const status = await cli(['status', '--config', path], { env });
-      assert.equal(status.code, 0);
+      assert.equal(status.code, 4, 'status exits 4 like its help says');
       assert.match(status.stdout, /errand is not running \(start it with: errand start\)/);
+      assert.match(status.stdout, /No tasks running or queued/);
+      const json = await cli(['status', '--json', '--config', path], { env });
+      assert.equal(json.code, 4);
+      assert.equal(JSON.parse(json.stdout).channels, null);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 2 for errand sandbox without a subcommand or with an unknown one', async () => {
+    const { home, env } = tempHome();
+    try {
+      const bare = await cli(['sandbox'], { env, cwd: home });
+      assert.equal(bare.code, 2);
+      assert.match(bare.stderr, /Usage: errand sandbox/);
+      const unknown = await cli(['sandbox', 'frobnicate'], { env, cwd: home });
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /unknown command/);
+      assert.equal((await cli(['sandbox', '--help'], { env, cwd: home })).code, 0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('looks at conversations and status without creating the state folder', async () => {
+    const { home, env } = tempHome();
+    try {
+      const port = await freePort();
+      const path = join(home, 'errand.yaml');
+      const state = join(home, 'state');
+      writeFileSync(path, `dashboard:\n  port: ${port}\nexecution:\n  state_dir: ${state}\n`);
+      const list = await cli(['conversations', 'list', '--config', path], { env, cwd: home });
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /No conversations stored yet/);
+      const json = await cli(['conversations', 'list', '--json', '--config', path], { env });
+      assert.deepEqual(JSON.parse(json.stdout), []);
+      const show = await cli(['conversations', 'show', 'c_nope', '--config', path], { env });
+      assert.equal(show.code, 5);
+      const status = await cli(['status', '--config', path], { env, cwd: home });
+      assert.equal(status.code, 4);
+      assert.match(status.stdout, /No tasks running or queued/);
+      assert.equal(existsSync(state), false, 'the state folder was not created');
+      assert.equal(existsSync(join(home, '.local')), false, 'nor the default one');
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
