@@ -1,15 +1,14 @@
 #!/usr/bin/env node
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
+import { defaultConfigPath } from '../config/index.ts';
 import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
 import { openExistingStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
+import { initConfig } from './init.ts';
 import { channelHealth, conversationShow, conversationsList, statusReport } from './inspect.ts';
 import {
   SANDBOX_EXIT,
@@ -64,43 +63,18 @@ function program(): Command {
     .enablePositionalOptions();
 
   p.command('init')
-    .description('write a commented starter config (and an empty secrets file)')
+    .description('write a commented starter config for this git checkout (and a secrets file)')
     .option(CONFIG_FLAG, CONFIG_HELP)
     .option('--force', 'overwrite an existing config')
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
-    .action((o: { config?: string; force?: boolean }) => {
-      const path = o.config ?? defaultConfigPath(process.env);
-      if (existsSync(path) && !o.force) {
-        throw new ErrandError(
-          'usage',
-          `${path} exists already. Edit it, or overwrite it with: errand init --force`,
-        );
-      }
-      let repoPath = process.cwd();
-      try {
-        repoPath = execFileSync('git', ['rev-parse', '--show-toplevel'], {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'ignore'],
-        }).trim();
-      } catch {
-        // Not inside a git checkout: the starter points at the current folder; edit it.
-      }
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // Private like the secrets file: the config may come to hold credentials inline.
-      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath), { mode: 0o600 });
-      chmodSync(path, 0o600);
-      const secrets = join(dirname(path), 'secrets.env');
-      if (!existsSync(secrets)) {
-        writeFileSync(
-          secrets,
-          '# NAME=value lines for !secret NAME in errand.yaml. Keep this file mode 0600.\n',
-          { mode: 0o600 },
-        );
-        chmodSync(secrets, 0o600);
-      }
-      out(
-        `Wrote ${path} (mode 0600)\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
-      );
+    .action(async (o: { config?: string; force?: boolean }) => {
+      const r = await initConfig({
+        path: o.config ?? defaultConfigPath(process.env),
+        force: o.force ?? false,
+        cwd: process.cwd(),
+      });
+      for (const w of r.warnings) process.stderr.write(`errand: warning: ${redactUrl(w)}\n`);
+      out(r.message);
     });
 
   p.command('check')

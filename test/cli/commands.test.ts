@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadServerConfig } from '../../src/config/index.ts';
 import { cli, freePort, gitCheckout, startErrand, tempHome } from '../harness/cli.ts';
+import { git } from '../harness/git.ts';
 
 describe('the errand command', () => {
   it('lists its commands with --help and exits 0', async () => {
@@ -74,7 +75,8 @@ describe('the errand command', () => {
       assert.equal(r.code, 0, r.stderr);
       const path = join(home, '.config', 'errand', 'errand.yaml');
       assert.ok(existsSync(path));
-      assert.match(readFileSync(path, 'utf8'), new RegExp(`git_url: ${project}`));
+      assert.match(readFileSync(path, 'utf8'), new RegExp(`project:\\n    git_url: "${project}"`));
+      assert.match(r.stderr, /has no origin remote: repos\.project\.git_url is its local path/);
       assert.equal(statSync(join(home, '.config', 'errand', 'secrets.env')).mode & 0o777, 0o600);
       const loaded = await loadServerConfig({ path, env: {} });
       assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
@@ -82,6 +84,65 @@ describe('the errand command', () => {
       assert.equal(again.code, 2);
       assert.match(again.stderr, /exists already.*--force/);
       assert.equal((await cli(['init', '--force'], { env, cwd: project })).code, 0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it("init names the repository after its folder and writes origin's URL as git_url", async () => {
+    const { home, env } = tempHome();
+    try {
+      const project = gitCheckout(home, 'widget');
+      git(project, 'remote', 'add', 'origin', 'git@git.example.com:acme/widget.git');
+      const r = await cli(['init'], { env, cwd: join(project) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '', 'no warning with an origin');
+      const path = join(home, '.config', 'errand', 'errand.yaml');
+      const loaded = await loadServerConfig({ path, env: {} });
+      assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
+      if (loaded.status !== 'ok') return;
+      assert.deepEqual(Object.keys(loaded.config.repos), ['widget']);
+      assert.equal(loaded.config.repos.widget!.git_url, 'git@git.example.com:acme/widget.git');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it("init keeps a token in origin's URL out of errand.yaml and out of what it prints: it goes to secrets.env", async () => {
+    const { home, env } = tempHome();
+    const token = 'ghp_InitMustNotEchoThis0123456789';
+    const url = `https://x-access-token:${token}@github.com/acme/app.git`;
+    try {
+      const project = gitCheckout(home, 'app');
+      git(project, 'remote', 'add', 'origin', url);
+      const r = await cli(['init'], { env, cwd: project });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!(r.stdout + r.stderr).includes(token), 'init does not print the token');
+      assert.match(r.stdout, /went to .*secrets\.env as GIT_URL/);
+      const dir = join(home, '.config', 'errand');
+      const yaml = readFileSync(join(dir, 'errand.yaml'), 'utf8');
+      assert.ok(!yaml.includes(token), 'errand.yaml does not hold the token');
+      assert.match(yaml, /git_url: !secret GIT_URL/);
+      assert.equal(statSync(join(dir, 'secrets.env')).mode & 0o777, 0o600);
+      const loaded = await loadServerConfig({ path: join(dir, 'errand.yaml'), env: {} });
+      assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
+      if (loaded.status === 'ok') assert.equal(loaded.config.repos.app!.git_url, url);
+      // A second init finds the URL in secrets.env and leaves the file alone.
+      const before = readFileSync(join(dir, 'secrets.env'), 'utf8');
+      const again = await cli(['init', '--force'], { env, cwd: project });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(readFileSync(join(dir, 'secrets.env'), 'utf8'), before);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('init outside a git checkout warns that git_url names no repository', async () => {
+    const { home, env } = tempHome();
+    try {
+      const r = await cli(['init'], { env, cwd: home });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /is not inside a git checkout: .*Set it to the repository's URL/);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
