@@ -157,6 +157,10 @@ export class ClaudeCodeRunner implements AgentRunner {
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
         DISABLE_AUTOUPDATER: '1',
         CLAUDE_CODE_MAX_RETRIES: '2',
+        // `-p` ends the CLI when the answer is given: a command or agent it left running in
+        // the background would be killed with the container, its work lost. Without
+        // background tasks the CLI waits for each one.
+        CLAUDE_CODE_DISABLE_BACKGROUND_TASKS: '1',
       },
       onStdout: (c) => state.push(c),
     });
