@@ -15,6 +15,7 @@ import {
 import { dashboardExposure } from '../dashboard/index.ts';
 import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
 import { checkRepos } from './check-repos.ts';
+import { MIN_NODE_TEXT, nodeTooOld } from './node-version.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -30,7 +31,7 @@ export interface CheckResult {
 
 /** What `errand check` verifies, in order; `affectsExit` checks decide its exit code. */
 export const CHECKS = [
-  { id: 'node', title: 'Node.js is 22.18 or newer (24 recommended)', affectsExit: true },
+  { id: 'node', title: `Node.js is ${MIN_NODE_TEXT} or newer (24 recommended)`, affectsExit: true },
   { id: 'git', title: 'git is installed', affectsExit: true },
   { id: 'podman', title: 'podman 4 or newer is installed', affectsExit: true },
   { id: 'container', title: 'a container actually starts (runc, no network)', affectsExit: true },
@@ -89,9 +90,8 @@ export async function runChecks(
   const env = opts.env ?? process.env;
   const out: CheckResult[] = [];
 
-  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   out.push(
-    major > 22 || (major === 22 && minor >= 18)
+    !nodeTooOld(process.versions.node)
       ? result('node', 'ok', `Node ${process.versions.node}`)
       : result(
           'node',

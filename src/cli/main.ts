@@ -287,6 +287,10 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/**
+ * Runs `errand ARGV` (without the node and script words) and returns the exit code. The
+ * command's entry is errand.ts, which checks the Node version before it loads this.
+ */
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv, { from: 'user' });
@@ -318,7 +322,8 @@ function sandboxSubcommand(argv: string[]): boolean {
   return argv[0] === 'sandbox' && (argv[1] === 'run' || argv[1] === 'image');
 }
 
-// Run when executed (directly, through the npm bin link, or the systemd unit), not when imported.
+// Run when executed directly (a systemd unit written by an older errand names this file),
+// not when imported.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -114,9 +114,9 @@ export async function installService(opts: {
   });
   const unit = systemdUnit({
     nodePath: opts.nodePath ?? process.execPath,
-    // main.ts beside this file when run from sources, main.js when built into dist/.
+    // The command's entry beside this file: errand.ts from sources, errand.js in dist/.
     mainPath:
-      opts.mainPath ?? fileURLToPath(import.meta.url).replace(/service\.(ts|js)$/, 'main.$1'),
+      opts.mainPath ?? fileURLToPath(import.meta.url).replace(/service\.(ts|js)$/, 'errand.$1'),
     // Always named: the service does not see this shell's XDG_CONFIG_HOME.
     configPath,
     env: unitEnv,

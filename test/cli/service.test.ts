@@ -18,13 +18,13 @@ describe('the systemd user unit', () => {
   it('starts errand with its config, restarts on failure and quotes paths with spaces', () => {
     const unit = systemdUnit({
       nodePath: '/opt/node 24/bin/node',
-      mainPath: '/srv/errand/dist/cli/main.js',
+      mainPath: '/srv/errand/dist/cli/errand.js',
       configPath: '/home/a/my config/errand.yaml',
       env: { PATH: '/usr/bin:/bin' },
     });
     assert.match(
       unit,
-      /^ExecStart="\/opt\/node 24\/bin\/node" \/srv\/errand\/dist\/cli\/main.js start --config "\/home\/a\/my config\/errand.yaml"$/m,
+      /^ExecStart="\/opt\/node 24\/bin\/node" \/srv\/errand\/dist\/cli\/errand.js start --config "\/home\/a\/my config\/errand.yaml"$/m,
     );
     assert.match(unit, /^Restart=on-failure$/m);
     assert.match(unit, /^Environment=PATH=\/usr\/bin:\/bin$/m);
@@ -77,6 +77,7 @@ describe('the systemd user unit', () => {
     try {
       const r = await installService({ env, dryRun: true });
       assert.match(r.unit, /\[Service\]/);
+      assert.match(r.unit, /src\/cli\/errand\.ts start --config /, 'the entry that checks Node');
       assert.doesNotMatch(r.unit, /NODE_EXTRA_CA_CERTS/);
       assert.equal(existsSync(r.unitPath), false);
     } finally {
