@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { parseDotenv, repoIdOfFolder, starterConfig } from '../config/index.ts';
 import { ErrandError } from '../util/errors.ts';
-import { redactUrl, urlCredentials } from '../util/url-credentials.ts';
+import { redactUrl } from '../util/url-credentials.ts';
 import { checkoutOriginUrl, findCheckout } from '../workspace/index.ts';
 
 /**
@@ -56,7 +56,8 @@ export async function initConfig(opts: {
     warnings.push(
       `${top} has no origin remote: repos.${id}.git_url is its local path, so the agent can commit but its pushes reach only this checkout. Set git_url to the remote's URL in ${path} (or add one with git remote add origin URL and run errand init --force).`,
     );
-  } else if (urlCredentials(origin).length > 0) {
+  } else if (redactUrl(origin) !== origin) {
+    // A credential in the userinfo or in a query parameter named like one (redactUrl).
     // A token in errand.yaml would be as readable as that file; in secrets.env it is under
     // the file rule errand enforces (mode 0600, refused otherwise).
     gitUrl = `!secret ${GIT_URL_SECRET}`;

@@ -132,6 +132,24 @@ describe('the errand command', () => {
       const again = await cli(['init', '--force'], { env, cwd: project });
       assert.equal(again.code, 0, again.stderr);
       assert.equal(readFileSync(join(dir, 'secrets.env'), 'utf8'), before);
+      // A token in a query parameter is a credential too.
+      const queried = gitCheckout(home, 'queried');
+      git(
+        queried,
+        'remote',
+        'add',
+        'origin',
+        `https://git.example.com/acme/q.git?access_token=${token}`,
+      );
+      rmSync(join(dir, 'secrets.env'));
+      const q = await cli(['init', '--force'], { env, cwd: queried });
+      assert.equal(q.code, 0, q.stderr);
+      assert.ok(!(q.stdout + q.stderr).includes(token));
+      assert.ok(!readFileSync(join(dir, 'errand.yaml'), 'utf8').includes(token));
+      assert.match(
+        readFileSync(join(dir, 'secrets.env'), 'utf8'),
+        /^GIT_URL='https:\/\/git\.example\.com\/acme\/q\.git\?access_token=/m,
+      );
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
