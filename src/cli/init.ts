@@ -101,6 +101,8 @@ function keepInSecrets(secrets: string, url: string, warnings: string[]): string
     return '';
   }
   const text = `${existing ?? SECRETS_HEADER}${existing && !existing.endsWith('\n') ? '\n' : ''}${GIT_URL_SECRET}='${url}'\n`;
+  // Private before the token is in it, should the file have been readable by others.
+  if (existing !== undefined) chmodSync(secrets, 0o600);
   writeFileSync(secrets, text, { mode: 0o600 });
   chmodSync(secrets, 0o600);
   return `\norigin's URL holds a credential: it went to ${secrets} as ${GIT_URL_SECRET}, and the config reads it with !secret ${GIT_URL_SECRET} (keep tokens there, not in errand.yaml).`;
