@@ -3,4 +3,4 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 node_path="$(bash "$root/scripts/setup.sh" | tail -n 1)"
-exec "$node_path" "$root/src/cli/main.ts" start "$@"
+exec "$node_path" "$root/src/cli/errand.ts" start "$@"

@@ -14,7 +14,8 @@ import {
 } from '../config/index.ts';
 import { dashboardExposure } from '../dashboard/index.ts';
 import { BASE_IMAGE, ensurePodmanEnv, podmanVersion, runPodman } from '../sandbox/index.ts';
-import { redactUrl, redactValues, urlCredentials } from '../util/url-credentials.ts';
+import { checkRepos } from './check-repos.ts';
+import { MIN_NODE_TEXT, nodeTooOld } from './node-version.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -30,7 +31,7 @@ export interface CheckResult {
 
 /** What `errand check` verifies, in order; `affectsExit` checks decide its exit code. */
 export const CHECKS = [
-  { id: 'node', title: 'Node.js is 22.18 or newer (24 recommended)', affectsExit: true },
+  { id: 'node', title: `Node.js is ${MIN_NODE_TEXT} or newer (24 recommended)`, affectsExit: true },
   { id: 'git', title: 'git is installed', affectsExit: true },
   { id: 'podman', title: 'podman 4 or newer is installed', affectsExit: true },
   { id: 'container', title: 'a container actually starts (runc, no network)', affectsExit: true },
@@ -48,7 +49,13 @@ export const CHECKS = [
     title: 'the dashboard is not open to the network without a login',
     affectsExit: false,
   },
+  // Cloned as errand clones it (check-repos.ts), so a pass means the clone works.
   { id: 'repos', title: 'each repository is reachable with git', affectsExit: false },
+  {
+    id: 'trusted',
+    title: 'each default branch has .errand/network-allowlist.yaml and .errand/container/',
+    affectsExit: false,
+  },
   { id: 'agent', title: 'each repository has an agent credential', affectsExit: false },
   {
     id: 'channels',
@@ -83,9 +90,8 @@ export async function runChecks(
   const env = opts.env ?? process.env;
   const out: CheckResult[] = [];
 
-  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   out.push(
-    major > 22 || (major === 22 && minor >= 18)
+    !nodeTooOld(process.versions.node)
       ? result('node', 'ok', `Node ${process.versions.node}`)
       : result(
           'node',
@@ -208,36 +214,43 @@ export async function runChecks(
       result('repos', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
     );
     out.push(
+      result('trusted', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
+    );
+    out.push(
       result('agent', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
     );
     out.push(
       result('channels', 'skip', config ? 'no repositories configured' : 'needs a valid config'),
     );
   } else {
-    const reach = await Promise.all(
-      repos.map(async ([id, r]) => {
-        try {
-          await run('git', ['ls-remote', '--heads', r.git_url], {
-            timeout: 20_000,
-            env: { ...env, GIT_TERMINAL_PROMPT: '0' },
-          });
-          return { id, ok: true, why: '' };
-        } catch (e) {
-          const msg = ((e as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
-          return { id, ok: false, why: redactValues(redactUrl(msg), urlCredentials(r.git_url)) };
-        }
-      }),
-    );
-    const bad = reach.filter((r) => !r.ok);
+    const found = await checkRepos(repos, state);
+    const bad = found.filter((f) => f.unreachable !== undefined);
     out.push(
       bad.length === 0
-        ? result('repos', 'ok', `${reach.length} reachable: ${reach.map((r) => r.id).join(', ')}`)
+        ? result(
+            'repos',
+            'ok',
+            `${found.length} reachable: ${found.map((f) => `${f.id} (${f.at?.defaultBranch})`).join(', ')}`,
+          )
         : result(
             'repos',
             'warn',
-            bad.map((b) => `${b.id}: ${b.why || 'git ls-remote failed'}`).join('; '),
-            'check repos.ID.git_url and the credentials git uses on this host',
+            bad.map((b) => `${b.id}: ${b.unreachable}`).join('\n'),
+            "check repos.ID.git_url; errand's git reads no ~/.gitconfig or credential helper, so a token goes in the URL (git_url: !secret NAME) and ssh uses the keys of this user's ~/.ssh",
           ),
+    );
+    const trusted = found.flatMap((f) => f.trusted);
+    out.push(
+      bad.length === found.length
+        ? result('trusted', 'skip', 'needs a reachable repository')
+        : trusted.length === 0
+          ? result('trusted', 'ok', 'every reachable repository has both on its default branch')
+          : result(
+              'trusted',
+              'warn',
+              trusted.join('\n'),
+              'add the files by pull request to the default branch (docs/repo-onboarding.md)',
+            ),
     );
     const missing = repos
       .filter(([, r]) => !r.agent.api_key && !r.agent.oauth_token)

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type ConfigLoadResult,
@@ -48,4 +49,13 @@ export function controlBaseUrl(config: ServerConfig): string {
 
 export function openStore(config: ServerConfig): Store {
   return openSqliteStore(storePath(config));
+}
+
+/**
+ * The store for a read-only command (`status`, `conversations`), or undefined when errand
+ * has never stored anything there: looking must not create the state folder.
+ */
+export function openExistingStore(config: ServerConfig): Store | undefined {
+  const path = storePath(config);
+  return existsSync(path) ? openSqliteStore(path) : undefined;
 }

@@ -80,16 +80,17 @@ export async function runningHealth(config: ServerConfig): Promise<RunningHealth
 }
 
 /**
- * Tasks from the store, and channel health and undeleted conversations from the running
- * errand when it answers (`health` undefined: it did not).
+ * Tasks from the store (`store` undefined: none was ever written, so no tasks), and channel
+ * health and undeleted conversations from the running errand when it answers (`health`
+ * undefined: it did not).
  */
 export async function statusReport(
-  store: Store,
+  store: Store | undefined,
   json: boolean,
   health?: RunningHealth,
 ): Promise<string> {
-  const running = await store.listTasks({ states: ['running'] });
-  const queued = await store.listTasks({ states: ['queued'] });
+  const running = store ? await store.listTasks({ states: ['running'] }) : [];
+  const queued = store ? await store.listTasks({ states: ['queued'] }) : [];
   if (json)
     return terminalSafeJson({
       running,
@@ -135,21 +136,27 @@ export async function statusReport(
   return `${head}${table(rows)}\n\n${running.length} running, ${queued.length} queued.`;
 }
 
+/** Recent conversations; `store` undefined: none was ever written, so there are none. */
 export async function conversationsList(
-  store: Store,
+  store: Store | undefined,
   opts: { repo?: string; limit: number; json: boolean },
 ): Promise<string> {
-  const list = await store.listConversations({ repoId: opts.repo, limit: opts.limit });
+  const list = store ? await store.listConversations({ repoId: opts.repo, limit: opts.limit }) : [];
   if (opts.json) return terminalSafeJson(list);
-  if (list.length === 0) return 'No conversations.';
+  if (list.length === 0) return store ? 'No conversations.' : 'No conversations stored yet.';
   const rows = [['CONVERSATION', 'REPO', 'CHANNEL', 'UPDATED', 'TITLE']];
   for (const c of list) rows.push([c.id, c.repoId, c.channel, ago(c.updatedAt), c.title]);
   return table(rows);
 }
 
-export async function conversationShow(store: Store, id: string, json: boolean): Promise<string> {
-  const c: Conversation | undefined = await store.getConversation(id);
-  if (!c)
+/** One conversation; `store` undefined: none was ever written, so it is not found. */
+export async function conversationShow(
+  store: Store | undefined,
+  id: string,
+  json: boolean,
+): Promise<string> {
+  const c: Conversation | undefined = await store?.getConversation(id);
+  if (!store || !c)
     throw new ErrandError(
       'not_found',
       `No conversation ${id}. List them with: errand conversations list`,

@@ -1,15 +1,14 @@
 #!/usr/bin/env node
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { defaultConfigPath, STARTER_CONFIG } from '../config/index.ts';
+import { defaultConfigPath } from '../config/index.ts';
 import { describeError, ErrandError, type ErrandErrorCode } from '../util/errors.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { CHECKS, formatChecks, runChecks } from './check.ts';
-import { openStore, requireConfig } from './context.ts';
+import { openExistingStore, requireConfig } from './context.ts';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.ts';
+import { initConfig } from './init.ts';
 import { conversationShow, conversationsList, runningHealth, statusReport } from './inspect.ts';
 import {
   SANDBOX_EXIT,
@@ -64,43 +63,18 @@ function program(): Command {
     .enablePositionalOptions();
 
   p.command('init')
-    .description('write a commented starter config (and an empty secrets file)')
+    .description('write a commented starter config for this git checkout (and a secrets file)')
     .option(CONFIG_FLAG, CONFIG_HELP)
     .option('--force', 'overwrite an existing config')
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
-    .action((o: { config?: string; force?: boolean }) => {
-      const path = o.config ?? defaultConfigPath(process.env);
-      if (existsSync(path) && !o.force) {
-        throw new ErrandError(
-          'usage',
-          `${path} exists already. Edit it, or overwrite it with: errand init --force`,
-        );
-      }
-      let repoPath = process.cwd();
-      try {
-        repoPath = execFileSync('git', ['rev-parse', '--show-toplevel'], {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'ignore'],
-        }).trim();
-      } catch {
-        // Not inside a git checkout: the starter points at the current folder; edit it.
-      }
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // Private like the secrets file: the config may come to hold credentials inline.
-      writeFileSync(path, STARTER_CONFIG.replaceAll('REPO_PATH', repoPath), { mode: 0o600 });
-      chmodSync(path, 0o600);
-      const secrets = join(dirname(path), 'secrets.env');
-      if (!existsSync(secrets)) {
-        writeFileSync(
-          secrets,
-          '# NAME=value lines for !secret NAME in errand.yaml. Keep this file mode 0600.\n',
-          { mode: 0o600 },
-        );
-        chmodSync(secrets, 0o600);
-      }
-      out(
-        `Wrote ${path} (mode 0600)\nSecrets go in ${secrets} (mode 0600).\nNext: errand check --config ${path}`,
-      );
+    .action(async (o: { config?: string; force?: boolean }) => {
+      const r = await initConfig({
+        path: o.config ?? defaultConfigPath(process.env),
+        force: o.force ?? false,
+        cwd: process.cwd(),
+      });
+      for (const w of r.warnings) process.stderr.write(`errand: warning: ${redactUrl(w)}\n`);
+      out(r.message);
     });
 
   p.command('check')
@@ -158,11 +132,14 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (o: { config?: string; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
-        out(await statusReport(store, o.json ?? false, await runningHealth(config)));
+        const health = await runningHealth(config);
+        out(await statusReport(store, o.json ?? false, health));
+        // The tasks the store holds are shown either way; the exit code says nobody answered.
+        if (!health) process.exitCode = EXIT.notRunning;
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
 
@@ -195,13 +172,13 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (o: { config?: string; repo?: string; limit: number; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
         out(
           await conversationsList(store, { repo: o.repo, limit: o.limit, json: o.json ?? false }),
         );
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
   conversations
@@ -213,11 +190,11 @@ function program(): Command {
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (id: string, o: { config?: string; json?: boolean }) => {
       const { config } = await requireConfig(o.config);
-      const store = openStore(config);
+      const store = openExistingStore(config);
       try {
         out(await conversationShow(store, id, o.json ?? false));
       } finally {
-        await store.close();
+        await store?.close();
       }
     });
 
@@ -327,6 +304,10 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/**
+ * Runs `errand ARGV` (without the node and script words) and returns the exit code. The
+ * command's entry is errand.ts, which checks the Node version before it loads this.
+ */
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv, { from: 'user' });
@@ -334,25 +315,32 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit 0; commander already printed the problem otherwise. In
-      // `sandbox` commands 2 could be the command's own status, so errors there are 125.
+      // `sandbox run` and `sandbox image` 2 could be the command's own status, so errors
+      // there are 125; `errand sandbox` alone or with an unknown subcommand is a usage error.
       if (e.exitCode === 0) return EXIT.ok;
-      return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.usage;
+      return sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.usage;
     }
     if (e instanceof ErrandError) {
       process.stderr.write(`errand: ${redactUrl(e.message)}\n`);
       // In `sandbox` commands 1 could be the command's own status: a trusted file that
       // cannot be read (`trusted_file_invalid`, `git_failed`) is a setup failure too.
-      return EXIT_BY_CODE[e.code] ?? (argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure);
+      return EXIT_BY_CODE[e.code] ?? (sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.failure);
     }
     process.stderr.write(
       `errand: unexpected error: ${describeError(e)}\nPlease report this with the command you ran.\n`,
     );
     if (process.env.ERRAND_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return argv[0] === 'sandbox' ? SANDBOX_EXIT.setup : EXIT.failure;
+    return sandboxSubcommand(argv) ? SANDBOX_EXIT.setup : EXIT.failure;
   }
 }
 
-// Run when executed (directly, through the npm bin link, or the systemd unit), not when imported.
+/** `sandbox run` or `sandbox image`, whose exit codes below 124 belong to what they run. */
+function sandboxSubcommand(argv: string[]): boolean {
+  return argv[0] === 'sandbox' && (argv[1] === 'run' || argv[1] === 'image');
+}
+
+// Run when executed directly (a systemd unit written by an older errand names this file),
+// not when imported.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -4,6 +4,8 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { defaultConfigPath, formatConfigIssues, loadServerConfig } from '../config/index.ts';
+import { ErrandError } from '../util/errors.ts';
 
 const UNIT = 'errand.service';
 
@@ -77,6 +79,13 @@ async function systemctl(
   }
 }
 
+/**
+ * Writes and enables the unit for the config file at `configPath` (default: the usual
+ * one). Without a config file this refuses (`usage`): embedded defaults take the checkout
+ * errand starts in and the model credential of its environment, and a service starts in
+ * $HOME with neither. A config the service could not load (invalid, or an `!env` only
+ * this shell has) is refused too (`config_invalid`), before anything is written.
+ */
 export async function installService(opts: {
   env?: NodeJS.ProcessEnv;
   configPath?: string;
@@ -87,22 +96,30 @@ export async function installService(opts: {
 }): Promise<{ unitPath: string; unit: string; enabled: boolean; message: string }> {
   const env = opts.env ?? process.env;
   const path = unitPath(env);
+  const configPath = resolve(opts.configPath ?? defaultConfigPath(env));
+  const unitEnv: Record<string, string> = {
+    PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    // Set when errand is installed, kept for the service: podman's config, and the CAs
+    // of mail or other servers with certificates from a private CA.
+    ...Object.fromEntries(
+      (['CONTAINERS_CONF', 'NODE_EXTRA_CA_CERTS'] as const).flatMap((k) =>
+        env[k] ? [[k, env[k]]] : [],
+      ),
+    ),
+  };
+  await requireServiceConfig(configPath, opts.configPath !== undefined, {
+    // What systemd gives a user service, plus what the unit sets.
+    HOME: env.HOME ?? homedir(),
+    ...unitEnv,
+  });
   const unit = systemdUnit({
     nodePath: opts.nodePath ?? process.execPath,
-    // main.ts beside this file when run from sources, main.js when built into dist/.
+    // The command's entry beside this file: errand.ts from sources, errand.js in dist/.
     mainPath:
-      opts.mainPath ?? fileURLToPath(import.meta.url).replace(/service\.(ts|js)$/, 'main.$1'),
-    configPath: opts.configPath ? resolve(opts.configPath) : undefined,
-    env: {
-      PATH: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      // Set when errand is installed, kept for the service: podman's config, and the CAs
-      // of mail or other servers with certificates from a private CA.
-      ...Object.fromEntries(
-        (['CONTAINERS_CONF', 'NODE_EXTRA_CA_CERTS'] as const).flatMap((k) =>
-          env[k] ? [[k, env[k]]] : [],
-        ),
-      ),
-    },
+      opts.mainPath ?? fileURLToPath(import.meta.url).replace(/service\.(ts|js)$/, 'errand.$1'),
+    // Always named: the service does not see this shell's XDG_CONFIG_HOME.
+    configPath,
+    env: unitEnv,
     stopTimeoutSeconds: opts.stopTimeoutSeconds,
   });
   if (opts.dryRun) return { unitPath: path, unit, enabled: false, message: `Would write ${path}` };
@@ -124,6 +141,32 @@ export async function installService(opts: {
     enabled: false,
     message: `Wrote ${path}, but systemctl could not enable it (${enable.error || 'systemctl not found'}).\nIn a login session with systemd, run:\n  systemctl --user daemon-reload && systemctl --user enable --now ${UNIT}\n  loginctl enable-linger $USER   # keep it running after you log out`,
   };
+}
+
+async function requireServiceConfig(
+  configPath: string,
+  named: boolean,
+  serviceEnv: NodeJS.ProcessEnv,
+): Promise<void> {
+  if (!existsSync(configPath)) {
+    if (named) {
+      throw new ErrandError(
+        'config_missing',
+        `No config file at ${configPath}. Create one with: errand init --config ${configPath}`,
+      );
+    }
+    throw new ErrandError(
+      'usage',
+      `No config file at ${configPath}: a service on embedded defaults would start in your home folder with no repository and no model credential. In the repository's checkout run errand init (and put the API key in secrets.env beside the config), then errand install-service.`,
+    );
+  }
+  const loaded = await loadServerConfig({ path: configPath, env: serviceEnv });
+  if (loaded.status === 'invalid') {
+    throw new ErrandError(
+      'config_invalid',
+      `The service could not load its config (it sees only HOME, PATH, CONTAINERS_CONF and NODE_EXTRA_CA_CERTS of this environment; put other !env values in .env beside the config):\n${formatConfigIssues(loaded.issues)}\nFix it, check with errand check --config ${configPath}, and run errand install-service again.`,
+    );
+  }
 }
 
 export async function uninstallService(opts: {

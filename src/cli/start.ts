@@ -21,6 +21,7 @@ import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
 import { ErrandError } from '../util/errors.ts';
 import { createLogger } from '../util/logger.ts';
 import { controlTokenPath, openStore, requireConfig } from './context.ts';
+import { scheduleImagePrune } from './image-prune.ts';
 import { lockStateDir } from './instance-lock.ts';
 import { VERSION } from './version.ts';
 
@@ -188,6 +189,14 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
       'Stop with Ctrl-C.\n',
   );
 
+  // Old images go at start and once a day; through the driver, so the gateway knows no
+  // images (docs/sandbox.md, "Images").
+  const pruning = scheduleImagePrune({
+    driver: executor.driver,
+    config: () => current,
+    logger: log,
+  });
+
   const reload = async (why: string) => {
     const next = await loadServerConfig({
       path: result.path,
@@ -218,6 +227,7 @@ export async function startCommand(opts: { config?: string }): Promise<void> {
   await stopped;
   watcher?.close();
   await gateway.shutdown();
+  await pruning.stop();
   dashboard.close();
   await new Promise<void>((resolve) => api.close(() => resolve()));
   api.closeAllConnections();

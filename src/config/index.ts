@@ -13,5 +13,6 @@ export {
   stateDir,
 } from './load.ts';
 export { changedRepos, watchConfig } from './reload.ts';
+export { repoIdOfFolder } from './repo-id.ts';
 export { type RepoConfig, type ServerConfig, serverConfigSchema } from './schema.ts';
-export { STARTER_CONFIG } from './starter.ts';
+export { type StarterRepo, starterConfig } from './starter.ts';

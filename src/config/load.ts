@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
   type Document,
@@ -17,6 +17,7 @@ import { Secret } from '../util/secret.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { yamlShapeProblem, yamlValue } from '../util/yaml-limits.ts';
 import { type FileExposure, fileExposure } from './file-modes.ts';
+import { repoIdOfFolder } from './repo-id.ts';
 import { SECRET_KEYS, SECRET_MAPS, type ServerConfig, serverConfigSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -539,12 +540,7 @@ async function embeddedDefaults(
     );
     const top = stdout.trim();
     if (top) {
-      const id =
-        basename(top)
-          .replace(/[^A-Za-z0-9_.-]/g, '-')
-          .replace(/^[^A-Za-z0-9]+/, '')
-          .slice(0, 64) || 'repo';
-      repos[id] = { git_url: top, agent };
+      repos[repoIdOfFolder(top)] = { git_url: top, agent };
     }
   } catch {
     // Not inside a git checkout (or no git): no default repository.

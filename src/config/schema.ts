@@ -459,6 +459,18 @@ export const serverConfigSchema = z
         hold_sandbox: true,
       })
       .describe('task execution'),
+    sandbox: z
+      .object({
+        image_prune: z
+          .boolean()
+          .default(true)
+          .describe(
+            'at start and once a day, remove the sandbox images this installation built more than twice the smallest image_max_age_hours of its repositories ago (an image a container uses stays)',
+          ),
+      })
+      .strict()
+      .default({ image_prune: true })
+      .describe('sandbox images of this installation'),
     dashboard: z
       .object({
         host: z

@@ -1,5 +1,21 @@
-/** The config `errand init` writes; REPO_PATH is replaced by the current git checkout. */
-export const STARTER_CONFIG = `# errand server config. Reference: docs/configuration.md
+/** The one repository the starter config names. */
+export interface StarterRepo {
+  /** The repository id: the checkout folder's name (repoIdOfFolder). */
+  id: string;
+  /**
+   * What `git_url:` says, as YAML: a quoted URL or path, or a `!secret NAME` reference
+   * when the URL holds a credential.
+   */
+  gitUrl: string;
+}
+
+/** The config `errand init` writes, for the repository of the checkout it ran in. */
+export function starterConfig(repo: StarterRepo): string {
+  // Replacer functions: a `$&` in a URL is text, not a replacement pattern.
+  return STARTER.replace('REPO_ID', () => repo.id).replace('REPO_GIT_URL', () => repo.gitUrl);
+}
+
+const STARTER = `# errand server config. Reference: docs/configuration.md
 # Values can come from the environment (!env NAME, also read from .env beside this file)
 # or from secrets.env beside this file (!secret NAME; keep it chmod 600).
 
@@ -15,8 +31,8 @@ dashboard:
   # base_url: https://errand.example.com
 
 repos:
-  app:
-    git_url: REPO_PATH         # a URL or an absolute local path
+  REPO_ID:
+    git_url: REPO_GIT_URL   # a URL or an absolute local path
     # default_branch: main     # detected when absent
     model: claude-sonnet-4-5
     # usage_footer: true       # cost, duration, turns and tokens under each reply

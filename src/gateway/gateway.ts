@@ -562,6 +562,7 @@ export class Gateway {
         sender: m.sender.name ?? m.sender.id,
         at: m.receivedAt,
         text: m.text,
+        subject: m.subject,
         attachments: m.attachments,
       }));
     const history = () => this.#history(conversation.id);

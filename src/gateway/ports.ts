@@ -114,6 +114,8 @@ export interface PromptPart {
   sender: string;
   at: number;
   text: string;
+  /** The message's subject as the sender wrote it (an email's); undefined or '': none. */
+  subject?: string;
   attachments: Attachment[];
 }
 

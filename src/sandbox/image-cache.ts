@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { ErrandError } from '../util/errors.ts';
 import { runPodman } from './podman.ts';
 
 /** Images errand builds are named by content: `localhost/errand-sandbox:<hash16>`. */
@@ -141,8 +142,9 @@ export class ImageCache {
   }
 
   /**
-   * Removes this installation's images built more than `olderThanMs` ago. An image a
-   * container still uses is left alone (podman refuses to remove it).
+   * Removes this installation's images built more than `olderThanMs` ago, and returns
+   * their names. An image a container still uses is left alone (podman refuses to remove
+   * it). A listing podman refuses is a `sandbox_setup` error.
    */
   async prune(olderThanMs: number): Promise<string[]> {
     if (!this.#owner) return [];
@@ -154,21 +156,29 @@ export class ImageCache {
         '--filter',
         `until=${Math.floor(olderThanMs / 1000)}s`,
         '--format',
-        '{{.Repository}}:{{.Tag}}',
+        '{{.ID}} {{.Repository}}:{{.Tag}}',
       ],
       { env: this.#env, timeoutMs: 60_000 },
     );
+    if (r.code !== 0) {
+      throw new ErrandError(
+        'sandbox_setup',
+        `podman could not list the sandbox images (exit ${r.code}): ${lastLines(r.stderr, 3)}`,
+      );
+    }
     const removed: string[] = [];
-    for (const name of new Set(
-      r.stdout
-        .split('\n')
-        .map((s) => s.trim())
-        .filter((s) => s && !s.endsWith(':<none>')),
-    )) {
-      const rm = await runPodman(['rmi', name], { env: this.#env, timeoutMs: 60_000 });
+    const seen = new Set<string>();
+    for (const line of r.stdout.split('\n')) {
+      const [id, name] = line.trim().split(' ') as [string, string | undefined];
+      if (!id || seen.has(id)) continue;
+      seen.add(id);
+      // By id, not name: a build of the same context meanwhile gives the name to a new
+      // image, which must stay.
+      const rm = await runPodman(['rmi', id], { env: this.#env, timeoutMs: 60_000 });
       if (rm.code === 0) {
-        removed.push(name);
-        this.forget(name);
+        const shown = name && !name.endsWith(':<none>') ? name : id;
+        removed.push(shown);
+        if (name) this.forget(name);
       }
     }
     return removed;

@@ -1,5 +1,5 @@
 import { lstatSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { git } from './git.ts';
 
 /**
@@ -103,4 +103,21 @@ export async function checkoutHasCommit(c: Checkout, id: string): Promise<boolea
     { step: 'rev-parse', repoId: c.top, offline: true },
   ).catch(() => undefined);
   return r?.stdout.toString().trim() === id;
+}
+
+/**
+ * The URL of the checkout's `origin` remote as its config writes it (a relative path made
+ * absolute against the checkout), or undefined when it has no origin. Read with
+ * `git config`, which runs nothing the config names, in errand's clean environment.
+ */
+export async function checkoutOriginUrl(c: Checkout): Promise<string | undefined> {
+  // `--default ''`: no origin is an empty answer, so a failure is a real one (git_failed).
+  const r = await git(['-C', c.top, 'config', '--get', '--default', '', 'remote.origin.url'], {
+    step: 'config',
+    repoId: c.top,
+    offline: true,
+  });
+  const url = r.stdout.toString().trim();
+  if (!url) return undefined;
+  return url.startsWith('./') || url.startsWith('../') ? resolve(c.top, url) : url;
 }

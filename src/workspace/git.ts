@@ -88,10 +88,14 @@ export interface GitOptions {
   maxOutput?: { bytes: number; error: () => Error };
 }
 
+const MAX_ERROR_LINES = 40;
+const MAX_ERROR_CHARS = 4000;
+
 /**
  * Runs git without a shell. A failure is an ErrandError (`git_failed`) naming the
- * repository and the step, with the last lines of stderr; URLs in it are redacted, and so
- * are the credentials of a URL among `args` wherever git quotes them. The
+ * repository and the step, with git's error (its last 40 lines, at most 4000 characters);
+ * URLs in it are redacted, and so are the credentials of a URL among `args` wherever git
+ * quotes them. The
  * original error is not attached as `cause`: its message holds the full command line.
  */
 export function git(args: string[], opts: GitOptions): Promise<GitResult> {
@@ -116,7 +120,15 @@ export function git(args: string[], opts: GitOptions): Promise<GitResult> {
           reject(opts.maxOutput.error());
           return;
         }
-        const lines = errText.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+        const redact = (text: string) =>
+          redactValues(redactUrl(text), [...args, opts.remoteUrl ?? ''].flatMap(urlCredentials));
+        // git's whole error: its first lines often say why (`Host key verification
+        // failed.` above `fatal: Could not read from remote repository.` and two lines of
+        // advice). Bounded, since a remote writes what it likes to stderr; cut after
+        // redaction, so no cut leaves a credential without the URL that marks it.
+        const lines = redact(
+          errText.trim().split('\n').filter(Boolean).slice(-MAX_ERROR_LINES).join(' | '),
+        ).slice(-MAX_ERROR_CHARS);
         const why =
           lines ||
           (err.killed ? 'timed out' : `exit ${typeof err.code === 'number' ? err.code : '?'}`);
@@ -124,10 +136,7 @@ export function git(args: string[], opts: GitOptions): Promise<GitResult> {
         reject(
           new ErrandError(
             'git_failed',
-            redactValues(
-              redactUrl(`git ${opts.step} failed for repository ${opts.repoId}: ${why}.${hint}`),
-              [...args, opts.remoteUrl ?? ''].flatMap(urlCredentials),
-            ),
+            redact(`git ${opts.step} failed for repository ${opts.repoId}: ${why}.${hint}`),
           ),
         );
       },

@@ -7,6 +7,7 @@ export {
   type Checkout,
   checkoutDefaultCommit,
   checkoutHasCommit,
+  checkoutOriginUrl,
   findCheckout,
 } from './checkout.ts';
 export {

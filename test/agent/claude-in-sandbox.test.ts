@@ -93,6 +93,22 @@ const scenario: Scenario = (req) => {
           },
         ];
   }
+  if (t.includes('report the background setting')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'Reported.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              // Empty when the variable is unset.
+              command:
+                'printenv CLAUDE_CODE_DISABLE_BACKGROUND_TASKS > /outbox/background.txt; true',
+              description: 'report',
+            },
+          },
+        ];
+  }
   if (t.includes('commit the greeting')) {
     return req.afterToolResult
       ? [{ type: 'text', text: 'Committed.' }]
@@ -279,6 +295,15 @@ describe('Claude Code in the sandbox', () => {
       assert.ok(!content.includes(REAL_KEY) && !content.includes('PATH='), f);
     }
     assert.ok(!s.delivery.text.includes(REAL_KEY));
+  });
+
+  it('runs the CLI with background tasks off, so no work is left running when -p exits', async () => {
+    const s = await ask('Please report the background setting.', 'background');
+    assert.equal(s.delivery.text, 'Reported.', s.delivery.text);
+    const report = s.delivery.files.find((f) => f.endsWith('background.txt'));
+    assert.ok(report, `outbox files: ${s.delivery.files.join(', ')}`);
+    // The Bash tool's shell inherits the CLI's environment.
+    assert.equal(readFileSync(report, 'utf8'), '1\n');
   });
 
   it('commits with git in the workspace', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadServerConfig } from '../../src/config/index.ts';
 import { cli, freePort, gitCheckout, startErrand, tempHome } from '../harness/cli.ts';
+import { git } from '../harness/git.ts';
 
 /** Why an immutable file cannot be made here (it takes root and a file system with flags). */
 function chattrSkip(): string | undefined {
@@ -91,7 +92,8 @@ describe('the errand command', () => {
       assert.equal(r.code, 0, r.stderr);
       const path = join(home, '.config', 'errand', 'errand.yaml');
       assert.ok(existsSync(path));
-      assert.match(readFileSync(path, 'utf8'), new RegExp(`git_url: ${project}`));
+      assert.match(readFileSync(path, 'utf8'), new RegExp(`project:\\n    git_url: "${project}"`));
+      assert.match(r.stderr, /has no origin remote: repos\.project\.git_url is its local path/);
       assert.equal(statSync(join(home, '.config', 'errand', 'secrets.env')).mode & 0o777, 0o600);
       const loaded = await loadServerConfig({ path, env: {} });
       assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
@@ -99,6 +101,83 @@ describe('the errand command', () => {
       assert.equal(again.code, 2);
       assert.match(again.stderr, /exists already.*--force/);
       assert.equal((await cli(['init', '--force'], { env, cwd: project })).code, 0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it("init names the repository after its folder and writes origin's URL as git_url", async () => {
+    const { home, env } = tempHome();
+    try {
+      const project = gitCheckout(home, 'widget');
+      git(project, 'remote', 'add', 'origin', 'git@git.example.com:acme/widget.git');
+      const r = await cli(['init'], { env, cwd: join(project) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '', 'no warning with an origin');
+      const path = join(home, '.config', 'errand', 'errand.yaml');
+      const loaded = await loadServerConfig({ path, env: {} });
+      assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
+      if (loaded.status !== 'ok') return;
+      assert.deepEqual(Object.keys(loaded.config.repos), ['widget']);
+      assert.equal(loaded.config.repos.widget!.git_url, 'git@git.example.com:acme/widget.git');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it("init keeps a token in origin's URL out of errand.yaml and out of what it prints: it goes to secrets.env", async () => {
+    const { home, env } = tempHome();
+    const token = 'ghp_InitMustNotEchoThis0123456789';
+    const url = `https://x-access-token:${token}@github.com/acme/app.git`;
+    try {
+      const project = gitCheckout(home, 'app');
+      git(project, 'remote', 'add', 'origin', url);
+      const r = await cli(['init'], { env, cwd: project });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!(r.stdout + r.stderr).includes(token), 'init does not print the token');
+      assert.match(r.stdout, /went to .*secrets\.env as GIT_URL/);
+      const dir = join(home, '.config', 'errand');
+      const yaml = readFileSync(join(dir, 'errand.yaml'), 'utf8');
+      assert.ok(!yaml.includes(token), 'errand.yaml does not hold the token');
+      assert.match(yaml, /git_url: !secret GIT_URL/);
+      assert.equal(statSync(join(dir, 'secrets.env')).mode & 0o777, 0o600);
+      const loaded = await loadServerConfig({ path: join(dir, 'errand.yaml'), env: {} });
+      assert.equal(loaded.status, 'ok', JSON.stringify(loaded));
+      if (loaded.status === 'ok') assert.equal(loaded.config.repos.app!.git_url, url);
+      // A second init finds the URL in secrets.env and leaves the file alone.
+      const before = readFileSync(join(dir, 'secrets.env'), 'utf8');
+      const again = await cli(['init', '--force'], { env, cwd: project });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(readFileSync(join(dir, 'secrets.env'), 'utf8'), before);
+      // A token in a query parameter is a credential too.
+      const queried = gitCheckout(home, 'queried');
+      git(
+        queried,
+        'remote',
+        'add',
+        'origin',
+        `https://git.example.com/acme/q.git?access_token=${token}`,
+      );
+      rmSync(join(dir, 'secrets.env'));
+      const q = await cli(['init', '--force'], { env, cwd: queried });
+      assert.equal(q.code, 0, q.stderr);
+      assert.ok(!(q.stdout + q.stderr).includes(token));
+      assert.ok(!readFileSync(join(dir, 'errand.yaml'), 'utf8').includes(token));
+      assert.match(
+        readFileSync(join(dir, 'secrets.env'), 'utf8'),
+        /^GIT_URL='https:\/\/git\.example\.com\/acme\/q\.git\?access_token=/m,
+      );
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('init outside a git checkout warns that git_url names no repository', async () => {
+    const { home, env } = tempHome();
+    try {
+      const r = await cli(['init'], { env, cwd: home });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /is not inside a git checkout: .*Set it to the repository's URL/);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
@@ -214,8 +293,51 @@ describe('the errand command', () => {
       assert.equal(r.code, 4);
       assert.match(r.stderr, /errand start/);
       const status = await cli(['status', '--config', path], { env });
-      assert.equal(status.code, 0);
+      assert.equal(status.code, 4, 'status exits 4 like its help says');
       assert.match(status.stdout, /errand is not running \(start it with: errand start\)/);
+      assert.match(status.stdout, /No tasks running or queued/);
+      const json = await cli(['status', '--json', '--config', path], { env });
+      assert.equal(json.code, 4);
+      assert.equal(JSON.parse(json.stdout).channels, null);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 2 for errand sandbox without a subcommand or with an unknown one', async () => {
+    const { home, env } = tempHome();
+    try {
+      const bare = await cli(['sandbox'], { env, cwd: home });
+      assert.equal(bare.code, 2);
+      assert.match(bare.stderr, /Usage: errand sandbox/);
+      const unknown = await cli(['sandbox', 'frobnicate'], { env, cwd: home });
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /unknown command/);
+      assert.equal((await cli(['sandbox', '--help'], { env, cwd: home })).code, 0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('looks at conversations and status without creating the state folder', async () => {
+    const { home, env } = tempHome();
+    try {
+      const port = await freePort();
+      const path = join(home, 'errand.yaml');
+      const state = join(home, 'state');
+      writeFileSync(path, `dashboard:\n  port: ${port}\nexecution:\n  state_dir: ${state}\n`);
+      const list = await cli(['conversations', 'list', '--config', path], { env, cwd: home });
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /No conversations stored yet/);
+      const json = await cli(['conversations', 'list', '--json', '--config', path], { env });
+      assert.deepEqual(JSON.parse(json.stdout), []);
+      const show = await cli(['conversations', 'show', 'c_nope', '--config', path], { env });
+      assert.equal(show.code, 5);
+      const status = await cli(['status', '--config', path], { env, cwd: home });
+      assert.equal(status.code, 4);
+      assert.match(status.stdout, /No tasks running or queued/);
+      assert.equal(existsSync(state), false, 'the state folder was not created');
+      assert.equal(existsSync(join(home, '.local')), false, 'nor the default one');
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -66,7 +66,7 @@ describe('files errand reads credentials from', () => {
     withConfig(
       (home) => dotenvConfig(home, 0o600),
       async (path, env, home) => {
-        const r = await cli(['status', '--config', path], { env, cwd: home });
+        const r = await cli(['conversations', 'list', '--config', path], { env, cwd: home });
         assert.equal(r.code, 0, r.stderr);
       },
     ),

@@ -10,7 +10,7 @@ import {
   changedRepos,
   formatConfigIssues,
   loadServerConfig,
-  STARTER_CONFIG,
+  starterConfig,
   watchConfig,
 } from '../../src/config/index.ts';
 
@@ -153,7 +153,7 @@ describe('loading', () => {
   it('loads the starter config errand init writes', async () => {
     const path = write(
       'errand.yaml',
-      STARTER_CONFIG.replaceAll('REPO_PATH', '/srv/project'),
+      starterConfig({ id: 'project', gitUrl: '"/srv/project"' }),
       0o644,
     );
     const r = await loadServerConfig({ path, env: {} });

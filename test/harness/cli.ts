@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initRepo } from './git.ts';
 
-export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The `errand` command's entry (it checks the Node version, then loads main.ts). */
+export const MAIN = fileURLToPath(new URL('../../src/cli/errand.ts', import.meta.url));
 
 export interface CliResult {
   code: number | null;

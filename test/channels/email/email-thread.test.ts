@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import PostalMime from 'postal-mime';
+import { buildPrompt } from '../../../src/agent/claude-runner.ts';
 import type { TaskExecutor, TaskOutcome, TaskRun } from '../../../src/gateway/ports.ts';
 import {
   type EmailFixture,
@@ -92,6 +93,15 @@ test('a new mail gets an acknowledgement and then the answer, both in its thread
   assert.equal(executor.runs[0]!.parts[0]!.sender, 'Alice');
 });
 
+test("the subject of a new mail reaches the agent's first prompt, under its sender", () => {
+  const prompt = buildPrompt(executor.runs[0]!);
+  assert.match(
+    prompt,
+    /\nFrom Alice at [^\n]+:\nSubject: Fix the build\nThe build is red, please fix it\.\n/,
+  );
+  assert.match(prompt, /"Subject:" line under a "From" line is the subject that sender gave/);
+});
+
 test('a reply in the thread continues the same conversation, with the quoted text stripped', async () => {
   const before = executor.runs.length;
   const sentBefore = f.smtp.messages.length;
@@ -110,6 +120,7 @@ test('a reply in the thread continues the same conversation, with the quoted tex
   assert.equal(second.conversation.id, executor.runs[0]!.conversation.id);
   assert.equal(second.firstTask, false);
   assert.equal(second.parts[0]!.text, 'Thanks! Now also update the changelog.');
+  assert.doesNotMatch(buildPrompt(second), /\nSubject:/, "a follow-up's Re: subject is left out");
   const reply = await PostalMime.parse(f.smtp.messages[sentBefore]!.raw);
   assert.equal(f.smtp.messages.length, sentBefore + 1, 'no second acknowledgement');
   assert.match(reply.text ?? '', /also update the changelog/);
