@@ -12,35 +12,63 @@ export interface DeliveryQueueOptions {
   maxDelayMs?: number;
   /** After this many failed attempts the delivery is marked `failed` and left visible. */
   maxAttempts?: number;
+  /**
+   * Deliveries each channel of each repository has in flight at once (handed to it, not yet
+   * settled); the rest wait in order. Default 8.
+   */
+  inFlight?: number;
 }
 
 /**
  * Sends stored deliveries through their channel, in order per conversation, retrying with
  * exponential backoff. A delivery is marked sent only after the channel accepted it; one
  * that keeps failing ends `failed` with its last error, never silently dropped.
+ *
+ * Each channel of each repository has at most `inFlight` deliveries in flight: a backlog
+ * of thousands of acknowledgements waits here as small records instead of as thousands of
+ * mails built and queued inside the channel's client at once (docs/gateway.md).
  */
 export class DeliveryQueue {
   readonly #opts: Required<Omit<DeliveryQueueOptions, 'logger' | 'store' | 'send'>> &
     DeliveryQueueOptions;
-  // In order per conversation; #attempt handles its own errors, as WorkQueue requires.
-  #serial = new WorkQueue<Delivery>((d) => this.#attempt(d));
+  // One per repository and channel, in order per conversation; #attempt handles its own
+  // errors, as WorkQueue requires.
+  #byChannel = new Map<string, WorkQueue<Delivery>>();
   #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
   constructor(opts: DeliveryQueueOptions) {
-    this.#opts = { baseDelayMs: 1000, maxDelayMs: 300_000, maxAttempts: 10, ...opts };
+    this.#opts = {
+      baseDelayMs: 1000,
+      maxDelayMs: 300_000,
+      maxAttempts: 10,
+      inFlight: 8,
+      ...opts,
+    };
+  }
+
+  /** Deliveries each channel has in flight at once; a lower value lets those in flight end. */
+  set inFlight(n: number) {
+    this.#opts.inFlight = n;
+    for (const q of this.#byChannel.values()) q.limit = n;
   }
 
   enqueue(d: Delivery): void {
     if (this.#closed) return;
-    this.#serial.push(d.conversationId ?? d.id, d);
+    const channel = `${d.repoId}\0${d.channel}`;
+    let q = this.#byChannel.get(channel);
+    if (!q) {
+      q = new WorkQueue<Delivery>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
+      this.#byChannel.set(channel, q);
+    }
+    q.push(d.conversationId ?? d.id, d);
   }
 
   /** Waits up to `ms` for deliveries in flight (not for scheduled retries). */
   async flush(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#serial.idle(),
+      Promise.all([...this.#byChannel.values()].map((q) => q.idle())),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       }),
