@@ -8,7 +8,10 @@
  * drain, and the loss: messages without exactly one acknowledgement and one reply.
  * Target (issue "memory under a backlog"): under 200 MB peak, nothing lost.
  *
- *   bash scripts/node.sh bench/backlog.ts [--messages N]     (or BACKLOG_MESSAGES=N)
+ *   bash scripts/node.sh bench/backlog.ts [--messages N] [--node-flags "--max-semi-space-size=4"]
+ *
+ * BACKLOG_MESSAGES=N does what --messages does. --node-flags starts both of errand's
+ * processes (baseline and backlog) with those Node/V8 flags, to compare heap settings.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,8 +29,10 @@ const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: process.env.BACKLOG_MESSAGES ?? '10000' },
     'timeout-minutes': { type: 'string', default: '20' },
+    'node-flags': { type: 'string', default: '' },
   },
 });
+const NODE_FLAGS = values['node-flags'].split(' ').filter(Boolean);
 const N = Number(values.messages);
 const TIMEOUT_MS = Number(values['timeout-minutes']) * 60_000;
 const CHILD = new URL('./backlog-child.ts', import.meta.url).pathname;
@@ -48,14 +53,19 @@ interface Errand {
 }
 
 function startErrand(dir: string): Errand {
-  const proc = spawn(process.execPath, [CHILD, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, CHILD, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = once(proc, 'exit').then(([code]) => {
     throw new Error(`errand's process exited (${code}) before its mailbox was open`);
   });
   exited.catch(() => undefined);
   const connected = new Promise<void>((resolve) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if ((JSON.parse(line) as { ev: string }).ev === 'connected') resolve();
+      // Anything else on stdout is Node's own (a --trace-gc line, say).
+      if (line.startsWith('{') && (JSON.parse(line) as { ev: string }).ev === 'connected') {
+        resolve();
+      }
     });
   });
   return {
@@ -156,6 +166,7 @@ try {
   console.log(
     "  errand: gateway + email channel in a child process, on SQLite; the executor is scripted (answers at once), so this measures errand's own memory, not an agent's",
   );
+  if (NODE_FLAGS.length) console.log(`  errand's processes run with ${NODE_FLAGS.join(' ')}`);
   console.log(`  putting the backlog in the Maildir took ${appendS.toFixed(1)} s (not counted)`);
   console.log(`  baseline, same process on an empty mailbox: peak RSS ${mb(baseline)}`);
   console.log(`  backlog: peak RSS ${mb(peak)} (${(peak / baseline).toFixed(2)}x the baseline)`);
