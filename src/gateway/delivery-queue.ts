@@ -3,6 +3,20 @@ import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { WorkQueue } from './work-queue.ts';
 
+/**
+ * What waits in memory for its turn: where to find the delivery again, not its text or
+ * files (a backlog's replies stay in the store). A delivery outside any conversation (a
+ * notice to a refused message) is rare and waits whole, in `held`.
+ */
+interface Waiting {
+  id: string;
+  repoId: string;
+  channel: Delivery['channel'];
+  conversationId?: string;
+  attempts: number;
+  held?: Delivery;
+}
+
 export interface DeliveryQueueOptions {
   store: Store;
   logger: Logger;
@@ -33,7 +47,7 @@ export class DeliveryQueue {
     DeliveryQueueOptions;
   // One per repository and channel, in order per conversation; #attempt handles its own
   // errors, as WorkQueue requires.
-  #byChannel = new Map<string, WorkQueue<Delivery>>();
+  #byChannel = new Map<string, WorkQueue<Waiting>>();
   #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
@@ -54,14 +68,23 @@ export class DeliveryQueue {
   }
 
   enqueue(d: Delivery): void {
+    const { id, repoId, channel, conversationId, attempts } = d;
+    this.#push(
+      conversationId
+        ? { id, repoId, channel, conversationId, attempts }
+        : { id, repoId, channel, attempts, held: d },
+    );
+  }
+
+  #push(w: Waiting): void {
     if (this.#closed) return;
-    const channel = `${d.repoId}\0${d.channel}`;
+    const channel = `${w.repoId}\0${w.channel}`;
     let q = this.#byChannel.get(channel);
     if (!q) {
-      q = new WorkQueue<Delivery>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
+      q = new WorkQueue<Waiting>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
       this.#byChannel.set(channel, q);
     }
-    q.push(d.conversationId ?? d.id, d);
+    q.push(w.conversationId ?? w.id, w);
   }
 
   /** Waits up to `ms` for deliveries in flight (not for scheduled retries). */
@@ -83,27 +106,36 @@ export class DeliveryQueue {
     this.#timers.clear();
   }
 
-  async #attempt(d: Delivery): Promise<void> {
+  async #attempt(w: Waiting): Promise<void> {
     if (this.#closed) return;
+    let d = w.held;
     try {
+      d ??= (
+        await this.#opts.store.listDeliveries({
+          conversationId: w.conversationId,
+          states: ['pending'],
+        })
+      ).find((x) => x.id === w.id);
+      // Sent by an earlier attempt, or its conversation was deleted meanwhile.
+      if (!d) return;
       await this.#opts.send(d);
       await this.#opts.store.markDelivery(d.id, { state: 'sent' });
     } catch (e) {
       const error = describeError(e);
-      const attempts = d.attempts + 1;
+      const attempts = (d ?? w).attempts + 1;
       const final = attempts >= this.#opts.maxAttempts;
       await this.#opts.store
-        .markDelivery(d.id, { state: final ? 'failed' : 'pending', error })
+        .markDelivery(w.id, { state: final ? 'failed' : 'pending', error })
         .catch(() => undefined);
       this.#opts.logger.warn(
-        { delivery: d.id, repo: d.repoId, channel: d.channel, attempts, err: error },
+        { delivery: w.id, repo: w.repoId, channel: w.channel, attempts, err: error },
         final ? 'delivery failed; giving up' : 'delivery failed; will retry',
       );
       if (final || this.#closed) return;
       const delay = Math.min(this.#opts.baseDelayMs * 2 ** (attempts - 1), this.#opts.maxDelayMs);
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
-        this.enqueue({ ...d, attempts, lastError: error });
+        this.#push({ ...w, attempts, held: w.held && { ...w.held, attempts, lastError: error } });
       }, delay);
       this.#timers.add(timer);
     }
