@@ -8,7 +8,7 @@
  * drain, and the loss: messages without exactly one acknowledgement and one reply.
  * Target (issue "memory under a backlog"): under 200 MB peak, nothing lost.
  *
- *   bash scripts/node.sh bench/backlog.ts [--messages N] [--node-flags "--max-semi-space-size=4"]
+ *   bash scripts/node.sh bench/backlog.ts [--messages N] [--node-flags=--max-semi-space-size=4]
  *
  * BACKLOG_MESSAGES=N does what --messages does. --node-flags starts both of errand's
  * processes (baseline and backlog) with those Node/V8 flags, to compare heap settings.
