@@ -418,6 +418,15 @@ export const serverConfigSchema = z
           .max(1000)
           .default(4)
           .describe('tasks running at once, over all repositories'),
+        deliveries_in_flight: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(8)
+          .describe(
+            'replies and notices each channel of each repository sends at once; the rest wait, in order per conversation',
+          ),
         shutdown_grace_seconds: z
           .number()
           .int()
@@ -454,6 +463,7 @@ export const serverConfigSchema = z
       .strict()
       .default({
         max_concurrent: 4,
+        deliveries_in_flight: 8,
         shutdown_grace_seconds: 30,
         retention_days: 30,
         hold_sandbox: true,

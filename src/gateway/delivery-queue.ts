@@ -3,6 +3,20 @@ import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { WorkQueue } from './work-queue.ts';
 
+/**
+ * What waits in memory for its turn: where to find the delivery again, not its text or
+ * files (a backlog's replies stay in the store). A delivery outside any conversation (a
+ * notice to a refused message) is rare and waits whole, in `held`.
+ */
+interface Waiting {
+  id: string;
+  repoId: string;
+  channel: Delivery['channel'];
+  conversationId?: string;
+  attempts: number;
+  held?: Delivery;
+}
+
 export interface DeliveryQueueOptions {
   store: Store;
   logger: Logger;
@@ -12,35 +26,72 @@ export interface DeliveryQueueOptions {
   maxDelayMs?: number;
   /** After this many failed attempts the delivery is marked `failed` and left visible. */
   maxAttempts?: number;
+  /**
+   * Deliveries each channel of each repository has in flight at once (handed to it, not yet
+   * settled); the rest wait in order. Default 8.
+   */
+  inFlight?: number;
 }
 
 /**
  * Sends stored deliveries through their channel, in order per conversation, retrying with
  * exponential backoff. A delivery is marked sent only after the channel accepted it; one
  * that keeps failing ends `failed` with its last error, never silently dropped.
+ *
+ * Each channel of each repository has at most `inFlight` deliveries in flight: a backlog
+ * of thousands of acknowledgements waits here as small records instead of as thousands of
+ * mails built and queued inside the channel's client at once (docs/gateway.md).
  */
 export class DeliveryQueue {
   readonly #opts: Required<Omit<DeliveryQueueOptions, 'logger' | 'store' | 'send'>> &
     DeliveryQueueOptions;
-  // In order per conversation; #attempt handles its own errors, as WorkQueue requires.
-  #serial = new WorkQueue<Delivery>((d) => this.#attempt(d));
+  // One per repository and channel, in order per conversation; #attempt handles its own
+  // errors, as WorkQueue requires.
+  #byChannel = new Map<string, WorkQueue<Waiting>>();
   #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
   constructor(opts: DeliveryQueueOptions) {
-    this.#opts = { baseDelayMs: 1000, maxDelayMs: 300_000, maxAttempts: 10, ...opts };
+    this.#opts = {
+      baseDelayMs: 1000,
+      maxDelayMs: 300_000,
+      maxAttempts: 10,
+      inFlight: 8,
+      ...opts,
+    };
+  }
+
+  /** Deliveries each channel has in flight at once; a lower value lets those in flight end. */
+  set inFlight(n: number) {
+    this.#opts.inFlight = n;
+    for (const q of this.#byChannel.values()) q.limit = n;
   }
 
   enqueue(d: Delivery): void {
+    const { id, repoId, channel, conversationId, attempts } = d;
+    this.#push(
+      conversationId
+        ? { id, repoId, channel, conversationId, attempts }
+        : { id, repoId, channel, attempts, held: d },
+    );
+  }
+
+  #push(w: Waiting): void {
     if (this.#closed) return;
-    this.#serial.push(d.conversationId ?? d.id, d);
+    const channel = `${w.repoId}\0${w.channel}`;
+    let q = this.#byChannel.get(channel);
+    if (!q) {
+      q = new WorkQueue<Waiting>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
+      this.#byChannel.set(channel, q);
+    }
+    q.push(w.conversationId ?? w.id, w);
   }
 
   /** Waits up to `ms` for deliveries in flight (not for scheduled retries). */
   async flush(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#serial.idle(),
+      Promise.all([...this.#byChannel.values()].map((q) => q.idle())),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       }),
@@ -55,27 +106,36 @@ export class DeliveryQueue {
     this.#timers.clear();
   }
 
-  async #attempt(d: Delivery): Promise<void> {
+  async #attempt(w: Waiting): Promise<void> {
     if (this.#closed) return;
+    let d = w.held;
     try {
+      d ??= (
+        await this.#opts.store.listDeliveries({
+          conversationId: w.conversationId,
+          states: ['pending'],
+        })
+      ).find((x) => x.id === w.id);
+      // Sent by an earlier attempt, or its conversation was deleted meanwhile.
+      if (!d) return;
       await this.#opts.send(d);
       await this.#opts.store.markDelivery(d.id, { state: 'sent' });
     } catch (e) {
       const error = describeError(e);
-      const attempts = d.attempts + 1;
+      const attempts = (d ?? w).attempts + 1;
       const final = attempts >= this.#opts.maxAttempts;
       await this.#opts.store
-        .markDelivery(d.id, { state: final ? 'failed' : 'pending', error })
+        .markDelivery(w.id, { state: final ? 'failed' : 'pending', error })
         .catch(() => undefined);
       this.#opts.logger.warn(
-        { delivery: d.id, repo: d.repoId, channel: d.channel, attempts, err: error },
+        { delivery: w.id, repo: w.repoId, channel: w.channel, attempts, err: error },
         final ? 'delivery failed; giving up' : 'delivery failed; will retry',
       );
       if (final || this.#closed) return;
       const delay = Math.min(this.#opts.baseDelayMs * 2 ** (attempts - 1), this.#opts.maxDelayMs);
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
-        this.enqueue({ ...d, attempts, lastError: error });
+        this.#push({ ...w, attempts, held: w.held && { ...w.held, attempts, lastError: error } });
       }, delay);
       this.#timers.add(timer);
     }

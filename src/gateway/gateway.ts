@@ -145,6 +145,7 @@ export class Gateway {
       store: this.#store,
       logger: this.#log,
       send: (d) => this.#send(d),
+      inFlight: opts.config.execution.deliveries_in_flight,
       ...opts.deliveryRetry,
     });
     this.#timers = new ScheduleTimers((repo, name) => void this.runSchedule(repo, name), this.#log);
@@ -236,6 +237,7 @@ export class Gateway {
     const { added, removed, changed } = changedRepos(this.#config, next);
     this.#config = next;
     this.#queue.limit = next.execution.max_concurrent;
+    this.#deliveries.inFlight = next.execution.deliveries_in_flight;
     if (!this.#closed) this.#timers.apply(next);
     for (const id of added) {
       const entry: RepoEntry = {

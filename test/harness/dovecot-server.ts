@@ -11,6 +11,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -199,6 +200,29 @@ userdb {
   /** Stores a message the way a mail server delivers it: IDLE clients are told. */
   async append(raw: string | Buffer, user = this.users[0]!, flags: string[] = []): Promise<void> {
     await this.#with(user, (c) => c.append('INBOX', raw, flags).then(() => undefined));
+  }
+
+  /**
+   * Puts messages straight into the user's Maildir, as a local delivery agent does (write
+   * in tmp/, rename into new/): thousands in a second, where APPEND waits for each fsync.
+   * Clients already in the folder see them at their next check, not by IDLE.
+   */
+  deliverToMaildir(raws: Iterable<string | Buffer>, user = this.users[0]!): number {
+    const maildir = join(this.#dir, 'mail', user.user, 'Maildir');
+    for (const sub of ['', '/tmp', '/new', '/cur']) {
+      mkdirSync(maildir + sub, { recursive: true, mode: 0o700 });
+      chownSync(maildir + sub, MAIL_UID, MAIL_GID);
+    }
+    chownSync(join(this.#dir, 'mail', user.user), MAIL_UID, MAIL_GID);
+    let n = 0;
+    const stamp = `${Math.floor(Date.now() / 1000)}.M${process.pid}`;
+    for (const raw of raws) {
+      const name = `${stamp}Q${n++}.errand-test`;
+      writeFileSync(join(maildir, 'tmp', name), raw, { mode: 0o600 });
+      chownSync(join(maildir, 'tmp', name), MAIL_UID, MAIL_GID);
+      renameSync(join(maildir, 'tmp', name), join(maildir, 'new', name));
+    }
+    return n;
   }
 
   async messages(user = this.users[0]!): Promise<StoredMail[]> {

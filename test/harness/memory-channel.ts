@@ -35,6 +35,12 @@ export class MemoryChannel implements Channel {
   readonly opened: NewThread[] = [];
   /** Number of upcoming deliveries that throw. */
   failNext = 0;
+  /** While true, each delivery waits in `deliver` until `releaseHeld()`. */
+  hold = false;
+  /** Deliveries inside `deliver` now, and the most there were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
+  #held: Array<() => void> = [];
   sink: MessageSink | undefined;
   started = 0;
   stopped = 0;
@@ -69,13 +75,27 @@ export class MemoryChannel implements Channel {
   async deliver(delivery: Delivery, context: DeliveryContext): Promise<void> {
     const { conversation } = context;
     this.attempts.push(delivery);
-    if (this.failNext > 0) {
-      this.failNext--;
-      throw new Error('simulated delivery failure');
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.hold) await new Promise<void>((resolve) => this.#held.push(resolve));
+      if (this.failNext > 0) {
+        this.failNext--;
+        throw new Error('simulated delivery failure');
+      }
+      if (!this.sent.some((s) => s.delivery.id === delivery.id))
+        this.sent.push({ delivery, conversation, context });
+    } finally {
+      this.inFlight--;
     }
-    if (!this.sent.some((s) => s.delivery.id === delivery.id))
-      this.sent.push({ delivery, conversation, context });
     for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Lets the deliveries held in `deliver` go on; returns how many there were. */
+  releaseHeld(): number {
+    const held = this.#held.splice(0);
+    for (const resolve of held) resolve();
+    return held.length;
   }
 
   async openThread(thread: NewThread): Promise<string> {

@@ -10,6 +10,7 @@
 import { ImapFlow } from 'imapflow';
 import type { ChannelHealth } from '../../gateway/ports.ts';
 import type { Logger } from '../../util/logger.ts';
+import { fetchBatches } from './fetch-batches.ts';
 import { describeCertificateFailure, imapOptions, type MailServer } from './mail-servers.ts';
 
 export interface MailboxServer extends MailServer {
@@ -171,7 +172,7 @@ export class MailboxWatcher {
       for (const m of await client.fetchAll(uids, { uid: true, size: true }, { uid: true })) {
         sizes.set(m.uid, m.size ?? 0);
       }
-      for (const batch of batches(uids, sizes, this.#opts.maxBytes)) {
+      for (const batch of fetchBatches(uids, sizes, this.#opts.maxBytes)) {
         if (this.#stopped || this.#client !== client) return;
         const handled = await this.#handleBatch(client, batch, sizes);
         // One STORE per batch; a crash before it only means these are fetched again.
@@ -233,23 +234,4 @@ export class MailboxWatcher {
 function describeImapError(e: Error): string {
   const r = e as Error & { responseText?: string; code?: string };
   return [r.code, r.responseText ?? r.message].filter(Boolean).join(': ');
-}
-
-/** Groups of messages small enough together to hold in memory at once. */
-function batches(uids: number[], sizes: Map<number, number>, maxBytes: number): number[][] {
-  const out: number[][] = [];
-  let current: number[] = [];
-  let bytes = 0;
-  for (const uid of uids) {
-    const size = Math.min(sizes.get(uid) ?? 0, maxBytes);
-    if (current.length > 0 && (current.length >= 100 || bytes + size > 2 * maxBytes)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(uid);
-    bytes += size;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
 }
