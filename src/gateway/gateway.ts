@@ -124,6 +124,8 @@ export class Gateway {
   // turn comes.
   #intake = new WorkQueue<string>((id) => this.#intakeById(id));
   #deliveries: DeliveryQueue;
+  /** Pending deliveries found at start: the errand before may have sent them. */
+  #inherited = new Set<string>();
   #accepting = false;
   #closed = false;
   #timers: ScheduleTimers;
@@ -700,6 +702,7 @@ export class Gateway {
     if (!channel)
       throw new Error(`no ${d.channel} channel is configured for repository ${d.repoId}`);
     await channel.deliver(d, await this.#deliveryContext(d));
+    this.#inherited.delete(d.id);
     this.events.emit('delivery', d);
   }
 
@@ -716,14 +719,17 @@ export class Gateway {
       replyTo,
       footer: wantsFooter && task?.usage ? formatUsage(task.usage) : undefined,
       link: baseUrl && conversation ? conversationUrl(baseUrl, conversation.id) : undefined,
+      mayHaveBeenSent: d.attempts > 0 || this.#inherited.has(d.id),
     };
   }
 
   // ---- recovery -----------------------------------------------------------------------
 
   async #recover(): Promise<void> {
-    for (const d of await this.#store.listDeliveries({ states: ['pending'] }))
+    for (const d of await this.#store.listDeliveries({ states: ['pending'] })) {
+      this.#inherited.add(d.id);
       this.#deliveries.enqueue(d);
+    }
     for (const task of await this.#store.listTasks({ states: ['running'] })) {
       this.#log.warn(
         { task: task.id },

@@ -101,6 +101,12 @@ export interface DeliveryContext {
   footer?: string;
   /** Link to the conversation on the dashboard, when `dashboard.base_url` is set. */
   link?: string;
+  /**
+   * An earlier attempt may have reached the thread: it failed after the channel took it
+   * in part, or the errand that made it died before marking it sent. A channel with no
+   * idempotency key of its own (Slack) looks at the thread before it sends again.
+   */
+  mayHaveBeenSent?: boolean;
 }
 
 export interface PlanStep {

@@ -43,6 +43,8 @@ export interface SlackMessage {
   blocks?: unknown;
   files?: Array<{ id: string; name: string }>;
   edited?: boolean;
+  /** Message metadata posted with it; conversations.replies shows it only when asked. */
+  metadata?: { event_type: string; event_payload: Record<string, unknown> };
 }
 
 /** A file as a test shares it. */
@@ -375,6 +377,7 @@ export class SlackEmulator {
           bot_id: BOT_ID,
           text: String(a.text ?? ''),
           blocks: a.blocks,
+          metadata: typeof a.metadata === 'string' ? JSON.parse(a.metadata) : a.metadata,
         });
         return { ok: true, channel: a.channel, ts };
       }
@@ -401,9 +404,10 @@ export class SlackEmulator {
         return { ok: true };
       }
       case 'conversations.replies': {
-        const thread = this.messages.filter(
-          (m) => m.channel === a.channel && (m.ts === a.ts || m.thread_ts === a.ts),
-        );
+        const withMetadata = a.include_all_metadata === true || a.include_all_metadata === 'true';
+        const thread = this.messages
+          .filter((m) => m.channel === a.channel && (m.ts === a.ts || m.thread_ts === a.ts))
+          .map(({ metadata, ...m }) => (withMetadata && metadata ? { ...m, metadata } : m));
         return { ok: true, messages: thread, has_more: false };
       }
       case 'users.info': {

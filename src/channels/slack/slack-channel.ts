@@ -24,6 +24,7 @@ import { removeEntry } from '../../util/no-follow-files.ts';
 import { clip } from '../../util/text.ts';
 import { type DownloadResult, downloadSharedFiles, type SharedFile } from './file-download.ts';
 import { escapeMrkdwn, splitMessage, toMrkdwn } from './mrkdwn.ts';
+import { deliveryMetadata, postedDelivery } from './posted-delivery.ts';
 import { SlackAuthorization, type UserLookup } from './slack-authorization.ts';
 
 export type SlackConfig = NonNullable<RepoConfig['slack']>;
@@ -118,7 +119,7 @@ export class SlackChannel implements Channel {
   readonly #log: Logger;
   readonly #app: App;
   readonly #auth: SlackAuthorization;
-  #identityPromise: Promise<{ botUser: string; team: string }> | undefined;
+  #identityPromise: Promise<{ botUser: string; botId: string; team: string }> | undefined;
   #sink: MessageSink | undefined;
   #botUser = '';
   #health: ChannelHealth = { state: 'stopped', since: Date.now() };
@@ -177,10 +178,11 @@ export class SlackChannel implements Channel {
     }
   }
 
-  /** The bot's user id and workspace, from auth.test, asked once. */
-  async #identity(): Promise<{ botUser: string; team: string }> {
+  /** The bot's user id, its bot id and workspace, from auth.test, asked once. */
+  async #identity(): Promise<{ botUser: string; botId: string; team: string }> {
     this.#identityPromise ??= this.#app.client.auth.test().then((who) => ({
       botUser: String(who.user_id ?? ''),
+      botId: String(who.bot_id ?? ''),
       team: String(who.team_id ?? ''),
     }));
     const id = await this.#identityPromise;
@@ -258,11 +260,23 @@ export class SlackChannel implements Channel {
     const { files, notAttached } = await readDeliveryFiles(d.files);
     if (notAttached.length) text += `\n\n_Not attached: ${escapeMrkdwn(notAttached.join('; '))}_`;
     if (ctx.footer) text += `\n\n_${escapeMrkdwn(ctx.footer)}_`;
-    for (const part of splitMessage(text)) {
+    // An attempt that may have reached the thread (errand died before marking it sent)
+    // sends only what the thread does not show yet.
+    const posted = ctx.mayHaveBeenSent
+      ? await postedDelivery(app.client, {
+          channel,
+          threadTs,
+          deliveryId: d.id,
+          botId: (await this.#identity()).botId,
+        })
+      : undefined;
+    for (const [i, part] of splitMessage(text).entries()) {
+      if (posted?.parts.has(i)) continue;
       await app.client.chat.postMessage({
         channel,
         thread_ts: threadTs,
         text: part,
+        metadata: deliveryMetadata(d.id, i),
         ...NO_UNFURL,
       });
     }
@@ -270,7 +284,8 @@ export class SlackChannel implements Channel {
       ...(long ? [{ content: d.text, filename: 'reply.md' }] : []),
       ...files.map((f) => ({ file: f.content, filename: f.name })),
     ];
-    if (uploads.length > 0) {
+    const uploaded = posted && uploads.every((u) => posted.filesAfter.has(u.filename));
+    if (uploads.length > 0 && !uploaded) {
       await app.client.filesUploadV2({
         channel_id: channel,
         thread_ts: threadTs,

@@ -63,20 +63,31 @@ test('after a refresh request or a dropped connection the app reconnects and kee
   }
 });
 
+/**
+ * Starts test/harness/slack-crash-child.ts on `dir` (the fixture writes the config there
+ * and is stopped at once) and waits until it is connected; `exited` resolves with its exit signal.
+ */
+async function startCrashChild(
+  dir: string,
+  mode: 'after-store' | 'after-reply-posted',
+): Promise<{ exited: Promise<unknown> }> {
+  const setup = await slackFixture({ executor: new ScriptedExecutor(), slack, dir });
+  await setup.stopGateway();
+  const child = spawn(process.execPath, [CHILD, dir, slack.apiUrl, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b));
+  const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
+  await eventually(() => out.includes('"started"'), 'the child to start');
+  await slack.waitForConnection();
+  return { exited };
+}
+
 test('errand killed after storing a message and before acknowledging it loses nothing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'errand-slack-crash-'));
   try {
-    // The fixture writes the config into dir; stop it at once and let the child use it.
-    const setup = await slackFixture({ executor: new ScriptedExecutor(), slack, dir });
-    await setup.stopGateway();
-    const child = spawn(process.execPath, [CHILD, dir, slack.apiUrl], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b));
-    const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
-    await eventually(() => out.includes('"started"'), 'the child to start');
-    await slack.waitForConnection();
+    const { exited } = await startCrashChild(dir, 'after-store');
     const ts = slack.nextTs();
     const event = {
       type: 'message',
@@ -105,6 +116,45 @@ test('errand killed after storing a message and before acknowledging it loses no
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+for (const [what, words] of [
+  ['a reply in several messages', 1400],
+  ['a reply too long to show in full, and its reply.md,', 2600],
+] as const) {
+  test(`errand killed after posting ${what} and before marking it sent does not post it again`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'errand-slack-crash-'));
+    try {
+      const { exited } = await startCrashChild(dir, 'after-reply-posted');
+      const ts = slack.nextTs();
+      const text = Array.from({ length: words }, (_, i) => `word${i}`).join(' ');
+      await slack.send({
+        type: 'message',
+        channel: 'D7',
+        channel_type: 'im',
+        user: 'U1ALICE',
+        text,
+        ts,
+      });
+      assert.equal(await exited, 'SIGKILL');
+      const posted = slack.repliesIn('D7', ts).map((m) => ({ text: m.text, files: m.files }));
+      assert.ok(posted.length > 1, `the whole reply was posted before the kill: ${posted.length}`);
+      // The restarted errand finds the reply pending and sends it again, with the same id.
+      const f = await slackFixture({ executor: new ScriptedExecutor({ hang: false }), slack, dir });
+      try {
+        await eventually(async () => {
+          const all = await f.gateway.store.listDeliveries({});
+          return all.find((d) => d.kind === 'reply')?.state === 'sent';
+        }, 'the reply marked sent');
+        const after = slack.repliesIn('D7', ts).map((m) => ({ text: m.text, files: m.files }));
+        assert.deepEqual(after, posted, 'the thread shows the reply once');
+      } finally {
+        await f.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 /** Rewrites its plan every 50 ms for 2.5 s. */
 class BusyPlanner implements TaskExecutor {
