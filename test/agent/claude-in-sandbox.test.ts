@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClaudeCodeRunner } from '../../src/agent/index.ts';
+import { MAX_LINE_CHARS } from '../../src/agent/stream.ts';
 import type { Gateway } from '../../src/gateway/index.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import type { Store } from '../../src/store/types.ts';
@@ -17,6 +18,9 @@ import { type SandboxGateway, startSandboxGateway } from '../harness/sandbox-gat
 
 const API_HOST = 'api.model.test';
 const REAL_KEY = 'sk-ant-api03-RealKeyForTheScriptedServer0123456789abcdef';
+
+/** Ten times the longest line errand keeps. */
+const FLOOD_BYTES = 10 * MAX_LINE_CHARS;
 
 // The real Claude Code CLI, in a real container, through the proxy, against a scripted
 // model server on loopback.
@@ -120,6 +124,23 @@ const scenario: Scenario = (req) => {
               command:
                 'cd /workspace && echo hi > committed.txt && git add committed.txt && git -c user.name=agent -c user.email=agent@example.com commit -q -m "Add committed.txt"',
               description: 'commit',
+            },
+          },
+        ];
+  }
+  if (t.includes('flood the output')) {
+    return req.afterToolResult
+      ? [{ type: 'text', text: 'Flooded.' }]
+      : [
+          {
+            type: 'tool_use',
+            name: 'Bash',
+            input: {
+              // Up the process tree to the CLI, then a line of FLOOD_BYTES without end
+              // into its own stdout, which errand reads.
+              command: `p=$$; while [ "$p" -gt 1 ]; do case "$(readlink /proc/$p/exe)" in *claude*) break;; esac; p=$(awk '{print $4}' /proc/$p/stat); done; head -c ${FLOOD_BYTES} /dev/zero | tr '\\0' a > /proc/$p/fd/1; echo > /proc/$p/fd/1; echo "flooded $p"`,
+              description: 'flood',
+              timeout: 120000,
             },
           },
         ];
@@ -304,6 +325,22 @@ describe('Claude Code in the sandbox', () => {
     assert.ok(report, `outbox files: ${s.delivery.files.join(', ')}`);
     // The Bash tool's shell inherits the CLI's environment.
     assert.equal(readFileSync(report, 'utf8'), '1\n');
+  });
+
+  it('keeps at most the start of an endless line the agent writes into the CLI’s own output, and goes on to answer', async () => {
+    const s = await ask('Please flood the output.', 'flood');
+    assert.equal(s.delivery.text, 'Flooded.', s.delivery.text);
+    const [task] = await store.listTasks({ conversationId: s.conversation!.id });
+    const events = await store.listEvents(task!.id, 0, 1000);
+    const cut = events.find(
+      (e) => e.kind === 'agent_output' && (e.data as { chars?: number }).chars,
+    );
+    assert.ok(cut, 'the line is recorded as cut');
+    assert.equal((cut.data as { chars: number }).chars, FLOOD_BYTES, 'its length is counted');
+    const biggest = Math.max(...events.map((e) => JSON.stringify(e.data).length));
+    assert.ok(biggest < 100_000, `no stored event holds the line (largest: ${biggest})`);
+    const result = events.find((e) => e.kind === 'claude.result');
+    assert.ok(result, 'the lines after it are read as before');
   });
 
   it('commits with git in the workspace', async () => {
