@@ -9,6 +9,13 @@ import type { EventSink } from '../gateway/ports.ts';
  * counted and dropped; the line's start is stored as `agent_output` with `chars`.
  */
 export const MAX_LINE_CHARS = 4 * 1024 * 1024;
+/**
+ * What a session id the CLI names looks like (it names UUIDs). The agent can write lines
+ * into the CLI's output too, last before its task is stopped: an id of its choosing (a
+ * path, an option, a number) would be kept and handed to `--resume`, an object would fail
+ * the store's write.
+ */
+const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 /** How much of a line past the limit is kept for the record. */
 const CUT_LINE_HEAD = 500;
 
@@ -33,13 +40,6 @@ export interface StreamResult {
 export interface PlanItem {
   content: string;
   status: string;
-}
-
-interface ContentBlock {
-  type: string;
-  text?: string;
-  name?: string;
-  input?: { todos?: Array<{ content?: string; status?: string }> };
 }
 
 /**
@@ -133,40 +133,57 @@ export class StreamState {
   #line(line: string): void {
     if (!line.trim()) return;
     this.#keepTail(line.length > 500 ? `${line.slice(0, 500)}…` : line);
-    let ev: { type?: string; session_id?: string; message?: { content?: ContentBlock[] } };
+    let ev: { type?: unknown; session_id?: unknown; message?: { content?: unknown } };
     try {
       ev = JSON.parse(line);
     } catch {
       this.#emit('agent_output', { line });
       return;
     }
-    if (ev.session_id && ev.session_id !== this.sessionId) {
+    // The agent can write lines of any shape into the CLI's output; reading one must not
+    // throw (this runs in the output stream's handler, where a throw ends errand).
+    if (!isObject(ev)) {
+      this.#emit('agent_output', { line });
+      return;
+    }
+    if (
+      typeof ev.session_id === 'string' &&
+      SESSION_ID.test(ev.session_id) &&
+      ev.session_id !== this.sessionId
+    ) {
       this.sessionId = ev.session_id;
       // Kept as soon as the CLI names it (its `system`/`init` line), not only when it
       // finishes: a task errand does not live to finish must still be resumable.
       const id = ev.session_id;
       this.#pending = this.#pending.then(() => this.#events.session?.(id));
     }
-    if (ev.type === 'assistant') {
-      for (const block of ev.message?.content ?? []) {
-        if (block.type === 'text' && block.text?.trim()) this.texts.push(block.text);
-        if (
-          block.type === 'tool_use' &&
-          block.name === 'TodoWrite' &&
-          Array.isArray(block.input?.todos)
-        ) {
-          this.plan = block.input.todos.map((t) => ({
-            content: String(t.content ?? ''),
-            status: String(t.status ?? 'pending'),
-          }));
+    const content = isObject(ev.message) ? ev.message.content : undefined;
+    if (ev.type === 'assistant' && Array.isArray(content)) {
+      for (const block of content as unknown[]) {
+        if (!isObject(block)) continue;
+        if (block.type === 'text' && typeof block.text === 'string' && block.text.trim())
+          this.texts.push(block.text);
+        const todos = isObject(block.input) ? block.input.todos : undefined;
+        if (block.type === 'tool_use' && block.name === 'TodoWrite' && Array.isArray(todos)) {
+          this.plan = todos.map((t) => {
+            const item = isObject(t) ? t : {};
+            return {
+              content: String(item.content ?? ''),
+              status: String(item.status ?? 'pending'),
+            };
+          });
           this.#emit('plan', { items: this.plan });
         }
       }
     }
-    this.#emit(`claude.${ev.type ?? 'unknown'}`, ev);
+    this.#emit(`claude.${typeof ev.type === 'string' ? ev.type : 'unknown'}`, ev);
     if (ev.type === 'result') {
       this.result = ev as StreamResult;
       this.#onResult?.();
     }
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
