@@ -87,6 +87,13 @@ export interface SandboxExecutorOptions {
   holdSandboxes?: boolean;
 }
 
+/**
+ * How long a sandbox may go on after its answer. The CLI exits within a few seconds; an
+ * agent that wrote a result line of its own into the CLI's output and kept working would
+ * otherwise run on past its task, uncounted by max_concurrent, until its time limit.
+ */
+export const WIND_DOWN_MS = 10_000;
+
 /** How long a held sandbox waits for its task before it is discarded. */
 const HOLD_MAX_IDLE_MS = 10 * 60_000;
 
@@ -338,8 +345,11 @@ export class SandboxExecutor implements TaskExecutor {
       // sandboxes started once this one is gone (not after a task that could not start
       // one: its trouble would repeat).
       if (ran) void done.then(() => this.#replenishHeld(repoId, run.conversation.id));
-      if (settled) this.#windDown(run.conversation.id, done, () => windDown.abort());
-      else await done;
+      if (settled) {
+        const late = setTimeout(() => windDown.abort(), WIND_DOWN_MS);
+        void done.finally(() => clearTimeout(late));
+        this.#windDown(run.conversation.id, done, () => windDown.abort());
+      } else await done;
     }
   }
 

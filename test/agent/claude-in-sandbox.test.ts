@@ -8,6 +8,7 @@ import { ClaudeCodeRunner } from '../../src/agent/index.ts';
 import { MAX_LINE_CHARS } from '../../src/agent/stream.ts';
 import { conversationShow } from '../../src/cli/inspect.ts';
 import type { Gateway } from '../../src/gateway/index.ts';
+import { WIND_DOWN_MS } from '../../src/gateway/sandbox-executor.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import type { Workspaces } from '../../src/workspace/index.ts';
@@ -442,6 +443,13 @@ describe('Claude Code in the sandbox', () => {
     await channel.waitForSent(n + 1, 60_000);
     assert.equal((await store.getConversation(id))!.sessionId, kept, 'the CLI’s session is kept');
     assert.match(await conversationShow(store, id, false), new RegExp(`session ${kept}`));
+  });
+
+  it('stops a sandbox that answered with a result line of its own and goes on, once its time to wind down is over', async () => {
+    const s = await ask('Please answer early and go on.', 'early-on');
+    assert.equal(s.delivery.text, 'Answered early.', s.delivery.text);
+    assert.ok(agentGoesOn(), 'its sandbox goes on after the answer');
+    await eventually(() => !agentGoesOn(), 'the sandbox to be stopped', WIND_DOWN_MS + 30_000);
   });
 
   it('stops a sandbox that answered with a result line of its own and goes on, before its conversation’s folders are deleted', async () => {
