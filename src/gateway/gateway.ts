@@ -430,6 +430,11 @@ export class Gateway {
 
   async #remove(c: Conversation): Promise<DeleteResult> {
     try {
+      // Off its threads first: a message arriving while the folders go opens a new
+      // conversation, and no task is queued into (nor run on) the one being removed. A task
+      // queued since the sweep listed it keeps it.
+      const busy = await this.#store.detachConversation(c.id);
+      if (busy.length) return { outcome: 'busy', tasks: busy };
       await this.#executor.removeConversation?.(c);
       // Files channels saved for its messages (mail attachments, Slack files).
       for (const m of await this.#store.listMessages({ conversationId: c.id })) {

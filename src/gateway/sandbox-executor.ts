@@ -87,6 +87,13 @@ export interface SandboxExecutorOptions {
   holdSandboxes?: boolean;
 }
 
+/**
+ * How long a sandbox may go on after its answer. The CLI exits within a few seconds; an
+ * agent that wrote a result line of its own into the CLI's output and kept working would
+ * otherwise run on past its task, uncounted by max_concurrent, until its time limit.
+ */
+export const WIND_DOWN_MS = 10_000;
+
 /** How long a held sandbox waits for its task before it is discarded. */
 const HOLD_MAX_IDLE_MS = 10 * 60_000;
 
@@ -159,7 +166,11 @@ function bytes(size: string): number {
 export class SandboxExecutor implements TaskExecutor {
   readonly #o: SandboxExecutorOptions;
   readonly #lastImage = new Map<string, NonNullable<RepoSandboxInfo['image']>>();
-  readonly #settling = new Map<string, Promise<void>>();
+  /**
+   * Sandboxes that answered and are still running, by conversation: until gone, and how
+   * to stop one (a deleted conversation's, whose folders must not go from under it).
+   */
+  readonly #settling = new Map<string, { done: Promise<void>; stop: () => void }>();
 
   /** Per repository, for its next new conversation. */
   readonly #heldNew: HeldSandboxes | undefined;
@@ -244,7 +255,11 @@ export class SandboxExecutor implements TaskExecutor {
       };
     // The conversation's previous sandbox may still be winding down; its workspace and
     // agent state are not to be touched before it is gone.
-    await this.#settling.get(run.conversation.id);
+    await this.#settling.get(run.conversation.id)?.done;
+    // Aborts the sandbox after the answer too, when it goes on running (the CLI winding
+    // down, or an agent that wrote a result line of its own into the CLI's output).
+    const windDown = new AbortController();
+    const sandboxSignal = AbortSignal.any([signal, windDown.signal]);
     const cleanup: Array<() => Promise<void> | void> = [];
     let settled: Promise<void> | undefined;
     let ran = false;
@@ -266,7 +281,7 @@ export class SandboxExecutor implements TaskExecutor {
             env,
             timeoutMs,
             stdin: req.stdin,
-            signal,
+            signal: sandboxSignal,
             onStdout: req.onStdout,
             onStderr: req.onStderr,
           });
@@ -283,7 +298,7 @@ export class SandboxExecutor implements TaskExecutor {
           timeoutMs,
           claudeCodeVersion: claudeVersion(repoConfig),
           stdin: req.stdin,
-          signal,
+          signal: sandboxSignal,
           onStdout: req.onStdout,
           onStderr: req.onStderr,
         });
@@ -330,22 +345,26 @@ export class SandboxExecutor implements TaskExecutor {
       // sandboxes started once this one is gone (not after a task that could not start
       // one: its trouble would repeat).
       if (ran) void done.then(() => this.#replenishHeld(repoId, run.conversation.id));
-      if (settled) this.#windDown(run.conversation.id, done);
-      else await done;
+      if (settled) {
+        const late = setTimeout(() => windDown.abort(), WIND_DOWN_MS);
+        void done.finally(() => clearTimeout(late));
+        this.#windDown(run.conversation.id, done, () => windDown.abort());
+      } else await done;
     }
   }
 
   /** Tracks a sandbox that answered and is still exiting, until it is gone. */
-  #windDown(conversationId: string, done: Promise<void>): void {
-    this.#settling.set(conversationId, done);
+  #windDown(conversationId: string, done: Promise<void>, stop: () => void): void {
+    const entry = { done, stop };
+    this.#settling.set(conversationId, entry);
     void done.finally(() => {
-      if (this.#settling.get(conversationId) === done) this.#settling.delete(conversationId);
+      if (this.#settling.get(conversationId) === entry) this.#settling.delete(conversationId);
     });
   }
 
   /** Waits for sandboxes still winding down (for shutdown), and those being held. */
   async settle(): Promise<void> {
-    await Promise.all([...this.#settling.values()]);
+    await Promise.all([...this.#settling.values()].map((w) => w.done));
     await Promise.all([this.#heldNew?.settle(), this.#heldNext?.settle()]);
   }
 
@@ -822,6 +841,11 @@ export class SandboxExecutor implements TaskExecutor {
    * Fails with `tree_not_removed` when anything is left; what could go is gone.
    */
   async removeConversation(c: Conversation): Promise<void> {
+    // A sandbox that answered may still run (and its agent with it): stopped first, so no
+    // process of the sandbox is in the folders while they are removed.
+    const running = this.#settling.get(c.id);
+    running?.stop();
+    await running?.done;
     await this.#heldNext?.drop(c.id);
     await this.#o.driver.removeFolder(this.#o.workspaces.dirs(c.repoId, c.id).root);
     await removeTree(join(this.#o.deliveriesDir, c.id));

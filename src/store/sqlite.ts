@@ -401,6 +401,19 @@ export class SqliteStore implements Store {
     ).map(toConversation);
   }
 
+  async detachConversation(id: string): Promise<string[]> {
+    // One transaction against fileMessage's: a message filed first has queued its task
+    // (so this refuses), a message filed after finds no conversation for its thread.
+    return this.#tx(() => {
+      const busy = this.#all(
+        "SELECT id FROM tasks WHERE conversation_id = ? AND state IN ('queued', 'running') ORDER BY rowid",
+        id,
+      ).map((r) => r.id as string);
+      if (!busy.length) this.#run('DELETE FROM thread_keys WHERE conversation_id = ?', id);
+      return busy;
+    });
+  }
+
   async deleteConversation(id: string): Promise<void> {
     this.#tx(() => {
       // Children first: messages and deliveries reference tasks, events reference tasks.

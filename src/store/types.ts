@@ -281,6 +281,14 @@ export interface Store {
   ): Promise<void>;
   /** Conversations not updated since `before` with no queued or running task. */
   listIdleConversationsBefore(before: number): Promise<Conversation[]>;
+  /**
+   * Takes a conversation off its threads before it is deleted, in one write, unless it has
+   * a queued or running task: a message filed afterwards in one of its threads opens a new
+   * conversation instead of joining one whose folders are being removed. Returns the ids of
+   * its unfinished tasks; empty when it was detached (or has no thread keys left, or does
+   * not exist).
+   */
+  detachConversation(id: string): Promise<string[]>;
   /** Deletes a conversation with its messages, tasks, events, thread keys and deliveries. */
   deleteConversation(id: string): Promise<void>;
 

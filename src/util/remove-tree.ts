@@ -2,6 +2,7 @@ import {
   chmodSync,
   closeSync,
   constants,
+  type Dir,
   fstatSync,
   lstatSync,
   opendirSync,
@@ -26,9 +27,12 @@ import { setImmediate as turn } from 'node:timers/promises';
 /** open(2)'s O_PATH (Linux; Node does not name it): names a folder even without read permission. */
 const O_PATH = 0o10000000;
 const FOLDER = O_PATH | constants.O_NOFOLLOW | constants.O_DIRECTORY;
-/** Names read from a folder at once; the rest are read after these are gone. */
+/** Names read from a folder at once; its listing is read on once these are handled. */
 const NAMES_PER_READ = 1000;
-/** Descriptors held along the way down; the folders above are opened again through `..`. */
+/**
+ * Folders held open along the way down (two descriptors each: the folder and its
+ * listing); the folders above are opened again through `..`.
+ */
 const OPEN_LEVELS = 64;
 /**
  * Entries handled between two turns of the event loop. The calls are synchronous (each
@@ -88,6 +92,13 @@ interface Level {
   ino: number;
   /** Its name in the folder above (bytes: a name need not be UTF-8). */
   name: Buffer;
+  /**
+   * Its listing, read on from where the last batch ended: read again from the start, a
+   * folder of many entries that stay (another uid's) would cost its length per batch.
+   */
+  dir: Dir | undefined;
+  /** Its listing was read to the end: every name in it was handed out once. */
+  listed: boolean;
   /** Names read and not yet handled. */
   pending: Buffer[];
   /** Names handled that are still there (their failure is counted), by their bytes. */
@@ -154,6 +165,8 @@ function openFolder(path: Buffer | string, name: Buffer, expected: Stats | undef
       dev: st.dev,
       ino: st.ino,
       name,
+      dir: undefined,
+      listed: false,
       pending: [],
       stuck: new Set(),
       abandoned: false,
@@ -164,25 +177,40 @@ function openFolder(path: Buffer | string, name: Buffer, expected: Stats | undef
   }
 }
 
+/**
+ * The folder's next names; none once its listing is read to the end. Removing entries
+ * meanwhile is fine: readdir returns every entry that stays exactly once (POSIX). A listing
+ * closed before its end (to bound descriptors) is read again from the start, and the names
+ * that stayed are skipped.
+ */
 function readNames(l: Level): Buffer[] {
   const names: Buffer[] = [];
-  const dir = opendirSync(fdPath(l), {
+  if (l.listed) return names;
+  l.dir ??= opendirSync(fdPath(l), {
     // Typed as strings only; Node gives Buffer names with 'buffer'.
     encoding: 'buffer' as BufferEncoding,
     bufferSize: 128,
   });
-  try {
-    for (let e = dir.readSync(); e && names.length < NAMES_PER_READ; e = dir.readSync()) {
-      const name = e.name as unknown as Buffer;
-      if (!l.stuck.has(name.toString('latin1'))) names.push(name);
+  while (names.length < NAMES_PER_READ) {
+    const e = l.dir.readSync();
+    if (!e) {
+      closeListing(l);
+      l.listed = true;
+      break;
     }
-  } finally {
-    dir.closeSync();
+    const name = e.name as unknown as Buffer;
+    if (!l.stuck.has(name.toString('latin1'))) names.push(name);
   }
   return names;
 }
 
+function closeListing(l: Level): void {
+  l.dir?.closeSync();
+  l.dir = undefined;
+}
+
 function close(l: Level): void {
+  closeListing(l);
   if (l.fd === undefined) return;
   closeSync(l.fd);
   l.fd = undefined;

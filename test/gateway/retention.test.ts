@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
-import { gatewayFixture } from '../harness/gateway-fixture.ts';
+import { eventually, gatewayFixture } from '../harness/gateway-fixture.ts';
 
 /** A retention sweep as it runs 31 days from now, past the default 30 days. */
 async function sweepMonthLater(f: Awaited<ReturnType<typeof gatewayFixture>>): Promise<number> {
@@ -113,6 +113,97 @@ describe('retention', () => {
       assert.deepEqual(f.executor.removed, [id]);
       assert.equal(await f.store.getConversation(id), undefined);
       assert.deepEqual(await f.gateway.deleteConversation(id), { outcome: 'not_found' });
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a message in the thread of a conversation being deleted opens a new conversation: nothing runs on the folders being removed, and the message is answered', async () => {
+    const f = await gatewayFixture();
+    try {
+      await f.channel.send('first', { thread: 'old' });
+      await f.channel.waitForSent(1);
+      const old = f.executor.runs[0]!.conversation.id;
+      // The removal takes a while (a big workspace, podman unshare rm).
+      let finishRemoval = () => {};
+      let removing = false;
+      const ranDuringRemoval: string[] = [];
+      const remove = f.executor.removeConversation.bind(f.executor);
+      f.executor.removeConversation = async (c) => {
+        removing = true;
+        await new Promise<void>((resolve) => {
+          finishRemoval = resolve;
+        });
+        await remove(c);
+        removing = false;
+      };
+      const run = f.executor.run.bind(f.executor);
+      f.executor.run = async (r, signal, events) => {
+        if (removing) ranDuringRemoval.push(r.conversation.id);
+        return await run(r, signal, events);
+      };
+      const deleted = f.gateway.deleteConversation(old);
+      await eventually(() => removing, 'the removal to start');
+      await f.channel.send('a follow-up while it is deleted', { thread: 'old' });
+      // Whatever the follow-up does, it has done it before the removal ends.
+      await new Promise((r) => setTimeout(r, 200));
+      finishRemoval();
+      assert.deepEqual(await deleted, { outcome: 'deleted' });
+      const sent = await f.channel.waitForSent(2);
+      assert.match(sent[1]!.delivery.text, /a follow-up while it is deleted/, 'it is answered');
+      const fresh = await f.store.findConversationByThread('app', 'web', 'old');
+      assert.ok(fresh, 'the thread has a conversation again');
+      assert.notEqual(fresh.id, old, 'a new one');
+      assert.ok(
+        !ranDuringRemoval.includes(old),
+        'no task ran in the conversation while its folders were removed',
+      );
+      assert.equal(f.executor.runs.at(-1)!.conversation.id, fresh.id);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a sweep does not delete a conversation that got a queued task after the sweep listed it', async () => {
+    const f = await gatewayFixture({ maxConcurrent: 1 });
+    try {
+      await f.channel.send('first', { thread: 'a' });
+      await f.channel.waitForSent(1);
+      await f.channel.send('second', { thread: 'b' });
+      await f.channel.waitForSent(2);
+      const [a, b] = f.executor.runs.map((r) => r.conversation.id);
+      let finishRemoval = () => {};
+      let removing = false;
+      const remove = f.executor.removeConversation.bind(f.executor);
+      f.executor.removeConversation = async (c) => {
+        if (c.id === a) {
+          removing = true;
+          await new Promise<void>((resolve) => {
+            finishRemoval = resolve;
+          });
+        }
+        await remove(c);
+      };
+      const sweep = sweepMonthLater(f);
+      await eventually(() => removing, 'the removal of the first to start');
+      // The only place is taken, so b's follow-up waits in the queue.
+      await f.channel.send('hang: keeps the only place', { thread: 'c' });
+      await f.executor.waitForRuns(3);
+      await f.channel.send('a follow-up that waits its turn', { thread: 'b' });
+      await eventually(
+        async () => (await f.store.listTasks({ conversationId: b!, states: ['queued'] })).length,
+        'the follow-up to be queued',
+      );
+      finishRemoval();
+      await sweep;
+      assert.deepEqual(f.executor.removed, [a], 'b, busy now, is kept');
+      assert.ok(await f.store.getConversation(b!));
+      f.executor.releaseAll();
+      const sent = await f.channel.waitForSent(4);
+      assert.ok(
+        sent.some((s) => /a follow-up that waits its turn/.test(s.delivery.text)),
+        'the follow-up is answered',
+      );
     } finally {
       await f.close();
     }

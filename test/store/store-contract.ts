@@ -371,6 +371,23 @@ export function storeContract(name: string, open: () => Promise<Store> | Store):
       );
     });
 
+    it('takes a conversation off its threads for deletion, unless it has a queued task', async () => {
+      const idle = await conversation('idle');
+      const busy = await conversation('busy');
+      const { task } = await store.queueMessage(
+        (await store.insertMessage(msg())).message.id,
+        busy.id,
+      );
+      assert.deepEqual(await store.detachConversation(busy.id), [task.id]);
+      assert.equal((await store.findConversationByThread('app', 'email', 'busy'))?.id, busy.id);
+      assert.deepEqual(await store.detachConversation(idle.id), []);
+      assert.equal(await store.findConversationByThread('app', 'email', 'idle'), undefined);
+      assert.ok(await store.getConversation(idle.id), 'kept until it is deleted');
+      const follow = (await store.insertMessage(msg({ threadKeys: ['idle'] }))).message;
+      const filed = await store.fileMessage(follow.id, { channel: 'email', title: 't' });
+      assert.notEqual(filed.conversation.id, idle.id, 'a message in its thread opens a new one');
+    });
+
     it('deletes a conversation with its messages, tasks, events, deliveries and thread keys', async () => {
       const c = await conversation('gone');
       const keep = await conversation('kept');
