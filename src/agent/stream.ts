@@ -1,4 +1,4 @@
-import type { EventSink } from '../gateway/ports.ts';
+import type { EventSink } from '../gateway/index.ts';
 
 export interface StreamResult {
   type: 'result';
