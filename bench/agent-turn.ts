@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClaudeCodeRunner, claudeArgs } from '../src/agent/index.ts';
 import { defaultCacheDir } from '../src/config/index.ts';
-import { SandboxExecutor } from '../src/gateway/sandbox-executor.ts';
+import { SandboxExecutor } from '../src/execution/index.ts';
 import {
   BASE_IMAGE,
   DEFAULT_CLAUDE_CODE_VERSION,

@@ -12,13 +12,16 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Part → parts it must not import. A part is a folder directly under src/. */
 const FORBIDDEN: Record<string, string[]> = {
+  // The gateway orchestrates: it reaches task execution only through TaskExecutor.
+  gateway: ['execution', 'sandbox', 'proxy', 'agent', 'workspace', 'channels', 'dashboard', 'cli'],
   // Channels, the sandbox, the proxy and the agent never import each other.
-  channels: ['sandbox', 'agent', 'proxy'],
-  sandbox: ['channels', 'agent', 'proxy', 'gateway'],
+  channels: ['sandbox', 'agent', 'proxy', 'execution'],
+  sandbox: ['channels', 'agent', 'proxy', 'gateway', 'execution'],
   agent: ['channels', 'sandbox', 'proxy'],
-  proxy: ['channels', 'sandbox', 'agent', 'gateway', 'store'],
-  store: ['gateway'],
-  config: ['gateway'],
+  proxy: ['channels', 'sandbox', 'agent', 'gateway', 'store', 'execution'],
+  execution: ['channels', 'dashboard', 'cli'],
+  store: ['gateway', 'execution'],
+  config: ['gateway', 'execution'],
 };
 
 function* sources(dir: string): Generator<string> {

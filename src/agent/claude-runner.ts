@@ -1,13 +1,11 @@
+import { type AgentRunner, SANDBOX_PATHS, type SandboxExecResult } from '../execution/index.ts';
 import type {
-  AgentRunner,
   EventSink,
   HistoryEntry,
   PromptPart,
-  SandboxExecResult,
   TaskOutcome,
   TaskRun,
-} from '../gateway/ports.ts';
-import { SANDBOX_PATHS } from '../gateway/ports.ts';
+} from '../gateway/index.ts';
 import type { TaskUsage } from '../store/types.ts';
 import { chooseReply } from './reply.ts';
 import { type StreamResult, StreamState } from './stream.ts';

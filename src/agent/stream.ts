@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import type { EventSink } from '../gateway/ports.ts';
+import type { EventSink } from '../gateway/index.ts';
 
 /**
  * The longest output line (characters) that is parsed and stored. The CLI's lines are

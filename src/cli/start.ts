@@ -16,8 +16,8 @@ import {
   watchConfig,
 } from '../config/index.ts';
 import { createDashboard, dashboardExposure, sha256Hex } from '../dashboard/index.ts';
+import { SandboxExecutor } from '../execution/index.ts';
 import { Gateway } from '../gateway/index.ts';
-import { SandboxExecutor } from '../gateway/sandbox-executor.ts';
 import { ErrandError } from '../util/errors.ts';
 import { createLogger } from '../util/logger.ts';
 import { controlTokenPath, openStore, requireConfig } from './context.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ServerConfig } from '../../src/config/index.ts';
-import type { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import type { SandboxExecutor } from '../../src/execution/index.ts';
 import { BASE_IMAGE } from '../../src/sandbox/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Held, HeldSandboxes } from '../../src/gateway/held-sandboxes.ts';
+import { type Held, HeldSandboxes } from '../../src/execution/held-sandboxes.ts';
 
 // The bookkeeping of held sandboxes, with stand-ins for the sandboxes themselves: the real
 // ones are tested in test/gateway/held-sandbox.test.ts.

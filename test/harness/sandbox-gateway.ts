@@ -1,9 +1,8 @@
 import { basename, dirname, join } from 'node:path';
 import type { ServerConfig } from '../../src/config/index.ts';
 import { defaultCacheDir } from '../../src/config/index.ts';
+import { type AgentRunner, SandboxExecutor } from '../../src/execution/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
-import type { AgentRunner } from '../../src/gateway/ports.ts';
-import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/types.ts';
 import { silentLogger } from '../../src/util/logger.ts';

@@ -1,4 +1,5 @@
-import type { AgentRunner, TaskOutcome } from '../../src/gateway/ports.ts';
+import type { AgentRunner } from '../../src/execution/index.ts';
+import type { TaskOutcome } from '../../src/gateway/index.ts';
 
 /**
  * An agent for executor tests: the task's text is a bash script run in the sandbox, and

@@ -14,7 +14,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCacheDir, type ServerConfig } from '../../src/config/index.ts';
-import { SandboxExecutor } from '../../src/gateway/sandbox-executor.ts';
+import { SandboxExecutor } from '../../src/execution/index.ts';
 import { BASE_IMAGE, HOSTS_FILE, PodmanSandbox } from '../../src/sandbox/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';

@@ -9,7 +9,7 @@ import type {
   DeliveryContext,
   MessageSink,
   NewThread,
-} from '../../gateway/ports.ts';
+} from '../../gateway/index.ts';
 import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
 import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';

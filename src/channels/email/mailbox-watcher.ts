@@ -8,7 +8,7 @@
  * state is reported through `health()`.
  */
 import { ImapFlow } from 'imapflow';
-import type { ChannelHealth } from '../../gateway/ports.ts';
+import type { ChannelHealth } from '../../gateway/index.ts';
 import type { Logger } from '../../util/logger.ts';
 import { fetchBatches } from './fetch-batches.ts';
 import { describeCertificateFailure, imapOptions, type MailServer } from './mail-servers.ts';

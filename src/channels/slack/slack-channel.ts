@@ -9,7 +9,7 @@ import type {
   MessageSink,
   NewThread,
   PlanStep,
-} from '../../gateway/ports.ts';
+} from '../../gateway/index.ts';
 import type {
   Conversation,
   Delivery,

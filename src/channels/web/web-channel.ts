@@ -6,7 +6,7 @@ import type {
   ChannelHealth,
   MessageSink,
   NewThread,
-} from '../../gateway/ports.ts';
+} from '../../gateway/index.ts';
 import type { Delivery, StoredMessage } from '../../store/types.ts';
 
 export interface WebSubmission {

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import type { NetworkRequest } from '../../gateway/ports.ts';
+import type { NetworkRequest } from '../../gateway/index.ts';
 import type { Conversation, Delivery, StoredMessage, Task, TaskEvent } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
 import { ago, cost, duration, formatCost, markdown, time } from './format.ts';

@@ -1,5 +1,4 @@
-import type { UndeletedConversation } from '../../gateway/index.ts';
-import type { ChannelHealth } from '../../gateway/ports.ts';
+import type { ChannelHealth, UndeletedConversation } from '../../gateway/index.ts';
 import type { Conversation, Task } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
 import { ago, clip, cost, duration } from './format.ts';

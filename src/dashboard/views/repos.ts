@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import type { RepoConfig } from '../../config/index.ts';
-import type { RepoSandboxInfo } from '../../gateway/ports.ts';
+import type { RepoSandboxInfo } from '../../gateway/index.ts';
 import { Secret } from '../../util/secret.ts';
 import { redactUrl } from '../../util/url-credentials.ts';
 import { type Html, html } from '../html.ts';

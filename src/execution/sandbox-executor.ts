@@ -2,6 +2,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
+import type {
+  EventSink,
+  NetworkRequest,
+  RepoSandboxInfo,
+  TaskExecutor,
+  TaskOutcome,
+  TaskRun,
+} from '../gateway/index.ts';
 import {
   type AcceptConnection,
   ALLOWLIST_FILE,
@@ -47,18 +55,8 @@ import {
   type WorkspaceRepo,
   Workspaces,
 } from '../workspace/index.ts';
+import { type AgentRunner, SANDBOX_PATHS, type SandboxExecRequest } from './agent-seam.ts';
 import { type Held, HeldSandboxes } from './held-sandboxes.ts';
-import {
-  type AgentRunner,
-  type EventSink,
-  type NetworkRequest,
-  type RepoSandboxInfo,
-  SANDBOX_PATHS,
-  type SandboxExecRequest,
-  type TaskExecutor,
-  type TaskOutcome,
-  type TaskRun,
-} from './ports.ts';
 
 export interface SandboxExecutorOptions {
   config: () => ServerConfig;
