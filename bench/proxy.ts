@@ -24,10 +24,9 @@ import {
   CertificateAuthority,
   ProxyServer,
   parseAllowlist,
-  SANDBOX_ADDRESS,
-  startSandboxNetns,
   surrogatesFor,
 } from '../src/proxy/index.ts';
+import { SANDBOX_ADDRESS, startSandboxNetns } from '../src/sandbox/index.ts';
 
 const { values } = parseArgs({
   options: {

@@ -34,6 +34,7 @@ import {
   ensurePodmanEnv,
   IMAGE_REPO,
   ImageCache,
+  openSandboxNetns,
   parseSandboxFile,
   removeLeftContainerFiles,
   removeOrphans,
@@ -405,7 +406,7 @@ export async function sandboxRun(o: SandboxRunOptions): Promise<number> {
         upstreamCa,
         log: networkLog === undefined ? () => undefined : fileNetworkLog(networkLog),
       },
-      podmanEnv,
+      (accept) => openSandboxNetns(podmanEnv, accept),
     );
   } catch (e) {
     throw setup((e as Error).message);

@@ -1,5 +1,4 @@
-import type { SandboxNetns } from '../proxy/index.ts';
-import type { HeldSandbox } from '../sandbox/index.ts';
+import type { HeldSandbox, SandboxNetns } from '../sandbox/index.ts';
 import type { ConversationDirs } from '../workspace/index.ts';
 
 /** A sandbox started before its task, with its folders and network. */

@@ -11,7 +11,6 @@ import type {
   TaskRun,
 } from '../gateway/index.ts';
 import {
-  type AcceptConnection,
   ALLOWLIST_FILE,
   type Allowlist,
   CertificateAuthority,
@@ -21,23 +20,25 @@ import {
   openTaskNetwork,
   ProxyServer,
   parseAllowlist,
-  type SandboxNetns,
   type TaskNetwork,
-  WarmNetns,
 } from '../proxy/index.ts';
 import {
+  type AcceptConnection,
   BASE_IMAGE,
   CA_CERT,
   type ContainerFile,
   DEFAULT_CLAUDE_CODE_VERSION,
   ensurePodmanEnv,
+  openSandboxNetns,
   PodmanSandbox,
   parseSandboxFile,
   type SandboxDriver,
   type SandboxFile,
   type SandboxMount,
+  type SandboxNetns,
   type SandboxNetwork,
   sandboxFileSchema,
+  WarmNetns,
 } from '../sandbox/index.ts';
 import type { Conversation } from '../store/types.ts';
 import { describeError, isErrandError } from '../util/errors.ts';
@@ -764,8 +765,10 @@ export class SandboxExecutor implements TaskExecutor {
               filter: (body) => filterModelRequest(body, modelRequests),
             },
           },
-          this.#o.podmanEnv,
-          netnsFor ?? (this.#o.warmNetns ? (accept) => this.#o.warmNetns!.take(accept) : undefined),
+          netnsFor ??
+            (this.#o.warmNetns
+              ? (accept) => this.#o.warmNetns!.take(accept)
+              : (accept) => openSandboxNetns(this.#o.podmanEnv, accept)),
         );
       } catch (e) {
         throw new Unready(

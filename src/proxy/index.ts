@@ -26,13 +26,6 @@ export {
   type ModelRequestPolicy,
   type ModelRequestVerdict,
 } from './model-request-filter.ts';
-export {
-  type AcceptConnection,
-  SANDBOX_ADDRESS,
-  type SandboxNetns,
-  startSandboxNetns,
-  WarmNetns,
-} from './netns.ts';
 export { fileNetworkLog, type NetworkLogEntry } from './network-log.ts';
 export { type ProxyPolicy, ProxyServer, type ProxySession } from './proxy-server.ts';
 export { formsOf, type MaskForm, ReflectionMask } from './reflection-mask.ts';
@@ -44,4 +37,4 @@ export {
   surrogatesFor,
   swapSurrogates,
 } from './surrogates.ts';
-export { openTaskNetwork, type TaskNetwork } from './task-network.ts';
+export { openTaskNetwork, type TaskNamespace, type TaskNetwork } from './task-network.ts';

@@ -1,10 +1,16 @@
 import type { Allowlist } from './allowlist.ts';
 import { type AwsCredential, awsEnv, awsSurrogatesFor } from './aws-resign.ts';
 import type { ModelApiPolicy } from './model-api-body.ts';
-import { type AcceptConnection, type SandboxNetns, startSandboxNetns } from './netns.ts';
 import type { NetworkLogEntry } from './network-log.ts';
-import type { ProxyServer } from './proxy-server.ts';
+import type { ProxyServer, ProxySession } from './proxy-server.ts';
 import { type MaskedSecret, surrogatesFor } from './surrogates.ts';
+
+/** What the proxy needs of the namespace a task's sandbox joins. */
+export interface TaskNamespace {
+  path: string;
+  dns: string;
+  close(): Promise<void>;
+}
 
 export interface TaskNetwork {
   /** The variables the container gets: surrogates of every masked secret and AWS key. */
@@ -34,13 +40,11 @@ export async function openTaskNetwork(
     /** The model API whose request bodies are filtered; absent: none. */
     modelApi?: ModelApiPolicy;
   },
-  podmanEnv: NodeJS.ProcessEnv,
-  /** Where the namespace comes from; default: a new one (errand keeps one warm). */
-  netnsFor: (accept: AcceptConnection) => Promise<SandboxNetns> = async (accept) => {
-    const ns = await startSandboxNetns(podmanEnv);
-    ns.attach(accept);
-    return ns;
-  },
+  /**
+   * The sandbox's private namespace, whose connections go to `accept` (the sandbox
+   * driver's: the proxy knows no namespace, only the sockets it is handed).
+   */
+  netnsFor: (accept: ProxySession['accept']) => Promise<TaskNamespace>,
 ): Promise<TaskNetwork> {
   const surrogates = surrogatesFor(o.secrets);
   const aws = awsSurrogatesFor(o.aws);
@@ -59,7 +63,7 @@ export async function openTaskNetwork(
     log: o.log,
     modelApi: o.modelApi,
   });
-  let netns: SandboxNetns;
+  let netns: TaskNamespace;
   try {
     netns = await netnsFor(session.accept);
   } catch (e) {

@@ -37,6 +37,14 @@ export {
   IMAGE_REPO,
   ImageCache,
 } from './image-cache.ts';
+export {
+  type AcceptConnection,
+  openSandboxNetns,
+  SANDBOX_ADDRESS,
+  type SandboxNetns,
+  startSandboxNetns,
+  WarmNetns,
+} from './netns.ts';
 export { BASE_IMAGE, containersConf, ensurePodmanEnv, podmanVersion, runPodman } from './podman.ts';
 export { PodmanSandbox } from './podman-driver.ts';
 export {

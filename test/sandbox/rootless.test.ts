@@ -162,7 +162,7 @@ describe('errand as a normal user', { skip: skipReason() }, () => {
     const src = (p: string) => JSON.stringify(new URL(`../../src/${p}`, import.meta.url).href);
     const script = `
       const { PodmanSandbox, BASE_IMAGE, ensurePodmanEnv } = await import(${src('sandbox/index.ts')});
-      const { startSandboxNetns } = await import(${src('proxy/index.ts')});
+      const { startSandboxNetns } = await import(${src('sandbox/index.ts')});
       const state = process.env.HOME + '/held-state';
       const sandbox = new PodmanSandbox({ stateDir: state, cacheDir: '/nonexistent', sandboxDir: process.env.HOME + '/held-sandboxes', imageMaxAgeMs: 3600000 });
       const ns = await startSandboxNetns(await ensurePodmanEnv(state));

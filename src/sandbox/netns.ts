@@ -25,6 +25,16 @@ export interface SandboxNetns {
   close(): Promise<void>;
 }
 
+/** A new namespace whose connections go to `accept` from the start. */
+export async function openSandboxNetns(
+  podmanEnv: NodeJS.ProcessEnv,
+  accept: AcceptConnection,
+): Promise<SandboxNetns> {
+  const ns = await startSandboxNetns(podmanEnv);
+  ns.attach(accept);
+  return ns;
+}
+
 /**
  * Creates a private network namespace (loopback only) held by the relay process, which
  * answers DNS and hands connections on ports 80 and 443 to errand over an IPC channel. As

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { SANDBOX_ADDRESS } from '../../src/proxy/index.ts';
+import { SANDBOX_ADDRESS } from '../../src/sandbox/index.ts';
 import { processStart } from '../../src/util/process-start.ts';
 import { isAlive } from '../harness/process-alive.ts';
 
@@ -16,7 +16,7 @@ const run = promisify(execFile);
 // synchronous step): a connection the relay hands over stays unacknowledged, in flight.
 const OPENER = `
 import { ensurePodmanEnv } from ${JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href)};
-import { startSandboxNetns } from ${JSON.stringify(new URL('../../src/proxy/index.ts', import.meta.url).href)};
+import { startSandboxNetns } from ${JSON.stringify(new URL('../../src/sandbox/index.ts', import.meta.url).href)};
 const [dir, mode] = process.argv.slice(1);
 const ns = await startSandboxNetns(await ensurePodmanEnv(dir));
 ns.attach((socket) => socket.destroy());

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { SANDBOX_ADDRESS, startSandboxNetns, WarmNetns } from '../../src/proxy/index.ts';
+import { SANDBOX_ADDRESS, startSandboxNetns, WarmNetns } from '../../src/sandbox/index.ts';
 import { isAlive } from '../harness/process-alive.ts';
 
 const run = promisify(execFile);
