@@ -8,10 +8,11 @@
  * drain, and the loss: messages without exactly one acknowledgement and one reply.
  * Target (issue "memory under a backlog"): under 200 MB peak, nothing lost.
  *
- *   bash scripts/node.sh bench/backlog.ts [--messages N] [--node-flags=--max-semi-space-size=4]
+ *   bash scripts/node.sh bench/backlog.ts [--messages N] [--node-flags='--max-semi-space-size=4']
  *
- * BACKLOG_MESSAGES=N does what --messages does. --node-flags starts both of errand's
- * processes (baseline and backlog) with those Node/V8 flags, to compare heap settings.
+ * BACKLOG_MESSAGES=N does what --messages does. Both of errand's processes (baseline and
+ * backlog) start with the Node flags errand's launch paths give it (ERRAND_NODE_FLAGS);
+ * --node-flags replaces them, to compare heap settings (`--node-flags=` for Node's defaults).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -20,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { ERRAND_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { DovecotServer } from '../test/harness/dovecot-server.ts';
 import { emailYaml, passingAuthResults } from '../test/harness/email-fixture.ts';
 import { buildMail } from '../test/harness/signed-mail.ts';
@@ -29,7 +31,7 @@ const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: process.env.BACKLOG_MESSAGES ?? '10000' },
     'timeout-minutes': { type: 'string', default: '20' },
-    'node-flags': { type: 'string', default: '' },
+    'node-flags': { type: 'string', default: ERRAND_NODE_FLAGS.join(' ') },
   },
 });
 const NODE_FLAGS = values['node-flags'].split(' ').filter(Boolean);
@@ -166,7 +168,9 @@ try {
   console.log(
     "  errand: gateway + email channel in a child process, on SQLite; the executor is scripted (answers at once), so this measures errand's own memory, not an agent's",
   );
-  if (NODE_FLAGS.length) console.log(`  errand's processes run with ${NODE_FLAGS.join(' ')}`);
+  console.log(
+    `  errand's processes run with ${NODE_FLAGS.length ? NODE_FLAGS.join(' ') : "Node's default flags"}`,
+  );
   console.log(`  putting the backlog in the Maildir took ${appendS.toFixed(1)} s (not counted)`);
   console.log(`  baseline, same process on an empty mailbox: peak RSS ${mb(baseline)}`);
   console.log(`  backlog: peak RSS ${mb(peak)} (${(peak / baseline).toFixed(2)}x the baseline)`);

@@ -3,4 +3,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 node_path="$(bash "$root/scripts/setup.sh" | tail -n 1)"
-exec "$node_path" "$root/src/cli/errand.ts" start "$@"
+# The Node flags of ERRAND_NODE_FLAGS in src/cli/node-flags.ts (a test holds them equal).
+exec "$node_path" --optimize-for-size "$root/src/cli/errand.ts" start "$@"

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { defaultConfigPath, formatConfigIssues, loadServerConfig } from '../config/index.ts';
 import { ErrandError } from '../util/errors.ts';
+import { ERRAND_NODE_FLAGS } from './node-flags.ts';
 
 const UNIT = 'errand.service';
 
@@ -37,6 +38,7 @@ export function systemdUnit(opts: {
 }): string {
   const exec = [
     opts.nodePath,
+    ...ERRAND_NODE_FLAGS,
     opts.mainPath,
     'start',
     ...(opts.configPath ? ['--config', opts.configPath] : []),

@@ -1,21 +1,7 @@
-import type { Delivery, Store } from '../store/types.ts';
+import type { Delivery, DeliveryRef, Store } from '../store/types.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { WorkQueue } from './work-queue.ts';
-
-/**
- * What waits in memory for its turn: where to find the delivery again, not its text or
- * files (a backlog's replies stay in the store). A delivery outside any conversation (a
- * notice to a refused message) is rare and waits whole, in `held`.
- */
-interface Waiting {
-  id: string;
-  repoId: string;
-  channel: Delivery['channel'];
-  conversationId?: string;
-  attempts: number;
-  held?: Delivery;
-}
 
 export interface DeliveryQueueOptions {
   store: Store;
@@ -47,7 +33,7 @@ export class DeliveryQueue {
     DeliveryQueueOptions;
   // One per repository and channel, in order per conversation; #attempt handles its own
   // errors, as WorkQueue requires.
-  #byChannel = new Map<string, WorkQueue<Waiting>>();
+  #byChannel = new Map<string, WorkQueue<DeliveryRef>>();
   #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
@@ -67,24 +53,20 @@ export class DeliveryQueue {
     for (const q of this.#byChannel.values()) q.limit = n;
   }
 
-  enqueue(d: Delivery): void {
-    const { id, repoId, channel, conversationId, attempts } = d;
-    this.#push(
-      conversationId
-        ? { id, repoId, channel, conversationId, attempts }
-        : { id, repoId, channel, attempts, held: d },
-    );
-  }
-
-  #push(w: Waiting): void {
+  /**
+   * Queues a delivery. Only where to find it waits in memory, not its text or files: a
+   * backlog's replies stay in the store until their turn.
+   */
+  enqueue(d: DeliveryRef): void {
     if (this.#closed) return;
-    const channel = `${w.repoId}\0${w.channel}`;
-    let q = this.#byChannel.get(channel);
+    const { id, repoId, channel, conversationId, attempts } = d;
+    const key = `${repoId}\0${channel}`;
+    let q = this.#byChannel.get(key);
     if (!q) {
-      q = new WorkQueue<Waiting>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
-      this.#byChannel.set(channel, q);
+      q = new WorkQueue<DeliveryRef>((x) => this.#attempt(x), { limit: this.#opts.inFlight });
+      this.#byChannel.set(key, q);
     }
-    q.push(w.conversationId ?? w.id, w);
+    q.push(conversationId ?? id, { id, repoId, channel, conversationId, attempts });
   }
 
   /** Waits up to `ms` for deliveries in flight (not for scheduled retries). */
@@ -106,18 +88,13 @@ export class DeliveryQueue {
     this.#timers.clear();
   }
 
-  async #attempt(w: Waiting): Promise<void> {
+  async #attempt(w: DeliveryRef): Promise<void> {
     if (this.#closed) return;
-    let d = w.held;
+    let d: Delivery | undefined;
     try {
-      d ??= (
-        await this.#opts.store.listDeliveries({
-          conversationId: w.conversationId,
-          states: ['pending'],
-        })
-      ).find((x) => x.id === w.id);
+      d = await this.#opts.store.getDelivery(w.id);
       // Sent by an earlier attempt, or its conversation was deleted meanwhile.
-      if (!d) return;
+      if (d?.state !== 'pending') return;
       await this.#opts.send(d);
       await this.#opts.store.markDelivery(d.id, { state: 'sent' });
     } catch (e) {
@@ -135,7 +112,7 @@ export class DeliveryQueue {
       const delay = Math.min(this.#opts.baseDelayMs * 2 ** (attempts - 1), this.#opts.maxDelayMs);
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
-        this.#push({ ...w, attempts, held: w.held && { ...w.held, attempts, lastError: error } });
+        this.enqueue({ ...w, attempts });
       }, delay);
       this.#timers.add(timer);
     }

@@ -465,7 +465,7 @@ export class Gateway {
 
   // ---- intake -------------------------------------------------------------------------
 
-  #process(message: StoredMessage): void {
+  #process(message: Pick<StoredMessage, 'id' | 'repoId' | 'channel'>): void {
     this.#intake.push(`${message.repoId}\0${message.channel}`, message.id);
   }
 
@@ -730,8 +730,10 @@ export class Gateway {
 
   // ---- recovery -----------------------------------------------------------------------
 
+  // A backlog left by the last process is queued by reference: each message and delivery
+  // is read in full when its turn comes, not all at once here.
   async #recover(): Promise<void> {
-    for (const d of await this.#store.listDeliveries({ states: ['pending'] })) {
+    for (const d of await this.#store.listDeliveryRefs({ states: ['pending'] })) {
       this.#inherited.add(d.id);
       this.#deliveries.enqueue(d);
     }
@@ -754,7 +756,7 @@ export class Gateway {
         repoId: task.repoId,
       });
     }
-    for (const message of await this.#store.listMessages({ states: ['received'] }))
+    for (const message of await this.#store.listMessageRefs({ states: ['received'] }))
       this.#process(message);
   }
 

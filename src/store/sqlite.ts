@@ -8,6 +8,7 @@ import type {
   ChannelKind,
   Conversation,
   Delivery,
+  DeliveryRef,
   DeliveryState,
   FiledMessage,
   IncomingMessage,
@@ -32,9 +33,11 @@ function opt<T>(v: unknown): T | undefined {
   return v === null || v === undefined ? undefined : (v as T);
 }
 
+// Copies rather than deletes: `delete` turns an object into a slower, larger dictionary.
 function compact<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
+  const out = {} as T;
+  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }
 
 function toMessage(r: Row): StoredMessage {
@@ -267,6 +270,20 @@ export class SqliteStore implements Store {
     }
     const sql = `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at, stored_at, id`;
     return this.#all(sql, ...params).map(toMessage);
+  }
+
+  async listMessageRefs(filter: {
+    states: MessageState[];
+  }): Promise<Array<Pick<StoredMessage, 'id' | 'repoId' | 'channel'>>> {
+    return this.#all(
+      `SELECT id, repo_id, channel FROM messages WHERE state IN (${inList(filter.states.length)})
+       ORDER BY received_at, stored_at, id`,
+      ...filter.states,
+    ).map((r) => ({
+      id: r.id as string,
+      repoId: r.repo_id as string,
+      channel: r.channel as ChannelKind,
+    }));
   }
 
   async setMessageState(
@@ -717,6 +734,27 @@ export class SqliteStore implements Store {
 
   async createDelivery(d: NewDelivery): Promise<Delivery> {
     return this.#insertDelivery(d);
+  }
+
+  async getDelivery(id: string): Promise<Delivery | undefined> {
+    const r = this.#get('SELECT * FROM deliveries WHERE id = ?', id);
+    return r && toDelivery(r);
+  }
+
+  async listDeliveryRefs(filter: { states: DeliveryState[] }): Promise<DeliveryRef[]> {
+    return this.#all(
+      `SELECT id, repo_id, channel, conversation_id, attempts FROM deliveries
+       WHERE state IN (${inList(filter.states.length)}) ORDER BY created_at, rowid`,
+      ...filter.states,
+    ).map((r) =>
+      compact({
+        id: r.id as string,
+        repoId: r.repo_id as string,
+        channel: r.channel as ChannelKind,
+        conversationId: opt<string>(r.conversation_id),
+        attempts: Number(r.attempts),
+      }),
+    );
   }
 
   async listDeliveries(filter: {

@@ -178,6 +178,12 @@ export interface Delivery {
   sentAt?: number;
 }
 
+/** Where to find a delivery again and how to queue it: not its text or files. */
+export type DeliveryRef = Pick<
+  Delivery,
+  'id' | 'repoId' | 'channel' | 'conversationId' | 'attempts'
+>;
+
 export interface NewDelivery {
   repoId: string;
   channel: ChannelKind;
@@ -258,6 +264,13 @@ export interface Store {
     conversationId?: string;
     taskId?: string;
   }): Promise<StoredMessage[]>;
+  /**
+   * The id, repository and channel of each message in one of `states`, in the order
+   * listMessages gives: what recovery needs to queue a backlog without loading it.
+   */
+  listMessageRefs(filter: {
+    states: MessageState[];
+  }): Promise<Array<Pick<StoredMessage, 'id' | 'repoId' | 'channel'>>>;
   setMessageState(
     id: string,
     state: MessageState,
@@ -357,11 +370,14 @@ export interface Store {
   listEvents(taskId: string, afterSeq?: number, limit?: number): Promise<TaskEvent[]>;
 
   createDelivery(d: NewDelivery): Promise<Delivery>;
+  getDelivery(id: string): Promise<Delivery | undefined>;
   listDeliveries(filter: {
     states?: DeliveryState[];
     taskId?: string;
     conversationId?: string;
   }): Promise<Delivery[]>;
+  /** listDeliveries of `states`, as refs: what recovery needs to queue them. */
+  listDeliveryRefs(filter: { states: DeliveryState[] }): Promise<DeliveryRef[]>;
   markDelivery(id: string, patch: { state: DeliveryState; error?: string }): Promise<void>;
 
   close(): Promise<void>;

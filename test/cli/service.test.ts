@@ -24,7 +24,7 @@ describe('the systemd user unit', () => {
     });
     assert.match(
       unit,
-      /^ExecStart="\/opt\/node 24\/bin\/node" \/srv\/errand\/dist\/cli\/errand.js start --config "\/home\/a\/my config\/errand.yaml"$/m,
+      /^ExecStart="\/opt\/node 24\/bin\/node" --optimize-for-size \/srv\/errand\/dist\/cli\/errand.js start --config "\/home\/a\/my config\/errand.yaml"$/m,
     );
     assert.match(unit, /^Restart=on-failure$/m);
     assert.match(unit, /^Environment=PATH=\/usr\/bin:\/bin$/m);
@@ -45,7 +45,10 @@ describe('the systemd user unit', () => {
       assert.ok(existsSync(path));
       assert.match(
         readFileSync(path, 'utf8'),
-        new RegExp(`^ExecStart=/usr/bin/node /m.js start --config ${configPath}$`, 'm'),
+        new RegExp(
+          `^ExecStart=/usr/bin/node --optimize-for-size /m.js start --config ${configPath}$`,
+          'm',
+        ),
         'the config is named: the service does not see the XDG_CONFIG_HOME of this shell',
       );
       assert.equal(r.enabled, false);

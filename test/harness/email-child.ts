@@ -3,6 +3,8 @@
  * environment (NODE_EXTRA_CA_CERTS is read only at start).
  *
  *   node email-child.ts probe DIR   logs in as `errand check` does; prints the problems
+ *   node email-child.ts send DIR    sends one mail with the channel's SMTP sender; prints
+ *                                   "sent" or the error's message, as JSON
  *   node email-child.ts serve DIR   runs the gateway with the email channel of repo "app"
  *                                   and a scripted executor; prints "started"
  *
@@ -10,6 +12,7 @@
  */
 import { join } from 'node:path';
 import { EmailChannel, probeEmail } from '../../src/channels/email/index.ts';
+import { SmtpSender } from '../../src/channels/email/smtp-sender.ts';
 import { loadServerConfig } from '../../src/config/index.ts';
 import { Gateway } from '../../src/gateway/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
@@ -24,6 +27,28 @@ if (!email) throw new Error('repo "app" has no email');
 
 if (mode === 'probe') {
   process.stdout.write(`${JSON.stringify(await probeEmail(email, 5_000))}\n`);
+  process.exit(0);
+}
+if (mode === 'send') {
+  const sender = new SmtpSender({ ...email.smtp, password: email.smtp.password.reveal() });
+  const outcome = await sender
+    .send({
+      from: email.address,
+      to: 'alice@sender.test',
+      cc: [],
+      subject: 'from the sender',
+      messageId: 'd_child@example.com',
+      references: [],
+      text: 'Sent by the SMTP sender.',
+      html: '<p>Sent by the SMTP sender.</p>',
+      attachments: [],
+    })
+    .then(
+      () => 'sent',
+      (e: Error) => e.message,
+    );
+  sender.close();
+  process.stdout.write(`${JSON.stringify(outcome)}\n`);
   process.exit(0);
 }
 const gateway = new Gateway({

@@ -62,9 +62,12 @@ export class SmtpCatcher {
     this.#server.on('error', () => undefined);
   }
 
-  static async start(o: ConstructorParameters<typeof SmtpCatcher>[0] = {}): Promise<SmtpCatcher> {
+  /** port: where to listen (a free one when 0, the default). */
+  static async start(
+    o: ConstructorParameters<typeof SmtpCatcher>[0] & { port?: number } = {},
+  ): Promise<SmtpCatcher> {
     const c = new SmtpCatcher(o);
-    await new Promise<void>((resolve) => c.#server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => c.#server.listen(o.port ?? 0, '127.0.0.1', resolve));
     c.port = (c.#server.server.address() as AddressInfo).port;
     return c;
   }

@@ -299,6 +299,21 @@ export function storeContract(name: string, open: () => Promise<Store> | Store):
       );
     });
 
+    it('lists the refs of messages in given states, in the order it lists the messages', async () => {
+      const late = (await store.insertMessage(msg({ receivedAt: 9_000 }))).message;
+      const early = (await store.insertMessage(msg({ receivedAt: 10, channel: 'slack' }))).message;
+      const rejected = (await store.insertMessage(msg())).message;
+      await store.setMessageState(rejected.id, 'rejected', { reason: 'no' });
+      assert.deepEqual(await store.listMessageRefs({ states: ['received'] }), [
+        { id: early.id, repoId: 'app', channel: 'slack' },
+        { id: late.id, repoId: 'app', channel: 'email' },
+      ]);
+      assert.deepEqual(
+        (await store.listMessageRefs({ states: ['received'] })).map((r) => r.id),
+        (await store.listMessages({ states: ['received'] })).map((m) => m.id),
+      );
+    });
+
     it('keeps task events in order and pages them', async () => {
       const c = await conversation();
       const { task } = await store.queueMessage(
@@ -317,13 +332,11 @@ export function storeContract(name: string, open: () => Promise<Store> | Store):
       );
     });
 
+    const webNotice = (text: string) =>
+      store.createDelivery({ repoId: 'app', channel: 'web', kind: 'notice', text });
+
     it('tracks a delivery from pending through failed attempts to sent', async () => {
-      const d = await store.createDelivery({
-        repoId: 'app',
-        channel: 'web',
-        kind: 'notice',
-        text: 'x',
-      });
+      const d = await webNotice('x');
       await store.markDelivery(d.id, { state: 'pending', error: 'timeout' });
       await store.markDelivery(d.id, { state: 'pending', error: 'refused' });
       let got = (await store.listDeliveries({}))[0]!;
@@ -333,6 +346,32 @@ export function storeContract(name: string, open: () => Promise<Store> | Store):
       got = (await store.listDeliveries({}))[0]!;
       assert.equal(got.state, 'sent');
       assert.ok(got.sentAt);
+    });
+
+    it('gets a delivery by id, and lists pending ones as refs in the order it lists them', async () => {
+      const c = await conversation();
+      const first = await store.createDelivery({
+        repoId: 'app',
+        channel: 'email',
+        conversationId: c.id,
+        kind: 'ack',
+        text: 'got it',
+      });
+      const notice = await webNotice('x');
+      const sent = await webNotice('y');
+      await store.markDelivery(notice.id, { state: 'pending', error: 'timeout' });
+      await store.markDelivery(sent.id, { state: 'sent' });
+      assert.deepEqual(await store.getDelivery(first.id), first);
+      assert.equal((await store.getDelivery(sent.id))!.state, 'sent');
+      assert.equal(await store.getDelivery('d_unknown'), undefined);
+      assert.deepEqual(await store.listDeliveryRefs({ states: ['pending'] }), [
+        { id: first.id, repoId: 'app', channel: 'email', conversationId: c.id, attempts: 0 },
+        { id: notice.id, repoId: 'app', channel: 'web', attempts: 1 },
+      ]);
+      assert.deepEqual(
+        (await store.listDeliveryRefs({ states: ['pending'] })).map((r) => r.id),
+        (await store.listDeliveries({ states: ['pending'] })).map((d) => d.id),
+      );
     });
 
     it('maps every thread key of a conversation to it and ignores keys already mapped', async () => {

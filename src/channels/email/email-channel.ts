@@ -209,7 +209,6 @@ export class EmailChannel implements Channel {
       resolver: this.#opts.resolver,
       authorizedSenders: this.#config.authorized_senders,
     });
-    const log = this.#opts.logger.child({ repo: this.repoId, channel: 'email', uid: mail.uid });
     if (!verdict.ok && verdict.temporary) {
       throw new Error(`sender check could not finish (${verdict.reason}); will try again`);
     }
@@ -265,9 +264,12 @@ export class EmailChannel implements Channel {
       meta: { ...meta },
     };
     const r = await sink.receive(msg);
+    // Made only when there is something to say: a child logger per mail adds up in a backlog.
+    const log = () =>
+      this.#opts.logger.child({ repo: this.repoId, channel: 'email', uid: mail.uid });
     if (!accepted) {
-      log.warn({ message: r.messageId, reason: meta.authReason ?? automatic }, 'mail refused');
-    } else if (r.duplicate) log.info({ message: r.messageId }, 'mail seen before; not run again');
+      log().warn({ message: r.messageId, reason: meta.authReason ?? automatic }, 'mail refused');
+    } else if (r.duplicate) log().info({ message: r.messageId }, 'mail seen before; not run again');
   }
 
   async #saveAttachments(

@@ -84,6 +84,13 @@ async function probe(cfg: string, trust: 'extra' | 'system' | 'none' = 'extra'):
   return JSON.parse(stdout) as string[];
 }
 
+/** Sends one mail with the email channel's SMTP sender; "sent" or the error's message. */
+async function send(cfg: string, trust: 'extra' | 'none' = 'extra'): Promise<string> {
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: trust === 'extra' ? certs.caFile : '' };
+  const { stdout } = await run(process.execPath, [CHILD, 'send', cfg], { env });
+  return JSON.parse(stdout) as string;
+}
+
 describe('mail servers over TLS', () => {
   it('logs in with implicit TLS and with STARTTLS, for IMAP and SMTP', async () => {
     assert.deepEqual(await probe(configDir({ imap: 'tls', smtp: 'tls' })), []);
@@ -119,8 +126,43 @@ describe('mail servers over TLS', () => {
     assert.match(noSmtpStarttls[0]!, /^SMTP localhost:\d+: /);
   });
 
+  // The sender opens its own TCP connection (without Nagle's algorithm) and hands it to
+  // nodemailer, which does the TLS; these hold that path to what the probe holds.
+  it('sends mail with implicit TLS and with STARTTLS', async () => {
+    for (const security of ['tls', 'starttls'] as const) {
+      const before = smtp[security]!.messages.length;
+      assert.equal(await send(configDir({ imap: 'tls', smtp: security })), 'sent', security);
+      const caught = smtp[security]!.messages.slice(before);
+      assert.equal(caught.length, 1, security);
+      assert.match(caught[0]!.raw, /Sent by the SMTP sender\./);
+    }
+  });
+
+  it('sends nothing to a server whose certificate its CAs do not vouch for', async () => {
+    for (const security of ['tls', 'starttls'] as const) {
+      const before = smtp[security]!.messages.length;
+      const outcome = await send(configDir({ imap: 'tls', smtp: security }), 'none');
+      assert.notEqual(outcome, 'sent', security);
+      assert.match(outcome, /certificate/i, security);
+      assert.equal(
+        smtp[security]!.messages.length,
+        before,
+        `nothing reached the ${security} server`,
+      );
+    }
+  });
+
+  it('never sends in plain text to a starttls server that does not offer STARTTLS', async () => {
+    const before = smtp.none!.messages.length;
+    const outcome = await send(configDir({ imap: 'tls', smtp: 'starttls', smtpServer: smtp.none }));
+    assert.notEqual(outcome, 'sent');
+    assert.match(outcome, /STARTTLS/);
+    assert.equal(smtp.none!.messages.length, before, 'nothing reached the server');
+  });
+
   it('receives a task over IMAPS and sends the reply over SMTPS', async () => {
     const cfg = configDir({ imap: 'tls', smtp: 'tls' });
+    const before = smtp.tls!.messages.length;
     const child: ChildProcess = spawn(process.execPath, [CHILD, 'serve', cfg], {
       env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caFile },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -138,7 +180,7 @@ describe('mail servers over TLS', () => {
           prepend: [passingAuthResults('sender.test')],
         }),
       );
-      const mails = await smtp.tls!.waitFor(2);
+      const mails = (await smtp.tls!.waitFor(before + 2)).slice(before);
       assert.deepEqual(
         mails.map((m) => m.to),
         [['alice@sender.test'], ['alice@sender.test']],
