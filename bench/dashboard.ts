@@ -7,7 +7,7 @@
  *   bash scripts/node.sh bench/dashboard.ts [--conversations N] [--events-per N] [--runs N]
  */
 import { parseArgs } from 'node:util';
-import type { TaskEvent } from '../src/store/types.ts';
+import type { TaskEvent } from '../src/domain/index.ts';
 import { dashboardFixture } from '../test/harness/dashboard-fixture.ts';
 import { LiveExecutor } from '../test/harness/live-executor.ts';
 

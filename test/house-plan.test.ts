@@ -11,7 +11,24 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Part → parts it must not import. A part is a folder directly under src/. */
+const PARTS = [
+  'agent',
+  'channels',
+  'cli',
+  'config',
+  'dashboard',
+  'execution',
+  'gateway',
+  'proxy',
+  'sandbox',
+  'store',
+  'util',
+  'workspace',
+];
+
 const FORBIDDEN: Record<string, string[]> = {
+  // The vocabulary every part speaks imports none of them.
+  domain: PARTS,
   // The gateway orchestrates: it reaches task execution only through TaskExecutor.
   gateway: ['execution', 'sandbox', 'proxy', 'agent', 'workspace', 'channels', 'dashboard', 'cli'],
   // Channels, the sandbox, the proxy and the agent never import each other.
@@ -64,6 +81,12 @@ function violations(): string[] {
 }
 
 it('no part of src/ imports a part the house plan forbids it', () => {
+  const folders = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory());
+  // A new part must be placed in the plan (here and in docs/architecture.md) before it grows.
+  assert.deepEqual(
+    folders.map((e) => e.name).filter((n) => n !== 'domain' && n !== 'types' && !PARTS.includes(n)),
+    [],
+  );
   assert.deepEqual(violations(), []);
 });
 

@@ -1,3 +1,4 @@
+import type { TaskUsage } from '../domain/index.ts';
 import { type AgentRunner, SANDBOX_PATHS, type SandboxExecResult } from '../execution/index.ts';
 import type {
   EventSink,
@@ -6,7 +7,6 @@ import type {
   TaskOutcome,
   TaskRun,
 } from '../gateway/index.ts';
-import type { TaskUsage } from '../store/types.ts';
 import { chooseReply } from './reply.ts';
 import { type StreamResult, StreamState } from './stream.ts';
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/index.ts';
-import type { Conversation, Store, Task } from '../store/index.ts';
+import type { Conversation, Task } from '../domain/index.ts';
+import type { Store } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
 import { formatCost, terminalSafe, terminalSafeJson, terminalSafeLine } from '../util/text.ts';
 import { controlBaseUrl, controlTokenPath } from './context.ts';

@@ -9,8 +9,8 @@
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Context, Hono } from 'hono';
+import type { Delivery, StoredMessage } from '../domain/index.ts';
 import type { Gateway } from '../gateway/index.ts';
-import type { Delivery, StoredMessage } from '../store/index.ts';
 import { redactUrl } from '../util/url-credentials.ts';
 import { type Env, MAX_TEXT, MODEL, webChannelOf } from './app-env.ts';
 import { AFTER_SEQ, type PagingRule, type PagingValue, pagingValue } from './paging.ts';

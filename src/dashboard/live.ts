@@ -4,8 +4,9 @@
  * so a reconnect resumes after the last one it has); other pages get a throttled
  * "changed" and fetch their content again.
  */
+
+import type { Delivery, StoredMessage, Task, TaskEvent } from '../domain/index.ts';
 import type { Gateway } from '../gateway/index.ts';
-import type { Delivery, StoredMessage, Task, TaskEvent } from '../store/types.ts';
 import { SSE_KEEPALIVE, sseFrame } from './sse.ts';
 import { planSection, renderEvent } from './views/timeline.ts';
 

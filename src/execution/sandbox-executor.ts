@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RepoConfig, ServerConfig } from '../config/index.ts';
+import type { Conversation } from '../domain/index.ts';
 import type {
   EventSink,
   NetworkRequest,
@@ -40,7 +41,6 @@ import {
   sandboxFileSchema,
   WarmNetns,
 } from '../sandbox/index.ts';
-import type { Conversation } from '../store/types.ts';
 import { describeError, isErrandError } from '../util/errors.ts';
 import { safeFileName } from '../util/file-names.ts';
 import type { Logger } from '../util/logger.ts';

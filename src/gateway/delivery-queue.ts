@@ -1,4 +1,5 @@
-import type { Delivery, DeliveryRef, Store } from '../store/types.ts';
+import type { Delivery } from '../domain/index.ts';
+import type { DeliveryRef, Store } from '../store/index.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { WorkQueue } from './work-queue.ts';

@@ -6,12 +6,12 @@ import type {
   Conversation,
   Delivery,
   IncomingMessage,
-  Store,
   StoredMessage,
   Task,
   TaskState,
-} from '../store/types.ts';
-import { TERMINAL_TASK_STATES } from '../store/types.ts';
+} from '../domain/index.ts';
+import { TERMINAL_TASK_STATES } from '../domain/index.ts';
+import type { Store } from '../store/index.ts';
 import { describeError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { DeliveryQueue } from './delivery-queue.ts';

@@ -10,11 +10,11 @@ import type {
   Conversation,
   Delivery,
   IncomingMessage,
+  NetworkRequest,
   StoredMessage,
   Task,
   TaskUsage,
-} from '../store/types.ts';
-import type { NetworkRequest } from '../util/network-request.ts';
+} from '../domain/index.ts';
 
 export type HealthState = 'starting' | 'connected' | 'retrying' | 'failed' | 'stopped';
 

@@ -1,4 +1,4 @@
-import type { TaskUsage } from '../store/types.ts';
+import type { TaskUsage } from '../domain/index.ts';
 import { formatCost, formatDuration } from '../util/text.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { NetworkRequest } from '../util/network-request.ts';
+import type { NetworkRequest } from '../domain/index.ts';
 
 /** One line of the network log. */
 export type NetworkLogEntry = NetworkRequest;

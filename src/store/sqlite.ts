@@ -1,29 +1,31 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { ErrandError } from '../util/errors.ts';
-import { newId } from '../util/ids.ts';
-import { MIGRATIONS } from './migrations.ts';
 import type {
   ChannelKind,
   Conversation,
   Delivery,
-  DeliveryRef,
   DeliveryState,
-  FiledMessage,
   IncomingMessage,
-  InsertMessageResult,
-  MessageFiling,
   MessageState,
-  NewConversation,
-  NewDelivery,
-  Store,
   StoredMessage,
   Task,
   TaskEvent,
-  TaskFilter,
   TaskState,
   TaskUsage,
+} from '../domain/index.ts';
+import { ErrandError } from '../util/errors.ts';
+import { newId } from '../util/ids.ts';
+import { MIGRATIONS } from './migrations.ts';
+import type {
+  DeliveryRef,
+  FiledMessage,
+  InsertMessageResult,
+  MessageFiling,
+  NewConversation,
+  NewDelivery,
+  Store,
+  TaskFilter,
 } from './types.ts';
 
 type Row = Record<string, SQLInputValue>;

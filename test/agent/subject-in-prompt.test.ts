@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildPrompt } from '../../src/agent/claude-runner.ts';
+import type { Conversation, Task } from '../../src/domain/index.ts';
 import type { TaskRun } from '../../src/gateway/ports.ts';
-import type { Conversation, Task } from '../../src/store/index.ts';
 
 function run(subject: string, firstTask = true): TaskRun {
   const at = Date.UTC(2026, 0, 2, 3, 4, 5);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EmailChannel } from '../../src/channels/email/index.ts';
 import { SlackChannel } from '../../src/channels/slack/index.ts';
-import type { Conversation, Delivery } from '../../src/store/types.ts';
+import type { Conversation, Delivery } from '../../src/domain/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { configFrom } from '../harness/gateway-fixture.ts';
 import { mailFor, sendingEmailYaml } from '../harness/mail-out.ts';

@@ -9,7 +9,7 @@ import { get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { MAX_BACKLOG_EVENTS } from '../../src/dashboard/live.ts';
-import type { Task } from '../../src/store/types.ts';
+import type { Task } from '../../src/domain/index.ts';
 import { browserMissing, launchBrowser } from '../harness/browser.ts';
 import { type DashboardFixture, dashboardFixture } from '../harness/dashboard-fixture.ts';
 import { eventually } from '../harness/gateway-fixture.ts';

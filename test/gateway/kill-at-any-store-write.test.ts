@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/domain/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
-import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/store/types.ts';
 import {
   deliveredTo,
   type GatewayProcess,

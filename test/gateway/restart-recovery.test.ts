@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/domain/index.ts';
 import { openSqliteStore } from '../../src/store/index.ts';
-import { type Delivery, TERMINAL_MESSAGE_STATES } from '../../src/store/types.ts';
 import { deliveredTo, gatewayStateDir, kill9, startGateway } from '../harness/gateway-process.ts';
 
 /** Restarts normally and waits until `n` deliveries exist, then checks every message ended. */

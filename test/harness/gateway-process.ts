@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Delivery } from '../../src/store/types.ts';
+import type { Delivery } from '../../src/domain/index.ts';
 import { startJsonChild } from './json-child.ts';
 
 const CHILD = fileURLToPath(new URL('./gateway-child.ts', import.meta.url));

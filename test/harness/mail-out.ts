@@ -3,7 +3,7 @@
  * mailbox is never watched), answering a mail from alice, caught by the SMTP catcher.
  */
 import type { EmailChannel } from '../../src/channels/email/index.ts';
-import type { Delivery, StoredMessage } from '../../src/store/types.ts';
+import type { Delivery, StoredMessage } from '../../src/domain/index.ts';
 import type { SmtpCatcher } from './smtp-catcher.ts';
 
 /** The `email:` block of a repository (indent 4) whose replies go to `smtp`. */

@@ -1,4 +1,12 @@
 import type {
+  Attachment,
+  ChannelKind,
+  Conversation,
+  Delivery,
+  IncomingMessage,
+  StoredMessage,
+} from '../../src/domain/index.ts';
+import type {
   AuthorizationResult,
   Channel,
   ChannelHealth,
@@ -6,14 +14,6 @@ import type {
   MessageSink,
   NewThread,
 } from '../../src/gateway/ports.ts';
-import type {
-  Attachment,
-  ChannelKind,
-  Conversation,
-  Delivery,
-  IncomingMessage,
-  StoredMessage,
-} from '../../src/store/types.ts';
 
 export interface SentDelivery {
   delivery: Delivery;

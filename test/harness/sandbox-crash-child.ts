@@ -11,7 +11,7 @@
  */
 import { createInterface } from 'node:readline';
 import { loadServerConfig } from '../../src/config/index.ts';
-import type { Task } from '../../src/store/types.ts';
+import type { Task } from '../../src/domain/index.ts';
 import { startSandboxGateway } from './sandbox-gateway.ts';
 import { ShellAgent } from './shell-agent.ts';
 

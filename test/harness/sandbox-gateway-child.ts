@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClaudeCodeRunner } from '../../src/agent/index.ts';
 import { loadServerConfig } from '../../src/config/index.ts';
-import type { Task } from '../../src/store/types.ts';
+import type { Task } from '../../src/domain/index.ts';
 import { startSandboxGateway } from './sandbox-gateway.ts';
 
 const dir = process.argv[2]!;

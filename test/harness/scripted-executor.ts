@@ -1,5 +1,5 @@
+import type { Conversation } from '../../src/domain/index.ts';
 import type { EventSink, TaskExecutor, TaskOutcome, TaskRun } from '../../src/gateway/ports.ts';
-import type { Conversation } from '../../src/store/types.ts';
 
 /**
  * A task executor for gateway tests. Each run records what it was given; a run whose

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { IncomingMessage, Store } from '../../src/store/types.ts';
+import type { IncomingMessage } from '../../src/domain/index.ts';
+import type { Store } from '../../src/store/types.ts';
 
 let n = 0;
 export function msg(over: Partial<IncomingMessage> = {}): IncomingMessage {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RepoConfig } from '../../config/index.ts';
+import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../domain/index.ts';
 import type {
   AuthorizationResult,
   Channel,
@@ -10,7 +11,6 @@ import type {
   MessageSink,
   NewThread,
 } from '../../gateway/index.ts';
-import type { Attachment, Delivery, IncomingMessage, StoredMessage } from '../../store/types.ts';
 import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import type { Logger } from '../../util/logger.ts';

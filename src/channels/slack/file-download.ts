@@ -7,7 +7,7 @@
  */
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Attachment } from '../../store/types.ts';
+import type { Attachment } from '../../domain/index.ts';
 import { safeFileName, uniqueFileNames } from '../../util/file-names.ts';
 import { removeEntry } from '../../util/no-follow-files.ts';
 

@@ -2,6 +2,13 @@ import { join } from 'node:path';
 import { App, type Logger as BoltLogger, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import type { RepoConfig } from '../../config/index.ts';
 import type {
+  Conversation,
+  Delivery,
+  IncomingMessage,
+  StoredMessage,
+  Task,
+} from '../../domain/index.ts';
+import type {
   AuthorizationResult,
   Channel,
   ChannelHealth,
@@ -10,13 +17,6 @@ import type {
   NewThread,
   PlanStep,
 } from '../../gateway/index.ts';
-import type {
-  Conversation,
-  Delivery,
-  IncomingMessage,
-  StoredMessage,
-  Task,
-} from '../../store/types.ts';
 import { readDeliveryFiles } from '../../util/delivery-files.ts';
 import { describeError } from '../../util/errors.ts';
 import type { Logger } from '../../util/logger.ts';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RepoConfig } from '../../config/index.ts';
+import type { Delivery, StoredMessage } from '../../domain/index.ts';
 import type {
   AuthorizationResult,
   Channel,
@@ -7,7 +8,6 @@ import type {
   MessageSink,
   NewThread,
 } from '../../gateway/index.ts';
-import type { Delivery, StoredMessage } from '../../store/types.ts';
 
 export interface WebSubmission {
   /** Dashboard user name (or `local` on loopback without login). */

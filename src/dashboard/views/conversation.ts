@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
+import type { Conversation, Delivery, StoredMessage, Task, TaskEvent } from '../../domain/index.ts';
 import type { NetworkRequest } from '../../gateway/index.ts';
-import type { Conversation, Delivery, StoredMessage, Task, TaskEvent } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
 import { ago, cost, duration, formatCost, markdown, time } from './format.ts';
 import { csrfField, type PageContext } from './layout.ts';

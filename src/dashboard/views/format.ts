@@ -1,5 +1,5 @@
 import MarkdownIt from 'markdown-it';
-import type { TaskUsage } from '../../store/types.ts';
+import type { TaskUsage } from '../../domain/index.ts';
 import { formatCost, formatDuration } from '../../util/text.ts';
 import { redactUrl } from '../../util/url-credentials.ts';
 import { type Html, trusted } from '../html.ts';

@@ -1,5 +1,5 @@
+import type { Conversation, Task } from '../../domain/index.ts';
 import type { ChannelHealth, UndeletedConversation } from '../../gateway/index.ts';
-import type { Conversation, Task } from '../../store/types.ts';
 import { type Html, html } from '../html.ts';
 import { ago, clip, cost, duration } from './format.ts';
 import { csrfField, type PageContext } from './layout.ts';

@@ -1,4 +1,4 @@
-import type { Conversation, Task, TaskEvent } from '../../store/types.ts';
+import type { Conversation, Task, TaskEvent } from '../../domain/index.ts';
 import { type Html, html } from '../html.ts';
 import { stopForm } from './conversation.ts';
 import { cost, duration, time } from './format.ts';

@@ -2,7 +2,7 @@
  * One task's events as a readable timeline: the agent's text, each tool call with its
  * input and result, plan updates, sandbox steps. Long output is collapsed.
  */
-import type { TaskEvent } from '../../store/types.ts';
+import type { TaskEvent } from '../../domain/index.ts';
 import { type Html, html } from '../html.ts';
 import { clip, duration, formatCost, markdown, time } from './format.ts';
 

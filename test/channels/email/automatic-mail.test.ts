@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { AUTOMATIC_MAIL_RULES } from '../../../src/channels/email/automatic-mail.ts';
 import { headerValues, rawHeaders } from '../../../src/channels/email/raw-headers.ts';
-import type { StoredMessage } from '../../../src/store/types.ts';
+import type { StoredMessage } from '../../../src/domain/index.ts';
 import { DEFAULT_USER, DovecotServer } from '../../harness/dovecot-server.ts';
 import {
   type EmailFixture,

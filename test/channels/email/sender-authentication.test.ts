@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { StoredMessage } from '../../../src/store/types.ts';
+import type { StoredMessage } from '../../../src/domain/index.ts';
 import {
   type EmailFixture,
   emailFixture,
