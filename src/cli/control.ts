@@ -10,15 +10,22 @@ export interface ControlAnswer {
   body: { message?: string; error?: string } & Record<string, unknown>;
 }
 
+/** The control token the running errand wrote for this config; undefined: none yet. */
+export function readControlToken(config: ServerConfig): string | undefined {
+  try {
+    return readFileSync(controlTokenPath(config), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * POSTs to the running errand's API with the control token, as the user running the
  * command. Fails with `not_running` when errand has no token or does not answer.
  */
 export async function postToErrand(config: ServerConfig, path: string): Promise<ControlAnswer> {
-  let token: string;
-  try {
-    token = readFileSync(controlTokenPath(config), 'utf8').trim();
-  } catch {
+  const token = readControlToken(config);
+  if (token === undefined) {
     throw new ErrandError(
       'not_running',
       'errand has not been started with this config (no control token). Start it with: errand start',

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import type { ServerConfig } from '../config/index.ts';
 import type { Conversation, Task } from '../domain/index.ts';
 import type { Store } from '../store/index.ts';
 import { ErrandError } from '../util/errors.ts';
 import { formatCost, terminalSafe, terminalSafeJson, terminalSafeLine } from '../util/text.ts';
-import { controlBaseUrl, controlTokenPath } from './context.ts';
+import { controlBaseUrl } from './context.ts';
+import { readControlToken } from './control.ts';
 
 /**
  * Read-only views over the store for `status` and `conversations`; safe while errand runs (WAL).
@@ -62,12 +62,8 @@ export interface RunningHealth {
 /** Health from the running errand; undefined when it does not answer. */
 export async function runningHealth(config: ServerConfig): Promise<RunningHealth | undefined> {
   try {
-    let token = '';
-    try {
-      token = readFileSync(controlTokenPath(config), 'utf8').trim();
-    } catch {
-      // Not started yet with this config: the request below finds nobody anyway.
-    }
+    // None: not started yet with this config, and the request below finds nobody anyway.
+    const token = readControlToken(config);
     const res = await fetch(`${controlBaseUrl(config)}/api/health`, {
       headers: token ? { authorization: `Bearer ${token}` } : {},
       signal: AbortSignal.timeout(3000),
