@@ -186,8 +186,8 @@ export class SandboxExecutor implements TaskExecutor {
   }
 
   /**
-   * The executor of one installation on this host: mirrors, the CA and the proxy's
-   * sockets under `stateDir`, podman sandboxes, the Claude Code CLI cached in `cacheDir`.
+   * The executor of one installation on this host: mirrors, the proxy's CA and build
+   * contexts under `stateDir`, podman sandboxes, the Claude Code CLI cached in `cacheDir`.
    * What sandboxes mount (conversation folders, copies of errand's files and the CLI) is
    * under `sandboxDir`, so a sandbox's mount table names no path of the others.
    */
